@@ -1,0 +1,165 @@
+/* target.c - the NVPTX targets tilec compiles for, and the LLVM set-up they share.
+ *
+ * Sits at the end of the pipeline: lowering (elsewhere in codegen/) hands an LLVM module to a
+ * target machine made here, which emits PTX. The target table is the one place that says which
+ * GPUs exist and which PTX ISA each is compiled with. The NVPTX back end is registered once per
+ * process (pthread_once); every compilation then owns its own LLVMContext, module and target
+ * machine, so compilations may run on several threads at once.
+ */
+#include "codegen.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+
+static const char nvptx_triple[] = "nvptx64-nvidia-cuda";
+
+/* PTX ISA 8.0 (CUDA 12.0) for every target: the lowest that has sm_90a, and one ISA for all
+ * targets keeps their PTX comparable. It needs a CUDA 12 driver to JIT. */
+static const struct cg_target targets[] = {
+    {"sm_80", 80, "+ptx80", 0}, {"sm_86", 86, "+ptx80", 0}, {"sm_87", 87, "+ptx80", 0},
+    {"sm_89", 89, "+ptx80", 0}, {"sm_90", 90, "+ptx80", 0}, {"sm_90a", 90, "+ptx80", 1},
+};
+
+static pthread_once_t nvptx_once = PTHREAD_ONCE_INIT;
+
+static void register_nvptx(void) {
+  LLVMInitializeNVPTXTargetInfo();
+  LLVMInitializeNVPTXTarget();
+  LLVMInitializeNVPTXTargetMC();
+  LLVMInitializeNVPTXAsmPrinter();
+}
+
+__attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t cap, const char *fmt,
+                                                         ...) {
+  va_list ap;
+  if (!err || cap == 0)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(err, cap, fmt, ap);
+  va_end(ap);
+}
+
+const struct cg_target *cg_target_find(const char *arch) {
+  size_t i;
+  if (!arch)
+    return NULL;
+  for (i = 0; i < sizeof targets / sizeof targets[0]; i++)
+    if (strcmp(targets[i].arch, arch) == 0)
+      return &targets[i];
+  return NULL;
+}
+
+int cg_llvm_version(char *buf, size_t cap) {
+  unsigned major, minor, patch;
+  int n;
+  LLVMGetVersion(&major, &minor, &patch);
+  n = snprintf(buf, cap, "%u.%u.%u", major, minor, patch);
+  return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* Marks fn as a kernel entry point (`.entry` rather than `.func`). LLVM 19 reads this from
+ * nvvm.annotations; LLVM 20 and later also accept the ptx_kernel calling convention. */
+static void mark_kernel(LLVMContextRef ctx, LLVMModuleRef mod, LLVMValueRef fn) {
+  LLVMMetadataRef ops[3];
+  ops[0] = LLVMValueAsMetadata(fn);
+  ops[1] = LLVMMDStringInContext2(ctx, "kernel", 6);
+  ops[2] = LLVMValueAsMetadata(LLVMConstInt(LLVMInt32TypeInContext(ctx), 1, 0));
+  LLVMAddNamedMetadataOperand(mod, "nvvm.annotations",
+                              LLVMMetadataAsValue(ctx, LLVMMDNodeInContext2(ctx, ops, 3)));
+}
+
+int cg_emit_test_ptx(const char *arch, char **ptx_out, char *err, size_t errcap) {
+  const struct cg_target *t = cg_target_find(arch);
+  LLVMTargetRef target;
+  LLVMTargetMachineRef tm = NULL;
+  LLVMTargetDataRef layout = NULL;
+  LLVMContextRef ctx = NULL;
+  LLVMModuleRef mod = NULL;
+  LLVMBuilderRef b = NULL;
+  LLVMMemoryBufferRef buf = NULL;
+  LLVMTypeRef gptr, fty;
+  LLVMValueRef fn;
+  char *msg = NULL, *ptx;
+  size_t n;
+  int rc = -1;
+
+  *ptx_out = NULL;
+  if (!t) {
+    seterr(err, errcap, "unknown target '%s' (known: sm_80 sm_86 sm_87 sm_89 sm_90 sm_90a)",
+           arch ? arch : "(null)");
+    return -1;
+  }
+  pthread_once(&nvptx_once, register_nvptx);
+  if (LLVMGetTargetFromTriple(nvptx_triple, &target, &msg)) {
+    seterr(err, errcap, "LLVM has no NVPTX target: %s", msg ? msg : "?");
+    goto fail;
+  }
+  tm = LLVMCreateTargetMachine(target, nvptx_triple, t->arch, t->ptx_feature,
+                               LLVMCodeGenLevelAggressive, LLVMRelocDefault, LLVMCodeModelDefault);
+  if (!tm) {
+    seterr(err, errcap, "LLVM could not create a target machine for %s", t->arch);
+    goto fail;
+  }
+
+  ctx = LLVMContextCreate();
+  mod = LLVMModuleCreateWithNameInContext("tilec_probe", ctx);
+  LLVMSetTarget(mod, nvptx_triple);
+  layout = LLVMCreateTargetDataLayout(tm);
+  LLVMSetModuleDataLayout(mod, layout);
+
+  gptr = LLVMPointerTypeInContext(ctx, 1);
+  fty = LLVMFunctionType(LLVMVoidTypeInContext(ctx), &gptr, 1, 0);
+  fn = LLVMAddFunction(mod, "tilec_probe", fty);
+  b = LLVMCreateBuilderInContext(ctx);
+  LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(ctx, fn, "entry"));
+  LLVMBuildStore(b, LLVMConstReal(LLVMFloatTypeInContext(ctx), 1.0), LLVMGetParam(fn, 0));
+  LLVMBuildRetVoid(b);
+  mark_kernel(ctx, mod, fn);
+
+  if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
+    seterr(err, errcap, "invalid LLVM module: %s", msg ? msg : "?");
+    goto fail;
+  }
+  LLVMDisposeMessage(msg);
+  msg = NULL;
+
+  if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMAssemblyFile, &msg, &buf)) {
+    seterr(err, errcap, "PTX emission for %s failed: %s", t->arch, msg ? msg : "?");
+    goto fail;
+  }
+  n = LLVMGetBufferSize(buf);
+  ptx = malloc(n + 1);
+  if (!ptx) {
+    seterr(err, errcap, "out of memory (%zu bytes of PTX)", n);
+    goto fail;
+  }
+  memcpy(ptx, LLVMGetBufferStart(buf), n);
+  ptx[n] = '\0';
+  *ptx_out = ptx;
+  rc = 0;
+
+fail:
+  if (msg)
+    LLVMDisposeMessage(msg);
+  if (buf)
+    LLVMDisposeMemoryBuffer(buf);
+  if (b)
+    LLVMDisposeBuilder(b);
+  if (mod)
+    LLVMDisposeModule(mod);
+  if (layout)
+    LLVMDisposeTargetData(layout);
+  if (ctx)
+    LLVMContextDispose(ctx);
+  if (tm)
+    LLVMDisposeTargetMachine(tm);
+  return rc;
+}
