@@ -2,9 +2,9 @@
  *
  * Host side of the block-sparse attention kernels: `tilec run/tune` parse a mask spec, the
  * reference uses kn_mask_visible, and the kernels get a kn_layout (per query block, the FULL and
- * PARTIAL key blocks). Classification never enumerates elements: each component is a box test on
- * intervals (key range, q - k range, document-id range), so a causal layout for 128k tokens is a
- * few milliseconds of plain loops.
+ * PARTIAL key blocks, in CSR form). Classification never enumerates elements: each component is a
+ * box test on intervals (key range, q - k range, document-id range), and the build touches only
+ * the memory its entries need, so a causal layout for 128k tokens takes a few milliseconds.
  */
 #include "kernels/mask.h"
 
@@ -396,6 +396,84 @@ static void full_run(const kn_mask *m, int64_t q0, int64_t q1, int64_t SKV, int6
     *fb = *fa - 1;
 }
 
+/* The FULL or PARTIAL entries of a layout while it is built: grown geometrically, so that only
+ * the pages the entries land on are touched (the list is much shorter than L x nqb x nkb). */
+typedef struct idx_list {
+  int32_t *v;
+  int64_t n, cap;
+} idx_list;
+
+/* Makes room for `more` entries. Returns 0, 1 when the list would pass 2^31 - 1 entries, 2 when
+ * out of memory. */
+static int reserve(idx_list *a, int64_t more) {
+  if (a->n + more <= a->cap)
+    return 0;
+  if (a->n + more > INT32_MAX)
+    return 1;
+  int64_t cap = a->cap;
+  while (cap < a->n + more)
+    cap = cap > INT32_MAX / 2 ? INT32_MAX : 2 * cap;
+  int32_t *v = realloc(a->v, (size_t)cap * sizeof *v);
+  if (!v)
+    return 2;
+  a->v = v;
+  a->cap = cap;
+  return 0;
+}
+
+/* Appends the key blocks kb0, kb0 + 1, ..., kb1 (none if kb1 < kb0). */
+static int append_run(idx_list *a, int64_t kb0, int64_t kb1) {
+  if (kb1 < kb0)
+    return 0;
+  int rc = reserve(a, kb1 - kb0 + 1);
+  if (rc)
+    return rc;
+  int32_t *p = a->v + a->n;
+  for (int64_t kb = kb0; kb <= kb1; kb++)
+    *p++ = (int32_t)kb;
+  a->n += kb1 - kb0 + 1;
+  return 0;
+}
+
+/* Appends the entries of row r = l * nqb + qb: the blocks in the key bounds, those in the surely
+ * FULL run without classifying them. */
+static int build_row(const kn_mask *m, int b, int h, int64_t qb, const kn_layout *out,
+                     idx_list *full, idx_list *part) {
+  int64_t bn = out->block_n;
+  int64_t q0 = qb * out->block_m, q1 = min64(q0 + out->block_m, out->S) - 1;
+  int64_t klo, khi;
+  key_bounds(m, q0, q1, out->SKV, &klo, &khi);
+  if (klo > khi)
+    return 0;
+  int64_t fa = 0, fb = -1;
+  if (m->density <= 0)
+    full_run(m, q0, q1, out->SKV, bn, &fa, &fb);
+  int rc = 0;
+  for (int64_t kb = klo / bn; kb <= khi / bn && rc == 0; kb++) {
+    if (kb >= fa && kb <= fb) {
+      int64_t end = min64(fb, khi / bn);
+      rc = append_run(full, kb, end);
+      kb = end;
+      continue;
+    }
+    int64_t k0 = kb * bn, k1 = min64(k0 + bn, out->SKV) - 1;
+    kn_block_class c =
+        m->density > 0 ? classify_random(m, b, h, q0, q1, k0, k1) : classify_doc(m, q0, q1, k0, k1);
+    if (c != KN_BLOCK_EMPTY)
+      rc = append_run(c == KN_BLOCK_FULL ? full : part, kb, kb);
+  }
+  return rc;
+}
+
+/* The list's storage shrunk to its length, for the layout to own; an empty list keeps one
+ * element, 0. */
+static int32_t *finish(idx_list *a) {
+  if (a->n == 0)
+    a->v[0] = 0;
+  int32_t *v = realloc(a->v, (size_t)(a->n > 0 ? a->n : 1) * sizeof *v);
+  return v ? v : a->v;
+}
+
 int kn_layout_build(const kn_mask *m, int32_t B, int32_t H, int64_t S, int64_t SKV, int32_t block_m,
                     int32_t block_n, kn_layout *out, char *err, size_t errcap) {
   *out = (kn_layout){0};
@@ -406,19 +484,10 @@ int kn_layout_build(const kn_mask *m, int32_t B, int32_t H, int64_t S, int64_t S
                 (int)B, (int)H, (int)block_m, (int)block_n);
   int64_t nqb = S / block_m + (S % block_m != 0), nkb = SKV / block_n + (SKV % block_n != 0);
   int64_t L = m->density > 0 ? (int64_t)B * H : 1;
-  if (nqb > INT32_MAX || nkb > INT32_MAX || L > INT32_MAX || L * nqb > INT32_MAX ||
-      (nkb > 0 && L * nqb > INT32_MAX / nkb))
-    return fail(err, errcap, "layout of %lld x %lld x %lld blocks is over 2^31 entries",
+  if (nqb > INT32_MAX || nkb > INT32_MAX || L > INT32_MAX || L * nqb > INT32_MAX - 1)
+    return fail(err, errcap, "layout of %lld x %lld x %lld blocks has 2^31 or more rows",
                 (long long)L, (long long)nqb, (long long)nkb);
-  size_t rows = (size_t)(L * nqb), entries = rows * (size_t)nkb;
-  out->full_cnt = calloc(rows + 1, sizeof(int32_t));
-  out->part_cnt = calloc(rows + 1, sizeof(int32_t));
-  out->full_idx = calloc(entries + 1, sizeof(int32_t));
-  out->part_idx = calloc(entries + 1, sizeof(int32_t));
-  if (!out->full_cnt || !out->part_cnt || !out->full_idx || !out->part_idx) {
-    kn_layout_free(out);
-    return fail(err, errcap, "out of memory for a layout of %zu entries", entries);
-  }
+  int64_t rows = L * nqb;
   out->B = B;
   out->H = H;
   out->L = (int32_t)L;
@@ -428,46 +497,43 @@ int kn_layout_build(const kn_mask *m, int32_t B, int32_t H, int64_t S, int64_t S
   out->block_n = block_n;
   out->n_qblocks = (int32_t)nqb;
   out->n_kvblocks = (int32_t)nkb;
-  for (int64_t l = 0; l < L; l++) {
-    int b = (int)(l / H), h = (int)(l % H);
-    for (int64_t qb = 0; qb < nqb; qb++) {
-      int64_t r = l * nqb + qb;
-      int64_t q0 = qb * block_m, q1 = min64(q0 + block_m, S) - 1;
-      int64_t klo, khi;
-      key_bounds(m, q0, q1, SKV, &klo, &khi);
-      int32_t *fi = out->full_idx + r * nkb, *pi = out->part_idx + r * nkb;
-      int64_t fa = 0, fb = -1;
-      if (m->density <= 0)
-        full_run(m, q0, q1, SKV, block_n, &fa, &fb);
-      int32_t nf = 0, np = 0;
-      for (int64_t kb = klo / block_n; klo <= khi && kb <= khi / block_n; kb++) {
-        if (kb >= fa && kb <= fb) {
-          fi[nf++] = (int32_t)kb;
-          continue;
-        }
-        int64_t k0 = kb * block_n, k1 = min64(k0 + block_n, SKV) - 1;
-        kn_block_class c = m->density > 0 ? classify_random(m, b, h, q0, q1, k0, k1)
-                                          : classify_doc(m, q0, q1, k0, k1);
-        if (c == KN_BLOCK_FULL)
-          fi[nf++] = (int32_t)kb;
-        else if (c == KN_BLOCK_PARTIAL)
-          pi[np++] = (int32_t)kb;
-      }
-      out->full_cnt[r] = nf;
-      out->part_cnt[r] = np;
-      out->n_full += nf;
-      out->n_part += np;
-    }
+  int64_t cap0 = rows > 16 ? rows : 16;
+  idx_list full = {malloc((size_t)cap0 * sizeof(int32_t)), 0, cap0};
+  idx_list part = {malloc((size_t)cap0 * sizeof(int32_t)), 0, cap0};
+  out->full_ptr = malloc((size_t)(rows + 1) * sizeof(int32_t));
+  out->part_ptr = malloc((size_t)(rows + 1) * sizeof(int32_t));
+  int rc = full.v && part.v && out->full_ptr && out->part_ptr ? 0 : 2;
+  if (rc == 0)
+    out->full_ptr[0] = out->part_ptr[0] = 0;
+  for (int64_t r = 0; r < rows && rc == 0; r++) {
+    int64_t l = r / nqb;
+    rc = build_row(m, (int)(l / H), (int)(l % H), r % nqb, out, &full, &part);
+    out->full_ptr[r + 1] = (int32_t)full.n;
+    out->part_ptr[r + 1] = (int32_t)part.n;
   }
+  if (rc) {
+    free(full.v);
+    free(part.v);
+    kn_layout_free(out);
+    if (rc == 1)
+      return fail(err, errcap, "layout of %lld x %lld x %lld blocks has 2^31 or more entries",
+                  (long long)L, (long long)nqb, (long long)nkb);
+    return fail(err, errcap, "out of memory for a layout of %lld x %lld x %lld blocks",
+                (long long)L, (long long)nqb, (long long)nkb);
+  }
+  out->full_idx = finish(&full);
+  out->part_idx = finish(&part);
+  out->n_full = full.n;
+  out->n_part = part.n;
   return 0;
 }
 
 void kn_layout_free(kn_layout *l) {
   if (!l)
     return;
-  free(l->full_cnt);
+  free(l->full_ptr);
   free(l->full_idx);
-  free(l->part_cnt);
+  free(l->part_ptr);
   free(l->part_idx);
   *l = (kn_layout){0};
 }

@@ -90,9 +90,12 @@ kn_block_class kn_mask_classify(const kn_mask *m, int b, int h, int64_t q0, int6
 
 /* A block-sparse attention layout: for each layout row l and query block qb, the key blocks
  * that are FULL (no element mask needed) and PARTIAL (element mask needed), each list ascending;
- * every other key block is EMPTY and skipped. Row r = l * n_qblocks + qb:
- *   full_idx[r * n_kvblocks + j], j < full_cnt[r]   (entries past the count are 0)
- *   part_idx[r * n_kvblocks + j], j < part_cnt[r]
+ * every other key block is EMPTY and skipped. Both lists are in CSR form over the rows
+ * r = l * n_qblocks + qb: row r's FULL key blocks are
+ *   full_idx[full_ptr[r]], ..., full_idx[full_ptr[r + 1] - 1]
+ * and its PARTIAL ones part_idx[part_ptr[r] .. part_ptr[r + 1]) alike. full_ptr[0] = 0 and
+ * full_ptr[L * n_qblocks] = n_full (part_ptr the same with n_part). Each idx array holds exactly
+ * its entries, but at least one element (0 when there are no entries).
  * L is 1 when the mask is the same for every (b, h) (all masks but random), else B * H with
  * l = b * H + h; a kernel finds its row as l = (b * H + h) % L. The last query/key block may be
  * shorter than block_m/block_n; it is classified on its real range. */
@@ -101,16 +104,18 @@ typedef struct kn_layout {
   int64_t S, SKV;
   int32_t block_m, block_n;
   int32_t n_qblocks, n_kvblocks;
-  int32_t *full_cnt;      /* [L * n_qblocks] */
-  int32_t *full_idx;      /* [L * n_qblocks * n_kvblocks] */
-  int32_t *part_cnt;      /* [L * n_qblocks] */
-  int32_t *part_idx;      /* [L * n_qblocks * n_kvblocks] */
-  int64_t n_full, n_part; /* totals over all rows */
+  int32_t *full_ptr;      /* [L * n_qblocks + 1] */
+  int32_t *full_idx;      /* [max(n_full, 1)] */
+  int32_t *part_ptr;      /* [L * n_qblocks + 1] */
+  int32_t *part_idx;      /* [max(n_part, 1)] */
+  int64_t n_full, n_part; /* totals over all rows, each below 2^31 */
 } kn_layout;
 
 /* Builds the layout of mask m for a B x H x S x SKV problem at block_m x block_n into out (which
  * the caller then owns; free with kn_layout_free). Returns 0, or nonzero with a message in err
- * (invalid mask or sizes, a layout over 2^31 entries, out of memory), leaving out empty. */
+ * (invalid mask or sizes, 2^31 or more rows or FULL or PARTIAL entries, out of memory), leaving
+ * out empty. Takes time linear in the entries plus the blocks it has to classify (those near a
+ * mask boundary; every block in the key range for random masks). */
 int kn_layout_build(const kn_mask *m, int32_t B, int32_t H, int64_t S, int64_t SKV, int32_t block_m,
                     int32_t block_n, kn_layout *out, char *err, size_t errcap);
 

@@ -70,8 +70,8 @@ int kn_shape_parse(const char *spec, kn_shape *out, char *err, size_t errcap) {
       if (!eq || eq == p)
         return fail(err, errcap, "--shape: expected KEY=VALUE, got '%.*s'", (int)len, p);
       size_t klen = (size_t)(eq - p), vlen = len - klen - 1;
-      if (out->n >= KN_MAX_KEYS || klen >= sizeof out->kv[0].key ||
-          vlen >= sizeof out->kv[0].val || vlen == 0)
+      if (out->n >= KN_MAX_KEYS || klen >= sizeof out->kv[0].key || vlen >= sizeof out->kv[0].val ||
+          vlen == 0)
         return fail(err, errcap, "--shape: bad or too long item '%.*s'", (int)len, p);
       for (int i = 0; i < out->n; i++)
         if (strlen(out->kv[i].key) == klen && memcmp(out->kv[i].key, p, klen) == 0)
@@ -380,10 +380,11 @@ static int setup_bsattention(setup *s) {
     return fail(s->err, s->cap, "out of memory");
   for (int64_t i = 0; i < p->mask.ndoc_tokens && i < n; i++)
     doc[i] = p->mask.doc[i];
-  bool ok = indices(s, "full_cnt", l->full_cnt, rows) &&
-            indices(s, "full_idx", l->full_idx, rows * l->n_kvblocks) &&
-            indices(s, "part_cnt", l->part_cnt, rows) &&
-            indices(s, "part_idx", l->part_idx, rows * l->n_kvblocks) && indices(s, "doc", doc, n);
+  bool ok = indices(s, "full_ptr", l->full_ptr, rows + 1) &&
+            indices(s, "full_idx", l->full_idx, l->n_full ? l->n_full : 1) &&
+            indices(s, "part_ptr", l->part_ptr, rows + 1) &&
+            indices(s, "part_idx", l->part_idx, l->n_part ? l->n_part : 1) &&
+            indices(s, "doc", doc, n);
   free(doc);
   if (!ok || scalar(s, "lrow_mul", (ir_num){.i = l->L == 1 ? 0 : 1}) ||
       scalar(s, "causal", (ir_num){.i = p->mask.causal}) ||
@@ -667,10 +668,28 @@ static int save_f64(const char *dir, const char *name, const double *v, int rank
   return kn_npy_write_f64_as_f32(path, v, rank, shape, err, cap);
 }
 
+/* mkdir -p */
+static int make_dirs(const char *dir, char *err, size_t errcap) {
+  char path[4096];
+  if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+    return fail(err, errcap, "path too long: %s", dir);
+  for (char *c = path + 1;; c++) {
+    if (*c != '/' && *c)
+      continue;
+    char saved = *c;
+    *c = 0;
+    if (mkdir(path, 0755) != 0 && errno != EEXIST)
+      return fail(err, errcap, "cannot create %s: %s", path, strerror(errno));
+    if (!saved)
+      return 0;
+    *c = saved;
+  }
+}
+
 int kn_problem_save(const kn_problem *p, const char *dir, const char *config_json, char *err,
                     size_t errcap) {
-  if (mkdir(dir, 0755) != 0 && errno != EEXIST)
-    return fail(err, errcap, "cannot create %s: %s", dir, strerror(errno));
+  if (make_dirs(dir, err, errcap))
+    return -1;
   readback((kn_problem *)p);
   char path[4096];
   snprintf(path, sizeof path, "%s/problem.json", dir);

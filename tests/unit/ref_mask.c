@@ -335,6 +335,24 @@ static int32_t *visible_sums(const kn_mask *m, const mask_case *c, const int32_t
   return ps;
 }
 
+/* Checks the CSR structure of lay: both row pointer arrays start at 0, never decrease and end
+ * at the totals, which the index arrays hold (at least one element, 0, when empty). */
+static void check_layout_csr(const kn_layout *lay) {
+  int64_t rows = (int64_t)lay->L * lay->n_qblocks;
+  int nbad = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    const int32_t *ptr = pass ? lay->part_ptr : lay->full_ptr;
+    int64_t total = pass ? lay->n_part : lay->n_full;
+    CHECK_INT(0, ptr[0]);
+    CHECK_INT(total, ptr[rows]);
+    for (int64_t r = 0; r < rows; r++)
+      nbad += ptr[r + 1] < ptr[r];
+    if (total == 0)
+      CHECK_INT(0, (pass ? lay->part_idx : lay->full_idx)[0]);
+  }
+  CHECK_INT(0, nbad);
+}
+
 /* Checks every claim of lay for (b, h) against the visibility sums ps: the FULL and PARTIAL
  * lists are ascending, disjoint and in range, and every block's class is exact. */
 static void check_layout(const kn_layout *lay, const kn_mask *m, const int32_t *ps, int b, int h,
@@ -347,13 +365,16 @@ static void check_layout(const kn_layout *lay, const kn_mask *m, const int32_t *
     int64_t r = l * lay->n_qblocks + qb;
     int64_t q0 = qb * lay->block_m, q1 = q0 + lay->block_m < S ? q0 + lay->block_m : S;
     memset(cls, 0, (size_t)lay->n_kvblocks);
-    const int32_t *fi = lay->full_idx + r * lay->n_kvblocks,
-                  *pi = lay->part_idx + r * lay->n_kvblocks;
     for (int pass = 0; pass < 2; pass++) {
-      int32_t n = pass ? lay->part_cnt[r] : lay->full_cnt[r];
-      const int32_t *idx = pass ? pi : fi;
-      nbad += n < 0 || n > lay->n_kvblocks;
-      for (int32_t j = 0; j < n && j <= lay->n_kvblocks; j++) {
+      const int32_t *ptr = pass ? lay->part_ptr : lay->full_ptr;
+      int64_t n = (int64_t)ptr[r + 1] - ptr[r];
+      if (ptr[r] < 0 || ptr[r + 1] > (pass ? lay->n_part : lay->n_full) || n < 0 ||
+          n > lay->n_kvblocks) {
+        nbad++;
+        continue;
+      }
+      const int32_t *idx = (pass ? lay->part_idx : lay->full_idx) + ptr[r];
+      for (int64_t j = 0; j < n; j++) {
         bool ok = idx[j] >= 0 && idx[j] < lay->n_kvblocks && (j == 0 || idx[j] > idx[j - 1]);
         nbad += !ok || cls[idx[j]] != 0;
         if (ok)
@@ -425,6 +446,7 @@ static void test_layout_exact(void) {
           CHECK_INT(c->density > 0 ? B * H : 1, lay.L);
           snprintf(what, sizeof what, "'%s' S=%lld SKV=%lld %dx%d", spec, (long long)S,
                    (long long)SKV, (int)blocks[bi][0], (int)blocks[bi][1]);
+          check_layout_csr(&lay);
           for (int i = 0; i < nrows; i++)
             check_layout(&lay, &m, ps[i], rows[i][0], rows[i][1], what);
           nlayouts++;
@@ -454,6 +476,12 @@ static void test_layout_exact(void) {
   CHECK(kn_layout_build(&none, 1, 1, 100, 100, 0, 16, &lay, err, sizeof err) != 0);
   CHECK(kn_layout_build(&none, 1, 1, (int64_t)1 << 40, 1 << 20, 16, 16, &lay, err, sizeof err));
   CHECK(strstr(err, "2^31") != NULL);
+  /* the CSR layout is bounded by its entries, not rows x key blocks (2^20 x 2^20 here) */
+  kn_mask band = {.causal = true, .window = 16};
+  CHECK_INT(0, kn_layout_build(&band, 1, 1, 1 << 24, 1 << 24, 16, 16, &lay, err, sizeof err));
+  CHECK_INT(0, lay.n_full);
+  CHECK_INT(2 * (1 << 20) - 1, lay.n_part);
+  kn_layout_free(&lay);
   free(docid);
 }
 
@@ -475,13 +503,16 @@ static void test_layout_causal_128k(void) {
   }
   CHECK(best < 50);
   int nbad = 0;
+  for (int qb = 0; qb <= NB; qb++)
+    nbad += lay.full_ptr[qb] != qb * (qb - 1) / 2 || lay.part_ptr[qb] != qb;
   for (int qb = 0; qb < NB; qb++) {
-    nbad += lay.full_cnt[qb] != qb || lay.part_cnt[qb] != 1 || lay.part_idx[qb * NB] != qb;
-    for (int j = 0; j < lay.full_cnt[qb]; j++)
-      nbad += lay.full_idx[qb * NB + j] != j;
+    nbad += lay.part_idx[qb] != qb;
+    for (int j = 0; j < qb; j++)
+      nbad += lay.full_idx[lay.full_ptr[qb] + j] != j;
   }
   CHECK_INT(0, nbad);
   CHECK_INT((int64_t)NB * (NB - 1) / 2, lay.n_full);
+  CHECK_INT(NB, lay.n_part);
   kn_layout_free(&lay);
 
   const char *more[] = {"sliding:4096", "causal,document:65536+32768+32768", "prefix:1000"};
