@@ -157,7 +157,7 @@ static int punct2(int c0, int c1) {
   static const struct {
     char a, b;
     int kind;
-  } ops[] = {{'<', '=', TK_LE}, {'>', '=', TK_GE}, {'=', '=', TK_EQ},
+  } ops[] = {{'<', '=', TK_LE}, {'>', '=', TK_GE},  {'=', '=', TK_EQ},
              {'!', '=', TK_NE}, {'&', '&', TK_AND}, {'|', '|', TK_OR}};
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
     if (ops[i].a == c0 && ops[i].b == c1)

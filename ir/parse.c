@@ -38,7 +38,7 @@
 #endif
 
 enum {
-  LOOKAHEAD = 4,                    /* tokens buffered; the parser peeks at most 2 ahead */
+  LOOKAHEAD = 4,                     /* tokens buffered; the parser peeks at most 2 ahead */
   EXPR_MAX_HEIGHT = 4 * IR_MAX_DEPTH /* operator nesting of one expression */
 };
 
@@ -192,7 +192,8 @@ static ir_token expect(parser *p, int kind, const char *msg) {
 }
 
 static bool iskw(const ir_token *t, const char *kw) {
-  return t->kind == TK_IDENT && (size_t)t->len == strlen(kw) && memcmp(t->s, kw, (size_t)t->len) == 0;
+  return t->kind == TK_IDENT && (size_t)t->len == strlen(kw) &&
+         memcmp(t->s, kw, (size_t)t->len) == 0;
 }
 
 static void skipnl(parser *p) {
@@ -262,13 +263,19 @@ static void scope_pop(scope *sc, int mark) {
   }
 }
 
-/* Makes a name visible for v; a visible name of the same spelling is an error. */
+/* Errors if n is visible already (also checked before a region so the error comes early). */
+static void checkfresh(parser *p, const nameref *n) {
+  int old = scope_find(&p->vals, n->s, n->len);
+  if (old >= 0)
+    err(p, n, "'%%%.*s' redefined (first defined at %d:%d)", n->len, n->s, p->vals.e[old].name.line,
+        p->vals.e[old].name.col);
+}
+
+/* Makes a name visible for v (and gives v that name); a visible name of the same spelling is an
+ * error: names are never shadowed. */
 static void define(parser *p, const nameref *n, ir_value *v) {
   scope *sc = &p->vals;
-  int old = scope_find(sc, n->s, n->len);
-  if (old >= 0)
-    err(p, n, "'%%%.*s' redefined (first defined at %d:%d)", n->len, n->s, sc->e[old].name.line,
-        sc->e[old].name.col);
+  checkfresh(p, n);
   sc->e = grow(p, sc->e, &sc->cap, sc->n + 1, sizeof *sc->e);
   scopeent *e = &sc->e[sc->n];
   e->name = *n;
@@ -278,14 +285,6 @@ static void define(parser *p, const nameref *n, ir_value *v) {
   sc->heads[e->hash & sc->mask] = sc->n++;
   char buf[IR_MAX_NAME + 1];
   irb_name(p->b, v, cstr(n, buf));
-}
-
-/* Errors if n is visible already (checked before a region so the error comes early). */
-static void checkfresh(parser *p, const nameref *n) {
-  int old = scope_find(&p->vals, n->s, n->len);
-  if (old >= 0)
-    err(p, n, "'%%%.*s' redefined (first defined at %d:%d)", n->len, n->s,
-        p->vals.e[old].name.line, p->vals.e[old].name.col);
 }
 
 /* The value a %name token names. */
@@ -376,7 +375,7 @@ static void closeparen(parser *p, const char *msg) {
 
 static xr call(parser *p) {
   ir_token name = take(p);
-  int op = iskw(&name, "cdiv") ? EXO_CDIV
+  int op = iskw(&name, "cdiv")  ? EXO_CDIV
            : iskw(&name, "min") ? EXO_MIN
            : iskw(&name, "max") ? EXO_MAX
                                 : 0;
@@ -458,19 +457,22 @@ static xr parse_unary(parser *p) {
   return x;
 }
 
+/* Binary operators: token, ir_expr op, C precedence (higher binds tighter). */
+static const struct {
+  int tok, op, prec;
+} binops[] = {{TK_OR, EXO_OR, 1}, {TK_AND, EXO_AND, 2}, {TK_EQ, EXO_EQ, 3}, {TK_NE, EXO_NE, 3},
+              {'<', '<', 4},      {'>', '>', 4},        {TK_LE, EXO_LE, 4}, {TK_GE, EXO_GE, 4},
+              {'+', '+', 5},      {'-', '-', 5},        {'*', '*', 6},      {'/', '/', 6},
+              {'%', '%', 6}};
+
+/* The precedence of a binary operator token (0 if it is none); *op receives its ir_expr op. */
 static int binop(int kind, int *op) {
-  switch (kind) {
-  case TK_OR: *op = EXO_OR; return 1;
-  case TK_AND: *op = EXO_AND; return 2;
-  case TK_EQ: *op = EXO_EQ; return 3;
-  case TK_NE: *op = EXO_NE; return 3;
-  case '<': case '>': *op = kind; return 4;
-  case TK_LE: *op = EXO_LE; return 4;
-  case TK_GE: *op = EXO_GE; return 4;
-  case '+': case '-': *op = kind; return 5;
-  case '*': case '/': case '%': *op = kind; return 6;
-  default: return 0;
-  }
+  for (size_t i = 0; i < sizeof binops / sizeof binops[0]; i++)
+    if (binops[i].tok == kind) {
+      *op = binops[i].op;
+      return binops[i].prec;
+    }
+  return 0;
 }
 
 /* Precedence climbing; binary operators are left-associative (C precedence). */
@@ -647,7 +649,7 @@ static void parse_simple(parser *p, ir_opcode code, const ir_token *optok, int b
     err(p, &p->names[base + 1], "'%s' has one result", info->keyword);
   if (info->nres == 0 && nres > 0)
     err(p, &p->names[base], "'%s' has no result", info->keyword);
-  int n = 0, na = 0, ne = 0, sub = 0;
+  int n = 0, na = 0, ne = 0, sub = 0; /* ops.def has at most two 'i' and two 'e' items */
   int64_t attr[2] = {0, 0};
   ir_expr *ex[2] = {NULL, NULL};
   bool first = true, nosep = false;
@@ -702,8 +704,11 @@ static void parse_simple(parser *p, ir_opcode code, const ir_token *optok, int b
       err(p, optok, "op '%s' has an unknown syntax item '%c'", info->keyword, *c);
     }
   }
-  if (is(p, ','))
+  if (is(p, ',')) {
+    if (strchr(info->syntax, '*')) /* only an empty list can leave a ',' behind */
+      err(p, tok(p, 0), "expected a value before ','");
     noseparator(p, code, 'v');
+  }
   const ir_type *rt = NULL;
   if (info->nres == 1) {
     expect(p, ':', "expected ':' before result type");
@@ -796,8 +801,8 @@ static void parse_for(parser *p, const ir_token *optok, int base, int nres) {
     ir_token colon = expect(p, ':', "expected ':' before result types");
     int nt = typelist(p);
     if (nt != ni)
-      err(p, &colon, "'for' has %d iter value%s but %d result type%s", ni, ni == 1 ? "" : "s",
-          nt, nt == 1 ? "" : "s");
+      err(p, &colon, "'for' has %d iter value%s but %d result type%s", ni, ni == 1 ? "" : "s", nt,
+          nt == 1 ? "" : "s");
   } else if (is(p, ':')) {
     err(p, tok(p, 0), "'for' without iter values has no result types");
   }
@@ -1209,14 +1214,22 @@ static void parse_kernel(parser *p) {
     seen[s] = true;
     ir_token kw = take(p);
     switch (s) {
-    case 0: parse_types(p); break;
-    case 1: parse_tunables(p); break;
-    case 2: parse_constraints(p); break;
+    case 0:
+      parse_types(p);
+      break;
+    case 1:
+      parse_tunables(p);
+      break;
+    case 2:
+      parse_constraints(p);
+      break;
     case SEC_ARGS:
       parse_args(p);
       resolve_constraints(p);
       break;
-    default: parse_grid(p, &kw); break;
+    default:
+      parse_grid(p, &kw);
+      break;
     }
   }
   if (!seen[SEC_ARGS])
@@ -1228,7 +1241,8 @@ static void parse_kernel(parser *p) {
   skipnl(p);
   if (!is(p, TK_EOF)) {
     char what[48];
-    err(p, tok(p, 0), "unexpected %s after kernel body", ir_tok_describe(tok(p, 0), what, sizeof what));
+    err(p, tok(p, 0), "unexpected %s after kernel body",
+        ir_tok_describe(tok(p, 0), what, sizeof what));
   }
 }
 

@@ -66,48 +66,47 @@ static PRINTF_LIKE(2, 3) void putf(sbuf *o, const char *fmt, ...) {
 
 enum { PREC_UNARY = 7, PREC_PRIMARY = 8 };
 
+/* Expression operators: ir_expr op, spelling, C precedence of binary ones (0: call/unary). */
+static const struct {
+  int op;
+  const char *name;
+  int prec;
+} ops[] = {{EXO_OR, "||", 1},  {EXO_AND, "&&", 2}, {EXO_EQ, "==", 3},     {EXO_NE, "!=", 3},
+           {'<', "<", 4},      {'>', ">", 4},      {EXO_LE, "<=", 4},     {EXO_GE, ">=", 4},
+           {'+', "+", 5},      {'-', "-", 5},      {'*', "*", 6},         {'/', "/", 6},
+           {'%', "%", 6},      {'!', "!", 0},      {EXO_CDIV, "cdiv", 0}, {EXO_MIN, "min", 0},
+           {EXO_MAX, "max", 0}};
+
+static int opindex(int op) {
+  for (int i = 0; i < (int)(sizeof ops / sizeof ops[0]); i++)
+    if (ops[i].op == op)
+      return i;
+  return -1;
+}
+
 static int opprec(int op) {
-  switch (op) {
-  case EXO_OR: return 1;
-  case EXO_AND: return 2;
-  case EXO_EQ: case EXO_NE: return 3;
-  case '<': case '>': case EXO_LE: case EXO_GE: return 4;
-  case '+': case '-': return 5;
-  default: return 6; /* * / % */
-  }
+  int i = opindex(op);
+  return i >= 0 && ops[i].prec ? ops[i].prec : PREC_PRIMARY;
 }
 
 static const char *opname(int op) {
-  switch (op) {
-  case EXO_OR: return "||";
-  case EXO_AND: return "&&";
-  case EXO_EQ: return "==";
-  case EXO_NE: return "!=";
-  case EXO_LE: return "<=";
-  case EXO_GE: return ">=";
-  case EXO_CDIV: return "cdiv";
-  case EXO_MIN: return "min";
-  case EXO_MAX: return "max";
-  case '<': return "<";
-  case '>': return ">";
-  case '+': return "+";
-  case '-': return "-";
-  case '*': return "*";
-  case '/': return "/";
-  case '%': return "%";
-  case '!': return "!";
-  default: return "?";
-  }
+  int i = opindex(op);
+  return i >= 0 ? ops[i].name : "?";
 }
 
 /* The binding strength of e as printed: a negative literal prints like a unary minus. */
 static int prec(const ir_expr *e) {
   switch (e->kind) {
-  case EX_INT: return e->i < 0 ? PREC_UNARY : PREC_PRIMARY;
-  case EX_FLOAT: return signbit(e->f) && !isnan(e->f) ? PREC_UNARY : PREC_PRIMARY;
-  case EX_UNARY: return PREC_UNARY;
-  case EX_BINARY: return opprec(e->op);
-  default: return PREC_PRIMARY;
+  case EX_INT:
+    return e->i < 0 ? PREC_UNARY : PREC_PRIMARY;
+  case EX_FLOAT:
+    return signbit(e->f) && !isnan(e->f) ? PREC_UNARY : PREC_PRIMARY;
+  case EX_UNARY:
+    return PREC_UNARY;
+  case EX_BINARY:
+    return opprec(e->op);
+  default:
+    return PREC_PRIMARY;
   }
 }
 
@@ -327,7 +326,9 @@ static void restypes(printer *pr, const ir_op *op) {
   }
 }
 
-static const ir_value *opnd(const ir_op *op, int i) { return i < op->nopnd ? op->operands[i] : NULL; }
+static const ir_value *opnd(const ir_op *op, int i) {
+  return i < op->nopnd ? op->operands[i] : NULL;
+}
 
 static void simple(printer *pr, const ir_op *op) {
   const ir_opinfo *info = &ir_ops[op->code];

@@ -53,6 +53,7 @@ typedef struct gen {
   size_t n, cap;
 } gen;
 
+static void add(gen *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void add(gen *g, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -102,11 +103,13 @@ static int cmpname(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* ---- part 1: tests/errors/NAME.tile--------------------------------------------------- */
+/* ---- part 1: the files tests/errors/NAME.tile ---------------------------------------- */
 
 static void one_file(const char *dir, const char *name) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, name);
+  char path[4096], file[4200];
+  if (!CHECK(snprintf(path, sizeof path, "%s/%s", dir, name) < (int)sizeof path &&
+             snprintf(file, sizeof file, "tests/errors/%s", name) < (int)sizeof file))
+    return;
   size_t len;
   char *text = readfile(path, &len);
   if (!CHECK(text != NULL)) {
@@ -126,8 +129,6 @@ static void one_file(const char *dir, const char *name) {
   ir_status want_status =
       second && strncmp(second + 1, "# status: limit", 15) == 0 ? IR_ERR_LIMIT : IR_ERR_PARSE;
 
-  char file[4200];
-  snprintf(file, sizeof file, "tests/errors/%s", name);
   ir_kernel *k = NULL;
   ir_diag d;
   ir_status s = ir_parse(text, len, file, &k, &d);
@@ -149,7 +150,7 @@ static void one_file(const char *dir, const char *name) {
 
 static void error_files(const char *root) {
   char dir[4096];
-  snprintf(dir, sizeof dir, "%s/tests/errors", root);
+  REQUIRE(snprintf(dir, sizeof dir, "%s/tests/errors", root) < (int)sizeof dir);
   DIR *dp = opendir(dir);
   REQUIRE(dp != NULL);
   char **names = NULL;
@@ -306,6 +307,26 @@ static void names(void) {
   free(g.s);
 }
 
+/* Symbol and argument counts are enforced by the builder, at the item the parser points to. */
+static void counts(void) {
+  char got[1024];
+  gen g = {0};
+  add(&g, "kernel k\ntunables {\n");
+  for (int i = 0; i <= IR_MAX_SYMS; i++)
+    add(&g, "  T%d = 1 in [1]\n", i);
+  add(&g, "}\nargs ()\ngrid (1)\n{\n}\n");
+  CHECK_EQ_INT(IR_ERR_LIMIT, parse_fail(g.s, g.n, got, sizeof got));
+  CHECK_EQ_STR("259:3: more than 256 symbols", got);
+  g.n = 0;
+  add(&g, "kernel k\nargs (");
+  for (int i = 0; i <= IR_MAX_ARGS; i++)
+    add(&g, "%sp%d: i32", i ? ", " : "", i);
+  add(&g, ")\ngrid (1)\n{\n}\n");
+  CHECK_EQ_INT(IR_ERR_LIMIT, parse_fail(g.s, g.n, got, sizeof got));
+  CHECK_EQ_STR("2:637: more than 64 arguments", got);
+  free(g.s);
+}
+
 /* Odd calls: empty text, NULL diag, text without a trailing newline. */
 static void edges(void) {
   char got[1024];
@@ -334,6 +355,7 @@ int main(int argc, char **argv) {
   deep_expressions();
   big_inputs();
   names();
+  counts();
   edges();
   TEST_MAIN_END();
 }

@@ -104,9 +104,9 @@ static void scan(const char *dir) {
     if (de->d_name[0] == '.')
       continue;
     char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
     struct stat st;
-    if (stat(path, &st) != 0)
+    if (snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path ||
+        stat(path, &st) != 0)
       continue;
     size_t l = strlen(de->d_name);
     if (S_ISDIR(st.st_mode) && strcmp(de->d_name, "errors") != 0)
@@ -121,8 +121,8 @@ static void files(const char *root) {
   static const char *const dirs[] = {"kernels", "examples", "tests/ir", "tests/ptx"};
   for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
     char dir[4096];
-    snprintf(dir, sizeof dir, "%s/%s", root, dirs[i]);
-    scan(dir);
+    if (snprintf(dir, sizeof dir, "%s/%s", root, dirs[i]) < (int)sizeof dir)
+      scan(dir);
   }
   fprintf(stderr, "parse_roundtrip: %d .tile files\n", nfiles);
 }
@@ -281,33 +281,32 @@ static const char *MINIMAL = "kernel nothing\n"
 
 /* Comments, blank lines, CRLF, tabs, newlines inside brackets, "%128" as modulo, redundant
  * parentheses and float spellings are accepted and printed canonically. */
-static const char *LOOSE =
-    "# a comment before the kernel\n"
-    "\n"
-    "kernel   loose   # trailing comment\n"
-    "tunables {   # comment after a brace\n"
-    "\n"
-    "  B = 4 in [ 4 ,\n"
-    "            8 ]\n"
-    "}\n"
-    "constraints {\n"
-    "  (B%4) == ((0))\r\n"
-    "  B %4 == 0 && B%B == 0\n"
-    "}\n"
-    "args (\n"
-    "  %X : tensor< f32 >[ N ],\n"
-    "  n\t: i32\n"
-    ")\n"
-    "grid ( cdiv( N,\n"
-    "             B ) )\n"
-    "{\n"
-    "\n"
-    "  %i = program_id 0:i32   # comment\n"
-    "  %f = const 1e0 : f32\n"
-    "  %g = const 2.50E+01 : f32\n"
-    "  %h = const -(1) : i32\n"
-    "  %x = load %X[ %i ] fill 0.0 : tile< (B) , f32 >\n"
-    "}\n";
+static const char *LOOSE = "# a comment before the kernel\n"
+                           "\n"
+                           "kernel   loose   # trailing comment\n"
+                           "tunables {   # comment after a brace\n"
+                           "\n"
+                           "  B = 4 in [ 4 ,\n"
+                           "            8 ]\n"
+                           "}\n"
+                           "constraints {\n"
+                           "  (B%4) == ((0))\r\n"
+                           "  B %4 == 0 && B%B == 0\n"
+                           "}\n"
+                           "args (\n"
+                           "  %X : tensor< f32 >[ N ],\n"
+                           "  n\t: i32\n"
+                           ")\n"
+                           "grid ( cdiv( N,\n"
+                           "             B ) )\n"
+                           "{\n"
+                           "\n"
+                           "  %i = program_id 0:i32   # comment\n"
+                           "  %f = const 1e0 : f32\n"
+                           "  %g = const 2.50E+01 : f32\n"
+                           "  %h = const -(1) : i32\n"
+                           "  %x = load %X[ %i ] fill 0.0 : tile< (B) , f32 >\n"
+                           "}\n";
 
 static const char *LOOSE_CANON = "kernel loose\n"
                                  "tunables {\n"
@@ -410,10 +409,24 @@ static void expressions(void) {
 
 /* Float literals print in a form that reads back to the same double. */
 static void floats(void) {
-  static const double vals[] = {0.0,     -0.0,     1.0,      -1.0,   0.1,       1.0 / 3.0,
-                                1e-300,  5e-324,   1e300,    1e15,   999999999999999.0,
-                                1e16,    123456789012345678.0, 2.5e-5, 1.7976931348623157e308,
-                                -2.2250738585072014e-308, 3.0e-8, 1024.5};
+  static const double vals[] = {0.0,
+                                -0.0,
+                                1.0,
+                                -1.0,
+                                0.1,
+                                1.0 / 3.0,
+                                1e-300,
+                                5e-324,
+                                1e300,
+                                1e15,
+                                999999999999999.0,
+                                1e16,
+                                123456789012345678.0,
+                                2.5e-5,
+                                1.7976931348623157e308,
+                                -2.2250738585072014e-308,
+                                3.0e-8,
+                                1024.5};
   for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
     char src[512];
     snprintf(src, sizeof src, "kernel f\nargs ()\ngrid (1)\n{\n  %%c = const %.17e : f64\n}\n",
@@ -452,7 +465,8 @@ static void built(void) {
   int bm = irb_tunable(b, "BM", 64, (const int64_t[]){64, 128}, 2);
   ir_value *x = irb_tensor_arg(b, "X", ARG_IN, f32, 1, (const char *const[]){"N"});
   int n = ir_sym_find(irb_kernel(b), "N", 1);
-  irb_grid(b, 1, (ir_expr *const[]){ir_expr_bin(a, EXO_CDIV, ir_expr_sym(a, n), ir_expr_sym(a, bm))});
+  irb_grid(b, 1,
+           (ir_expr *const[]){ir_expr_bin(a, EXO_CDIV, ir_expr_sym(a, n), ir_expr_sym(a, bm))});
   ir_value *none[1] = {NULL};
   ir_op *pid = irb_op(b, IR_OP_PROGRAM_ID, none, 0, &i32, 1);
   ir_op *c = irb_op(b, IR_OP_CONST, none, 0, &i32, 1);
@@ -464,7 +478,8 @@ static void built(void) {
   const ir_type *tile = ir_type_tile(a, f32, 1, d);
   ir_value *lops[2] = {x, off->results[0]};
   ir_op *ld = irb_op(b, IR_OP_LOAD, lops, 2, &tile, 1);
-  ir_op *loop = irb_for(b, pid->results[0], off->results[0], c->results[0], &ld->results[0], 1, &tile);
+  ir_op *loop =
+      irb_for(b, pid->results[0], off->results[0], c->results[0], &ld->results[0], 1, &tile);
   ir_value *y = loop->regions[0]->args[1];
   irb_op(b, IR_OP_YIELD, &y, 1, NULL, 0);
   irb_end(b);
