@@ -156,10 +156,10 @@ static ir_status check_op(vctx *c, const ir_op *op) {
     return err(c, L, "'%s' must have %s result(s)", kw, info->nres ? "one" : "no");
   for (int i = 0; i < op->nopnd; i++) {
     if (!c->visible[op->operands[i]->id])
-      return err(c, L, "operand %s of '%s' does not dominate this use", vn(op->operands[i]), kw);
+      return err(c, L, "operand %%%s of '%s' does not dominate this use", vn(op->operands[i]), kw);
     if (op->operands[i]->ty->kind == IR_TENSOR &&
         !(i == 0 && (op->code == IR_OP_LOAD || op->code == IR_OP_STORE)))
-      return err(c, L, "tensor '%s' can only be used by load and store", vn(op->operands[i]));
+      return err(c, L, "tensor '%%%s' can only be used by load and store", vn(op->operands[i]));
   }
   for (int i = 0; i < op->nres; i++) {
     ir_status s = check_type(c, L, op->results[i]->ty);
@@ -351,7 +351,7 @@ static ir_status check_op(vctx *c, const ir_op *op) {
       return err(c, L, "'%s' needs a tensor argument", kw);
     int nidx = op->nopnd - 1 - (op->code == IR_OP_STORE);
     if (nidx != t->rank)
-      return err(c, L, "tensor '%s' needs one index per dim", vn(op->operands[0]));
+      return err(c, L, "tensor '%%%s' needs one index per dim", vn(op->operands[0]));
     for (int i = 1; i <= nidx; i++)
       if (is_tile(opnd(op, i)) || !ir_kind_is_int(opnd(op, i)->kind))
         return err(c, L, "indices of '%s' must be integer scalars", kw);
@@ -359,12 +359,12 @@ static ir_status check_op(vctx *c, const ir_op *op) {
     if (op->code == IR_OP_STORE) {
       const ir_arg *a = &c->k->args[op->operands[0]->argno];
       if (a->dir == ARG_IN)
-        return err(c, L, "store to input tensor '%s' (declare it out or inout)", a->name);
+        return err(c, L, "store to input tensor '%%%s' (declare it out or inout)", a->name);
     }
     if (!ir_type_equal(ir_type_elem(v), t->elem))
       return err(c, L, "'%s' element type must be %s", kw, tname(c, t->elem, b1));
     if (is_tile(v) && v->rank > t->rank)
-      return err(c, L, "tile rank exceeds the rank of tensor '%s'", vn(op->operands[0]));
+      return err(c, L, "tile rank exceeds the rank of tensor '%%%s'", vn(op->operands[0]));
     break;
   }
   case IR_OP_ADDPTR: {
@@ -462,7 +462,7 @@ static ir_status check_op(vctx *c, const ir_op *op) {
     for (int i = 0; i < op->nres; i++) {
       rt[i] = op->results[i]->ty;
       if (!same(opnd(op, 3 + i), rt[i]) || !same(body->args[1 + i]->ty, rt[i]))
-        return err(c, L, "loop-carried value %s has type %s", vn(body->args[1 + i]),
+        return err(c, L, "loop-carried value %%%s has type %s", vn(body->args[1 + i]),
                    tname(c, opnd(op, 3 + i), b1));
     }
     for (int i = 0; i < body->nargs; i++)
@@ -518,9 +518,9 @@ static ir_status block(vctx *c, const ir_block *b, const ir_type *const *yield_t
       for (int i = 0; !s && i < op->nopnd; i++) {
         char b1[128];
         if (!c->visible[op->operands[i]->id])
-          s = err(c, op->loc, "yielded value %s does not dominate the yield", vn(op->operands[i]));
+          s = err(c, op->loc, "yielded value %%%s does not dominate the yield", vn(op->operands[i]));
         else if (!same(op->operands[i]->ty, yield_types[i]))
-          s = err(c, op->loc, "yielded value %s must have type %s", vn(op->operands[i]),
+          s = err(c, op->loc, "yielded value %%%s must have type %s", vn(op->operands[i]),
                   tname(c, yield_types[i], b1));
       }
       continue;

@@ -1,7 +1,8 @@
 /* tests/unit/parse_errors.c — ir_parse rejects malformed text with the expected located error.
  *
  * Part 1 runs every tests/errors/NAME.tile (see tests/errors/README.md for the convention: the
- * first line is `# expect: LINE:COL: MESSAGE`, an optional second line `# status: limit`).
+ * first line is `# expect: LINE:COL: MESSAGE`, an optional second line `# status: limit` or
+ * `# status: verify` — the text parses and ir_verify must reject it).
  * Part 2 builds hostile inputs in memory: deep region nesting, deep parentheses and operator
  * chains, oversized sources, too many ops/operands, names at the length limit.
  * Usage: unit_parse_errors [SOURCE_ROOT] (default: $TILEC_SOURCE_DIR, then TILEC_SOURCE_DIR).
@@ -126,12 +127,17 @@ static void one_file(const char *dir, const char *name) {
   size_t wn = strcspn(text + strlen(tag), "\r\n");
   snprintf(want, sizeof want, "%.*s", (int)wn, text + strlen(tag));
   const char *second = strchr(text, '\n');
-  ir_status want_status =
-      second && strncmp(second + 1, "# status: limit", 15) == 0 ? IR_ERR_LIMIT : IR_ERR_PARSE;
+  bool verify = second && strncmp(second + 1, "# status: verify", 16) == 0;
+  ir_status want_status = verify ? IR_ERR_VERIFY
+                          : second && strncmp(second + 1, "# status: limit", 15) == 0
+                              ? IR_ERR_LIMIT
+                              : IR_ERR_PARSE;
 
   ir_kernel *k = NULL;
   ir_diag d;
   ir_status s = ir_parse(text, len, file, &k, &d);
+  if (verify && s == IR_OK) /* well-formed text that the verifier must reject */
+    s = ir_verify(k, &d);
   char got[1024];
   if (s == IR_OK)
     snprintf(got, sizeof got, "(parsed without error)");
