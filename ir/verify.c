@@ -518,7 +518,8 @@ static ir_status block(vctx *c, const ir_block *b, const ir_type *const *yield_t
       for (int i = 0; !s && i < op->nopnd; i++) {
         char b1[128];
         if (!c->visible[op->operands[i]->id])
-          s = err(c, op->loc, "yielded value %%%s does not dominate the yield", vn(op->operands[i]));
+          s = err(c, op->loc, "yielded value %%%s does not dominate the yield",
+                  vn(op->operands[i]));
         else if (!same(op->operands[i]->ty, yield_types[i]))
           s = err(c, op->loc, "yielded value %%%s must have type %s", vn(op->operands[i]),
                   tname(c, yield_types[i], b1));
