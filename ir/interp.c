@@ -1322,6 +1322,7 @@ static ir_status exec(prog *P, int x) {
     return broadcast_op(P, op);
   case IR_OP_EXPAND_DIMS:
   case IR_OP_RESHAPE:
+  case IR_OP_CONVERT:
     return copy_op(P, op);
   case IR_OP_TRANS:
     return trans_op(P, op);

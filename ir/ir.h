@@ -352,6 +352,11 @@ bool irb_failed(const ir_builder *b);
 ir_status ir_parse(const char *text, size_t len, const char *file, ir_kernel **out, ir_diag *d);
 /* Canonical text; caller frees the returned string with free(). NULL only on host OOM. */
 char *ir_print(const ir_kernel *k);
+/* ir_print with a trailing comment `# NOTE` after every op that has results (except for/if);
+ * note writes the text for an op's first result into buf (empty: no comment). The output
+ * still parses (comments are ignored). Used by `tilec compile --emit gpu`. */
+typedef void (*ir_note_fn)(void *ctx, const ir_value *v, char *buf, size_t cap);
+char *ir_print_notes(const ir_kernel *k, ir_note_fn note, void *ctx);
 /* Prints one expression into buf (used by printers and diagnostics). */
 void ir_expr_print(const ir_kernel *k, const ir_expr *e, char *buf, size_t cap);
 void ir_type_print(const ir_kernel *k, const ir_type *t, char *buf, size_t cap);

@@ -231,6 +231,8 @@ typedef struct printer {
   int ntaken, captaken;
   char **gen; /* by value id: invented names of unnamed values */
   char tmp[32];
+  ir_note_fn note; /* optional: a trailing `# note` per op result */
+  void *note_ctx;
 } printer;
 
 static int cmpstr(const void *a, const void *b) {
@@ -466,6 +468,12 @@ static void block(printer *pr, const ir_block *b, int ind) {
     return;
   for (const ir_op *op = b->first; op; op = op->next) {
     opline(pr, op, ind);
+    if (pr->note && op->nres > 0 && op->code != IR_OP_FOR && op->code != IR_OP_IF) {
+      char buf[512] = "";
+      pr->note(pr->note_ctx, op->results[0], buf, sizeof buf);
+      if (buf[0])
+        putf(&pr->o, "  # %s", buf);
+    }
     put(&pr->o, "\n");
   }
 }
@@ -565,8 +573,10 @@ static void header(printer *pr) {
   put(o, ")\n");
 }
 
-char *ir_print(const ir_kernel *k) {
-  printer pr = {.k = k};
+char *ir_print(const ir_kernel *k) { return ir_print_notes(k, NULL, NULL); }
+
+char *ir_print_notes(const ir_kernel *k, ir_note_fn note, void *ctx) {
+  printer pr = {.k = k, .note = note, .note_ctx = ctx};
   if (!k)
     return NULL;
   if (k->nvalues > 0) {

@@ -332,6 +332,11 @@ static ir_status check_op(vctx *c, const ir_op *op) {
                  tname(c, r, b2));
     break;
   }
+  case IR_OP_CONVERT:
+    need = 1;
+    if (op->nopnd == 1 && (!is_tile(opnd(op, 0)) || !same(opnd(op, 0), r)))
+      return err(c, L, "'convert_layout' keeps the tile type");
+    break;
   case IR_OP_TRANS: {
     need = 1;
     if (op->nopnd != 1)

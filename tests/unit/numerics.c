@@ -167,6 +167,15 @@ static void bsattention_cases(void) {
     }
   expect_pass("bsattention", NULL, "B=1,H=1,S=200,SKV=130,D=64,mask=causal", NULL);
   expect_pass("bsattention", "BM=16", "B=1,H=1,S=70,D=128,mask=sliding:20,block=32", NULL);
+  /* rows q >= SKV + W - 1 see no key: O = 0 and LSE = -inf, in kernel and reference alike */
+  kn_problem p;
+  if (CHECK(
+          run("bsattention", "BM=16,BN=16", "B=1,H=1,S=60,SKV=20,D=64,mask=sliding:8", NULL, &p))) {
+    kn_buf *o = &p.bufs[3], *lse = &p.bufs[4];
+    CHECK(lse->exact[59] == -INFINITY && lse->exact[0] > -INFINITY);
+    CHECK(o->exact[59 * 64] == 0 && o->exact[59 * 64 + 63] == 0);
+  }
+  kn_problem_free(&p);
 }
 
 /* bsattention with a causal layout computes what the dense causal kernel computes. */
