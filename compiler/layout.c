@@ -208,7 +208,16 @@ int ly_nregs(const ly_layout *l, const int64_t *shape) {
   return 0;
 }
 
+/* ly_coord before the wrap modulo the shape. */
+static void coord_raw(const ly_layout *l, const int64_t *shape, int tid, int reg, int64_t *coord);
+
 void ly_coord(const ly_layout *l, const int64_t *shape, int tid, int reg, int64_t *coord) {
+  coord_raw(l, shape, tid, reg, coord);
+  for (int d = 0; d < l->rank; d++)
+    coord[d] %= shape[d];
+}
+
+static void coord_raw(const ly_layout *l, const int64_t *shape, int tid, int reg, int64_t *coord) {
   int lane = tid % LY_WARP, warp = tid / LY_WARP;
   switch (l->kind) {
   case LY_BLOCKED: {
@@ -225,7 +234,7 @@ void ly_coord(const ly_layout *l, const int64_t *shape, int tid, int reg, int64_
       int j = regdim(l, shape, reg, d);
       int64_t c =
           (j / l->spt[d]) * cta + ((int64_t)wd[d] * l->tpw[d] + ld[d]) * l->spt[d] + j % l->spt[d];
-      coord[d] = c % shape[d];
+      coord[d] = c;
     }
     return;
   }
@@ -249,14 +258,14 @@ void ly_coord(const ly_layout *l, const int64_t *shape, int tid, int reg, int64_
       c0 = rep0 * 16 + 2 * t + (i & 1) + 8 * (i >> 1);
       c1 = (rep1 * m->wpc[1] + wn) * 8 + g;
     }
-    coord[0] = c0 % shape[0];
-    coord[1] = c1 % shape[1];
+    coord[0] = c0;
+    coord[1] = c1;
     return;
   }
   case LY_SLICE: {
     int64_t ps[IR_MAX_RANK] = {0}, pc[IR_MAX_RANK] = {0};
     parent_shape(l, shape, ps);
-    ly_coord(l->parent, ps, tid, slice_parent_reg(l, shape, reg), pc);
+    coord_raw(l->parent, ps, tid, slice_parent_reg(l, shape, reg), pc);
     for (int d = 0, j = 0; d < l->parent->rank; d++)
       if (d != l->dim)
         coord[j++] = pc[d];
@@ -341,4 +350,48 @@ bool ly_covers(const ly_layout *l, const int64_t *shape, char *msg, size_t cap) 
     }
   free(seen);
   return ok;
+}
+
+bool ly_linear(const ly_layout *l, const int64_t *shape, ly_affine *out) {
+  int threads = ly_warps(l) * LY_WARP, n = ly_nregs(l, shape);
+  memset(out, 0, sizeof *out);
+  out->rank = l->rank;
+  out->nregs = n;
+  out->reg = malloc(sizeof(int64_t) * IR_MAX_RANK * (size_t)(n ? n : 1));
+  if (!out->reg)
+    return false;
+  for (int b = 0; (1 << b) < threads; b++)
+    out->nbits = b + 1;
+  int64_t base[IR_MAX_RANK], c[IR_MAX_RANK];
+  coord_raw(l, shape, 0, 0, base);
+  for (int r = 0; r < n; r++)
+    coord_raw(l, shape, 0, r, out->reg + (size_t)r * IR_MAX_RANK);
+  for (int b = 0; b < out->nbits; b++) {
+    coord_raw(l, shape, 1 << b, 0, c);
+    for (int d = 0; d < l->rank; d++)
+      out->bit[b][d] = c[d] - base[d];
+  }
+  /* every thread and register must follow the affine form */
+  for (int t = 0; t < threads; t++)
+    for (int r = 0; r < n; r++) {
+      coord_raw(l, shape, t, r, c);
+      for (int d = 0; d < l->rank; d++) {
+        int64_t v = out->reg[(size_t)r * IR_MAX_RANK + d];
+        for (int b = 0; b < out->nbits; b++)
+          if (t >> b & 1)
+            v += out->bit[b][d];
+        if (v != c[d]) {
+          ly_affine_free(out);
+          return false;
+        }
+      }
+    }
+  return true;
+}
+
+void ly_affine_free(ly_affine *a) {
+  if (!a)
+    return;
+  free(a->reg);
+  a->reg = NULL;
 }

@@ -60,6 +60,18 @@ void ly_coord(const ly_layout *l, const int64_t *shape, int tid, int reg, int64_
 /* The register of thread tid that holds coord, or -1 when the thread holds none. */
 int ly_find(const ly_layout *l, const int64_t *shape, int tid, const int64_t *coord);
 
+/* The affine form of a layout, which the lowering turns into index arithmetic:
+ *   coord[d](tid, reg) = (reg[reg][d] + sum over set bits b of tid of bit[b][d]) mod shape[d]
+ * reg[] is compile-time per register, bit[][] per thread-id bit. Every layout kind here has
+ * this form; ly_linear verifies it for every thread and register and fails otherwise. */
+typedef struct ly_affine {
+  int rank, nregs, nbits;       /* nbits = log2(threads) */
+  int64_t bit[16][IR_MAX_RANK]; /* per thread-id bit */
+  int64_t *reg;                 /* [nregs][IR_MAX_RANK], malloc'd */
+} ly_affine;
+bool ly_linear(const ly_layout *l, const int64_t *shape, ly_affine *out);
+void ly_affine_free(ly_affine *a); /* NULL-safe */
+
 /* Writes a short description ("#blocked<spt=[1,8],tpw=[4,8],wpc=[4,1],order=[1,0]>"). */
 void ly_print(const ly_layout *l, char *buf, size_t cap);
 

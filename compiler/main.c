@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "codegen/codegen.h"
+#include "compiler/gpu.h"
 #include "ir/ir.h"
 #include "kernels/builtin_sources.h"
 #include "kernels/problem.h"
@@ -30,7 +31,7 @@ static int usage(FILE *f) {
         "  check FILE.tile                        parse and verify; diagnostics\n"
         "  print KERNEL|FILE.tile                 canonical text\n"
         "  compile KERNEL|FILE.tile [--set K=V,...] [--shape K=V,...] [--dtype T]\n"
-        "          --emit ir|spec [-o OUT]        print the kernel or its specialization\n"
+        "          --emit ir|spec|gpu [-o OUT]    the kernel, its specialization, its layouts\n"
         "  run KERNEL|FILE.tile --shape K=V,... [--set K=V,...] [--dtype bf16|f16]\n"
         "          [--interp] [--check] [--seed N] [--threads N] [--json] [--save DIR]\n"
         "\n"
@@ -320,12 +321,12 @@ static int specialize(const opts *o, const ir_kernel *k, const kn_shape *shape, 
 
 static int cmd_compile(const opts *o) {
   const char *emit = o->emit ? o->emit : "spec";
-  if (strcmp(emit, "ir") && strcmp(emit, "spec")) {
-    if (!strcmp(emit, "gpu") || !strcmp(emit, "llvm") || !strcmp(emit, "ptx") ||
-        !strcmp(emit, "cubin"))
+  bool gpu = !strcmp(emit, "gpu");
+  if (strcmp(emit, "ir") && strcmp(emit, "spec") && !gpu) {
+    if (!strcmp(emit, "llvm") || !strcmp(emit, "ptx") || !strcmp(emit, "cubin"))
       return die(EXIT_ENV,
-                 "--emit %s: code generation for tile kernels is not in this build "
-                 "yet; --emit ir and spec are",
+                 "--emit %s: LLVM lowering of tile kernels is not in this build "
+                 "yet; --emit ir, spec and gpu are",
                  emit);
     return die(EXIT_FAIL, "--emit %s: expected ir, spec, gpu, llvm, ptx or cubin", emit);
   }
@@ -341,8 +342,21 @@ static int cmd_compile(const opts *o) {
     ir_config cfg;
     if (kn_shape_parse(o->shape, &shape, err, sizeof err))
       rc = die(EXIT_FAIL, "%s", err);
-    else if (!(rc = specialize(o, k, &shape, &cfg, &spec)))
+    else if (!(rc = specialize(o, k, &shape, &cfg, &spec)) && !gpu)
       rc = print_kernel(spec, o->out);
+    else if (!rc) {
+      cc_gpu g;
+      ir_diag d;
+      if (cc_gpu_build(spec, &g, &d)) {
+        fprintf(stderr, "%s\n", d.msg);
+        rc = EXIT_FAIL;
+      } else {
+        char *text = cc_gpu_print(&g);
+        rc = text ? write_text(o->out, text) : die(EXIT_FAIL, "out of memory");
+        free(text);
+        cc_gpu_free(&g);
+      }
+    }
   }
   ir_kernel_free(spec);
   ir_kernel_free(k);

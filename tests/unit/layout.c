@@ -18,6 +18,24 @@ static void covers(const ly_layout *l, int64_t a, int64_t b) {
     ly_print(l, desc, sizeof desc);
     fprintf(stderr, "  %s over [%lld, %lld]: %s\n", desc, (long long)a, (long long)b, msg);
   }
+  /* the affine form reproduces every coordinate */
+  ly_affine af;
+  if (CHECK(ly_linear(l, shape, &af))) {
+    int threads0 = ly_warps(l) * LY_WARP, bad0 = 0;
+    for (int t = 0; t < threads0; t += 3)
+      for (int r = 0; r < af.nregs; r++) {
+        int64_t c[2];
+        ly_coord(l, shape, t, r, c);
+        for (int d = 0; d < l->rank; d++) {
+          int64_t v = af.reg[r * IR_MAX_RANK + d];
+          for (int bit = 0; bit < af.nbits; bit++)
+            v += (t >> bit & 1) ? af.bit[bit][d] : 0;
+          bad0 += v % shape[d] != c[d];
+        }
+      }
+    CHECK_EQ_INT(0, bad0);
+    ly_affine_free(&af);
+  }
   /* ly_find inverts ly_coord for every thread */
   int n = ly_nregs(l, shape), threads = ly_warps(l) * LY_WARP, bad = 0;
   for (int t = 0; t < threads; t += 7)
