@@ -6,47 +6,31 @@
  */
 #include "kernels/bsr.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/fail.h"
+
 #include "kernels/rng.h"
-
-static int fail(char *err, size_t cap, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-/* Formats the message into err (when there is room) and returns a nonzero status. */
-static int fail(char *err, size_t cap, const char *fmt, ...) {
-  if (err && cap) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-  }
-  return 1;
-}
 
 /* Validates the shape, fills the geometry of out and allocates row_ptr. */
 static int init_shape(int64_t N, int64_t K, int32_t block, kn_bsr *out, char *err, size_t cap) {
   *out = (kn_bsr){0};
   if (N < 0 || K < 0 || block < 1)
-    return fail(err, cap, "bsr: bad shape N=%lld K=%lld block=%d", (long long)N, (long long)K,
-                (int)block);
+    return kn_fail(err, cap, "bsr: bad shape N=%lld K=%lld block=%d", (long long)N, (long long)K,
+                   (int)block);
   int64_t nbr = N / block + (N % block != 0), nbc = K / block + (K % block != 0);
   if (nbr > INT32_MAX || nbc > INT32_MAX || nbr * nbc > INT32_MAX / ((int64_t)block * block))
-    return fail(err, cap, "bsr: %lld x %lld at block %d is too large", (long long)N, (long long)K,
-                (int)block);
+    return kn_fail(err, cap, "bsr: %lld x %lld at block %d is too large", (long long)N,
+                   (long long)K, (int)block);
   out->N = N;
   out->K = K;
   out->block = block;
   out->nbrows = (int32_t)nbr;
   out->nbcols = (int32_t)nbc;
   out->row_ptr = calloc((size_t)nbr + 1, sizeof(int32_t));
-  return out->row_ptr ? 0 : fail(err, cap, "bsr: out of memory");
+  return out->row_ptr ? 0 : kn_fail(err, cap, "bsr: out of memory");
 }
 
 /* Allocates col_idx and values for nnzb tiles (values zeroed). */
@@ -58,14 +42,14 @@ static int alloc_tiles(kn_bsr *a, int64_t nnzb, char *err, size_t cap) {
   if (a->col_idx && a->values)
     return 0;
   kn_bsr_free(a);
-  return fail(err, cap, "bsr: out of memory for %lld tiles", (long long)nnzb);
+  return kn_fail(err, cap, "bsr: out of memory for %lld tiles", (long long)nnzb);
 }
 
 int kn_bsr_random(int64_t N, int64_t K, int32_t block, double density, uint64_t seed, kn_bsr *out,
                   char *err, size_t errcap) {
   *out = (kn_bsr){0};
   if (!(density >= 0 && density <= 1))
-    return fail(err, errcap, "bsr: density %g is not in [0, 1]", density);
+    return kn_fail(err, errcap, "bsr: density %g is not in [0, 1]", density);
   if (init_shape(N, K, block, out, err, errcap))
     return 1;
   int64_t total = (int64_t)out->nbrows * out->nbcols;

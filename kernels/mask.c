@@ -8,29 +8,13 @@
  */
 #include "kernels/mask.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/fail.h"
+
 #include "kernels/rng.h"
-
-static int fail(char *err, size_t cap, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-/* Formats the message into err (when there is room) and returns a nonzero status. */
-static int fail(char *err, size_t cap, const char *fmt, ...) {
-  if (err && cap) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-  }
-  return 1;
-}
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
@@ -66,16 +50,16 @@ static bool parse_prob(const char *s, size_t n, double *v) {
 static int parse_documents(kn_mask *m, const char *arg, size_t n, int64_t S, int64_t SKV, char *err,
                            size_t cap) {
   if (S != SKV)
-    return fail(err, cap, "document masks need S == SKV (S=%lld, SKV=%lld)", (long long)S,
-                (long long)SKV);
+    return kn_fail(err, cap, "document masks need S == SKV (S=%lld, SKV=%lld)", (long long)S,
+                   (long long)SKV);
   size_t ndocs = 1;
   for (size_t i = 0; i < n; i++)
     ndocs += arg[i] == '+';
   if (ndocs > INT32_MAX)
-    return fail(err, cap, "too many documents");
+    return kn_fail(err, cap, "too many documents");
   int64_t *len = malloc(ndocs * sizeof *len);
   if (!len)
-    return fail(err, cap, "out of memory");
+    return kn_fail(err, cap, "out of memory");
   int64_t sum = 0;
   size_t d = 0, start = 0;
   for (size_t i = 0; i <= n; i++) {
@@ -83,7 +67,8 @@ static int parse_documents(kn_mask *m, const char *arg, size_t n, int64_t S, int
       continue;
     if (!parse_i64(arg + start, i - start, &len[d]) || len[d] < 1) {
       free(len);
-      return fail(err, cap, "document:%.*s: document %zu needs a length >= 1", (int)n, arg, d + 1);
+      return kn_fail(err, cap, "document:%.*s: document %zu needs a length >= 1", (int)n, arg,
+                     d + 1);
     }
     sum = len[d] > INT64_MAX - sum ? INT64_MAX : sum + len[d];
     d++;
@@ -91,7 +76,8 @@ static int parse_documents(kn_mask *m, const char *arg, size_t n, int64_t S, int
   }
   int rc = 0;
   if (sum != S)
-    rc = fail(err, cap, "document lengths sum to %lld, not S=%lld", (long long)sum, (long long)S);
+    rc =
+        kn_fail(err, cap, "document lengths sum to %lld, not S=%lld", (long long)sum, (long long)S);
   else
     rc = kn_mask_set_documents(m, len, (int32_t)ndocs, err, cap);
   free(len);
@@ -103,7 +89,7 @@ static int parse_random(kn_mask *m, const char *arg, size_t n, char *err, size_t
   const char *colon = memchr(arg, ':', n);
   size_t np = colon ? (size_t)(colon - arg) : n;
   if (!parse_prob(arg, np, &m->density))
-    return fail(err, cap, "random:%.*s: the density must be a number in (0, 1]", (int)n, arg);
+    return kn_fail(err, cap, "random:%.*s: the density must be a number in (0, 1]", (int)n, arg);
   int64_t bm = KN_MASK_RANDOM_BLOCK, bn = KN_MASK_RANDOM_BLOCK;
   if (colon) {
     const char *g = colon + 1;
@@ -115,8 +101,8 @@ static int parse_random(kn_mask *m, const char *arg, size_t n, char *err, size_t
     if (x)
       ok = ok && parse_i64(x + 1, ng - nm - 1, &bn);
     if (!ok || bm < 1 || bn < 1 || bm > INT32_MAX || bn > INT32_MAX)
-      return fail(err, cap, "random:%.*s: the block must be BM or BMxBN with positive integers",
-                  (int)n, arg);
+      return kn_fail(err, cap, "random:%.*s: the block must be BM or BMxBN with positive integers",
+                     (int)n, arg);
   }
   m->rblock_m = (int32_t)bm;
   m->rblock_n = (int32_t)bn;
@@ -136,17 +122,17 @@ static int parse_component(kn_mask *m, const char *c, size_t n, int64_t S, int64
     if (strlen(names[i]) == nn && memcmp(c, names[i], nn) == 0)
       kind = i;
   if (kind < 0)
-    return fail(err, cap,
-                "unknown mask '%.*s' (expected none, causal, sliding:W, prefix:P, "
-                "document:L1+L2+..., random:P[:BM[xBN]])",
-                (int)n, c);
+    return kn_fail(err, cap,
+                   "unknown mask '%.*s' (expected none, causal, sliding:W, prefix:P, "
+                   "document:L1+L2+..., random:P[:BM[xBN]])",
+                   (int)n, c);
   if (*seen & (1u << kind))
-    return fail(err, cap, "mask component '%s' given twice", names[kind]);
+    return kn_fail(err, cap, "mask component '%s' given twice", names[kind]);
   *seen |= 1u << kind;
   if (kind == 0 && colon)
-    return fail(err, cap, "causal takes no argument");
+    return kn_fail(err, cap, "causal takes no argument");
   if (kind != 0 && !colon)
-    return fail(err, cap, "%s needs an argument", names[kind]);
+    return kn_fail(err, cap, "%s needs an argument", names[kind]);
   int64_t v = 0;
   switch (kind) {
   case 0:
@@ -155,7 +141,7 @@ static int parse_component(kn_mask *m, const char *c, size_t n, int64_t S, int64
   case 1:
   case 2:
     if (!parse_i64(arg, na, &v) || v < 1)
-      return fail(err, cap, "%.*s: expected a positive integer", (int)n, c);
+      return kn_fail(err, cap, "%.*s: expected a positive integer", (int)n, c);
     m->causal = true;
     *(kind == 1 ? &m->window : &m->prefix) = v;
     return 0;
@@ -171,7 +157,7 @@ int kn_mask_parse(const char *spec, int64_t S, int64_t SKV, uint64_t seed, kn_ma
   *out = (kn_mask){0};
   out->seed = seed;
   if (!spec || !*spec)
-    return fail(err, errcap, "empty mask spec");
+    return kn_fail(err, errcap, "empty mask spec");
   if (strcmp(spec, "none") == 0)
     return kn_mask_check(out, S, SKV, err, errcap);
   unsigned seen = 0;
@@ -191,14 +177,14 @@ int kn_mask_parse(const char *spec, int64_t S, int64_t SKV, uint64_t seed, kn_ma
 
 int kn_mask_set_documents(kn_mask *m, const int64_t *lengths, int32_t n, char *err, size_t errcap) {
   if (n < 1)
-    return fail(err, errcap, "a document mask needs at least one document");
+    return kn_fail(err, errcap, "a document mask needs at least one document");
   int64_t ntok = 0;
   for (int32_t d = 0; d < n; d++) {
     if (lengths[d] < 1)
-      return fail(err, errcap, "document %d has length %lld (must be >= 1)", (int)d,
-                  (long long)lengths[d]);
+      return kn_fail(err, errcap, "document %d has length %lld (must be >= 1)", (int)d,
+                     (long long)lengths[d]);
     if (lengths[d] > INT32_MAX - ntok)
-      return fail(err, errcap, "documents hold more than 2^31 tokens");
+      return kn_fail(err, errcap, "documents hold more than 2^31 tokens");
     ntok += lengths[d];
   }
   int32_t *doc = malloc((size_t)ntok * sizeof *doc);
@@ -206,7 +192,7 @@ int kn_mask_set_documents(kn_mask *m, const int64_t *lengths, int32_t n, char *e
   if (!doc || !start) {
     free(doc);
     free(start);
-    return fail(err, errcap, "out of memory");
+    return kn_fail(err, errcap, "out of memory");
   }
   int64_t t = 0;
   for (int32_t d = 0; d < n; d++) {
@@ -226,20 +212,20 @@ int kn_mask_set_documents(kn_mask *m, const int64_t *lengths, int32_t n, char *e
 
 int kn_mask_check(const kn_mask *m, int64_t S, int64_t SKV, char *err, size_t errcap) {
   if (S < 0 || SKV < 0)
-    return fail(err, errcap, "negative sequence length (S=%lld, SKV=%lld)", (long long)S,
-                (long long)SKV);
+    return kn_fail(err, errcap, "negative sequence length (S=%lld, SKV=%lld)", (long long)S,
+                   (long long)SKV);
   if (m->window < 0 || m->prefix < 0)
-    return fail(err, errcap, "negative window or prefix");
+    return kn_fail(err, errcap, "negative window or prefix");
   if (!(m->density >= 0 && m->density <= 1))
-    return fail(err, errcap, "random mask density %g is not in (0, 1]", m->density);
+    return kn_fail(err, errcap, "random mask density %g is not in (0, 1]", m->density);
   if (m->density > 0 && (m->rblock_m < 1 || m->rblock_n < 1))
-    return fail(err, errcap, "random mask block %dx%d is not positive", (int)m->rblock_m,
-                (int)m->rblock_n);
+    return kn_fail(err, errcap, "random mask block %dx%d is not positive", (int)m->rblock_m,
+                   (int)m->rblock_n);
   if (m->ndoc_tokens > 0 && (!m->doc || !m->doc_start || m->ndocs < 1))
-    return fail(err, errcap, "document mask without document arrays");
+    return kn_fail(err, errcap, "document mask without document arrays");
   if (m->ndoc_tokens > 0 && (S != m->ndoc_tokens || SKV != m->ndoc_tokens))
-    return fail(err, errcap, "document mask covers %lld tokens, but S=%lld and SKV=%lld",
-                (long long)m->ndoc_tokens, (long long)S, (long long)SKV);
+    return kn_fail(err, errcap, "document mask covers %lld tokens, but S=%lld and SKV=%lld",
+                   (long long)m->ndoc_tokens, (long long)S, (long long)SKV);
   return 0;
 }
 
@@ -480,13 +466,13 @@ int kn_layout_build(const kn_mask *m, int32_t B, int32_t H, int64_t S, int64_t S
   if (kn_mask_check(m, S, SKV, err, errcap))
     return 1;
   if (B < 1 || H < 1 || block_m < 1 || block_n < 1)
-    return fail(err, errcap, "layout needs B, H, block_m, block_n >= 1 (got %d, %d, %d, %d)",
-                (int)B, (int)H, (int)block_m, (int)block_n);
+    return kn_fail(err, errcap, "layout needs B, H, block_m, block_n >= 1 (got %d, %d, %d, %d)",
+                   (int)B, (int)H, (int)block_m, (int)block_n);
   int64_t nqb = S / block_m + (S % block_m != 0), nkb = SKV / block_n + (SKV % block_n != 0);
   int64_t L = m->density > 0 ? (int64_t)B * H : 1;
   if (nqb > INT32_MAX || nkb > INT32_MAX || L > INT32_MAX || L * nqb > INT32_MAX - 1)
-    return fail(err, errcap, "layout of %lld x %lld x %lld blocks has 2^31 or more rows",
-                (long long)L, (long long)nqb, (long long)nkb);
+    return kn_fail(err, errcap, "layout of %lld x %lld x %lld blocks has 2^31 or more rows",
+                   (long long)L, (long long)nqb, (long long)nkb);
   int64_t rows = L * nqb;
   out->B = B;
   out->H = H;
@@ -516,10 +502,10 @@ int kn_layout_build(const kn_mask *m, int32_t B, int32_t H, int64_t S, int64_t S
     free(part.v);
     kn_layout_free(out);
     if (rc == 1)
-      return fail(err, errcap, "layout of %lld x %lld x %lld blocks has 2^31 or more entries",
-                  (long long)L, (long long)nqb, (long long)nkb);
-    return fail(err, errcap, "out of memory for a layout of %lld x %lld x %lld blocks",
-                (long long)L, (long long)nqb, (long long)nkb);
+      return kn_fail(err, errcap, "layout of %lld x %lld x %lld blocks has 2^31 or more entries",
+                     (long long)L, (long long)nqb, (long long)nkb);
+    return kn_fail(err, errcap, "out of memory for a layout of %lld x %lld x %lld blocks",
+                   (long long)L, (long long)nqb, (long long)nkb);
   }
   out->full_idx = finish(&full);
   out->part_idx = finish(&part);

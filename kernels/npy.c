@@ -8,27 +8,11 @@
 #include "kernels/npy.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
-static int fail(char *err, size_t cap, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-/* Formats the message into err (when there is room) and returns a nonzero status. */
-static int fail(char *err, size_t cap, const char *fmt, ...) {
-  if (err && cap) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, cap, fmt, ap);
-    va_end(ap);
-  }
-  return 1;
-}
+#include "kernels/fail.h"
 
 enum { CHUNK = 1024 }; /* elements converted per fwrite */
 
@@ -61,14 +45,14 @@ static int write_npy(const char *path, const void *data, kn_npy_dtype dt, bool f
                      const int64_t *shape, char *err, size_t cap) {
   static const char *const descr[] = {"<f4", "<f8", "<i4"};
   if (!path || (int)dt < 0 || dt > KN_NPY_I32 || ndim < 0 || ndim > 16 || (ndim && !shape))
-    return fail(err, cap, "npy: bad arguments");
+    return kn_fail(err, cap, "npy: bad arguments");
   char hdr[1024];
   int len =
       snprintf(hdr, sizeof hdr, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr[dt]);
   size_t count = 1;
   for (int d = 0; d < ndim; d++) {
     if (shape[d] < 0 || (shape[d] > 0 && count > SIZE_MAX / 8 / (size_t)shape[d]))
-      return fail(err, cap, "npy: %s: bad shape", path);
+      return kn_fail(err, cap, "npy: %s: bad shape", path);
     count *= (size_t)shape[d];
     if (ndim == 1)
       len += snprintf(hdr + len, sizeof hdr - (size_t)len, "%lld,", (long long)shape[d]);
@@ -81,12 +65,12 @@ static int write_npy(const char *path, const void *data, kn_npy_dtype dt, bool f
     hdr[len++] = ' ';
   hdr[len++] = '\n';
   if (!data && count > 0)
-    return fail(err, cap, "npy: %s: no data", path);
+    return kn_fail(err, cap, "npy: %s: no data", path);
 
   errno = 0;
   FILE *f = fopen(path, "wb");
   if (!f)
-    return fail(err, cap, "npy: cannot open %s: %s", path, strerror(errno));
+    return kn_fail(err, cap, "npy: cannot open %s: %s", path, strerror(errno));
   unsigned char pre[10] = {
       0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(len & 0xff), (unsigned char)(len >> 8)};
   bool ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)len, f) == (size_t)len;
@@ -103,8 +87,8 @@ static int write_npy(const char *path, const void *data, kn_npy_dtype dt, bool f
   }
   if (!ok) {
     remove(path);
-    return fail(err, cap, "npy: cannot write %s: %s", path,
-                saved ? strerror(saved) : "short write");
+    return kn_fail(err, cap, "npy: cannot write %s: %s", path,
+                   saved ? strerror(saved) : "short write");
   }
   return 0;
 }

@@ -11,12 +11,12 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "kernels/fail.h"
 #include "kernels/npy.h"
 #include "kernels/ref.h"
 #include "kernels/rng.h"
@@ -30,18 +30,6 @@ typedef struct {
   char *err;
   size_t cap;
 } setup;
-
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static int
-fail(char *err, size_t cap, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err, cap, fmt, ap);
-  va_end(ap);
-  return -1;
-}
 
 static const char *builtins[] = {"matmul", "attention", "bsattention", "bsmatmul"};
 
@@ -62,20 +50,20 @@ int kn_shape_parse(const char *spec, kn_shape *out, char *err, size_t errcap) {
       char *v = out->kv[out->n - 1].val;
       size_t vl = strlen(v);
       if (vl + 1 + len >= sizeof out->kv[0].val)
-        return fail(err, errcap, "--shape: value of '%s' is too long", out->kv[out->n - 1].key);
+        return kn_fail(err, errcap, "--shape: value of '%s' is too long", out->kv[out->n - 1].key);
       v[vl] = ',';
       memcpy(v + vl + 1, p, len);
       v[vl + 1 + len] = 0;
     } else {
       if (!eq || eq == p)
-        return fail(err, errcap, "--shape: expected KEY=VALUE, got '%.*s'", (int)len, p);
+        return kn_fail(err, errcap, "--shape: expected KEY=VALUE, got '%.*s'", (int)len, p);
       size_t klen = (size_t)(eq - p), vlen = len - klen - 1;
       if (out->n >= KN_MAX_KEYS || klen >= sizeof out->kv[0].key || vlen >= sizeof out->kv[0].val ||
           vlen == 0)
-        return fail(err, errcap, "--shape: bad or too long item '%.*s'", (int)len, p);
+        return kn_fail(err, errcap, "--shape: bad or too long item '%.*s'", (int)len, p);
       for (int i = 0; i < out->n; i++)
         if (strlen(out->kv[i].key) == klen && memcmp(out->kv[i].key, p, klen) == 0)
-          return fail(err, errcap, "--shape: key '%.*s' given twice", (int)klen, p);
+          return kn_fail(err, errcap, "--shape: key '%.*s' given twice", (int)klen, p);
       memcpy(out->kv[out->n].key, p, klen);
       memcpy(out->kv[out->n].val, eq + 1, vlen);
       out->n++;
@@ -101,7 +89,7 @@ static int key_int(setup *s, const char *name, int64_t def, int64_t lo, int64_t 
   const char *v = key(s, name);
   if (!v) {
     if (def < 0)
-      return fail(s->err, s->cap, "--shape needs %s=<integer> for %s", name, s->p->kernel);
+      return kn_fail(s->err, s->cap, "--shape needs %s=<integer> for %s", name, s->p->kernel);
     *out = def;
     return 0;
   }
@@ -109,8 +97,8 @@ static int key_int(setup *s, const char *name, int64_t def, int64_t lo, int64_t 
   errno = 0;
   long long x = strtoll(v, &end, 10);
   if (errno || *end || end == v || x < lo || x > hi)
-    return fail(s->err, s->cap, "--shape %s=%s: expected an integer in [%lld, %lld]", name, v,
-                (long long)lo, (long long)hi);
+    return kn_fail(s->err, s->cap, "--shape %s=%s: expected an integer in [%lld, %lld]", name, v,
+                   (long long)lo, (long long)hi);
   *out = x;
   return 0;
 }
@@ -124,7 +112,7 @@ static int key_double(setup *s, const char *name, double def, double *out) {
   char *end;
   double x = strtod(v, &end);
   if (*end || end == v || !isfinite(x))
-    return fail(s->err, s->cap, "--shape %s=%s: expected a finite number", name, v);
+    return kn_fail(s->err, s->cap, "--shape %s=%s: expected a finite number", name, v);
   *out = x;
   return 0;
 }
@@ -132,8 +120,8 @@ static int key_double(setup *s, const char *name, double def, double *out) {
 static int unused_keys(setup *s, const char *valid) {
   for (int i = 0; i < s->shape->n; i++)
     if (!s->used[i])
-      return fail(s->err, s->cap, "unknown --shape key '%s' for %s (keys: %s)", s->shape->kv[i].key,
-                  s->p->kernel, valid);
+      return kn_fail(s->err, s->cap, "unknown --shape key '%s' for %s (keys: %s)",
+                     s->shape->kv[i].key, s->p->kernel, valid);
   return 0;
 }
 
@@ -141,11 +129,11 @@ static int argi(setup *s, const char *name, ir_arg_kind kind) {
   for (int i = 0; i < s->k->nargs; i++)
     if (strcmp(s->k->args[i].name, name) == 0 && s->k->args[i].kind == kind)
       return i;
-  return fail(s->err, s->cap, "kernel '%s' has no %s argument '%s'", s->k->name,
-              kind == ARG_TENSOR ? "tensor"
-              : kind == ARG_PTR  ? "pointer"
-                                 : "scalar",
-              name);
+  return kn_fail(s->err, s->cap, "kernel '%s' has no %s argument '%s'", s->k->name,
+                 kind == ARG_TENSOR ? "tensor"
+                 : kind == ARG_PTR  ? "pointer"
+                                    : "scalar",
+                 name);
 }
 
 static ir_kind arg_kind(const ir_kernel *k, int i) {
@@ -167,7 +155,7 @@ static kn_buf *buffer(setup *s, const char *name, ir_arg_kind kind, int rank, co
   if (i < 0)
     return NULL;
   if (p->nbufs >= KN_MAX_BUFS) {
-    fail(s->err, s->cap, "too many buffers");
+    kn_fail(s->err, s->cap, "too many buffers");
     return NULL;
   }
   kn_buf *b = &p->bufs[p->nbufs++];
@@ -183,7 +171,7 @@ static kn_buf *buffer(setup *s, const char *name, ir_arg_kind kind, int rank, co
   b->data = calloc(n, kind_bytes(b->kind));
   b->exact = calloc(n, sizeof(double));
   if (!b->data || !b->exact) {
-    fail(s->err, s->cap, "out of memory for '%s' (%lld elements)", name, (long long)b->count);
+    kn_fail(s->err, s->cap, "out of memory for '%s' (%lld elements)", name, (long long)b->count);
     return NULL;
   }
   b->output = output;
@@ -216,7 +204,7 @@ static kn_buf *indices(setup *s, const char *name, const int32_t *v, int64_t n) 
   if (!b)
     return NULL;
   if (b->kind != IR_I32) {
-    fail(s->err, s->cap, "argument '%s' must be ptr<i32>", name);
+    kn_fail(s->err, s->cap, "argument '%s' must be ptr<i32>", name);
     return NULL;
   }
   for (int64_t i = 0; i < n; i++) {
@@ -301,10 +289,10 @@ static int attn_keys(setup *s, attn_shape *a, bool with_causal) {
   if (with_causal && key_int(s, "causal", 0, 0, 1, &a->causal))
     return -1;
   if (a->H % a->HKV)
-    return fail(s->err, s->cap, "--shape: HKV=%lld must divide H=%lld", (long long)a->HKV,
-                (long long)a->H);
+    return kn_fail(s->err, s->cap, "--shape: HKV=%lld must divide H=%lld", (long long)a->HKV,
+                   (long long)a->H);
   if (a->D != 64 && a->D != 128)
-    return fail(s->err, s->cap, "--shape: D must be 64 or 128");
+    return kn_fail(s->err, s->cap, "--shape: D must be 64 or 128");
   return key_double(s, "scale", 1.0 / sqrt((double)a->D), &a->scale);
 }
 
@@ -364,9 +352,9 @@ static int setup_bsattention(setup *s) {
       p->mask.rblock_m = (int32_t)bm;
       p->mask.rblock_n = (int32_t)bn;
     } else if (p->mask.rblock_m % bm || p->mask.rblock_n % bn) {
-      return fail(s->err, s->cap,
-                  "random mask blocks %dx%d must be multiples of the kernel blocks %lldx%lld",
-                  p->mask.rblock_m, p->mask.rblock_n, (long long)bm, (long long)bn);
+      return kn_fail(s->err, s->cap,
+                     "random mask blocks %dx%d must be multiples of the kernel blocks %lldx%lld",
+                     p->mask.rblock_m, p->mask.rblock_n, (long long)bm, (long long)bn);
     }
   }
   if (kn_layout_build(&p->mask, (int32_t)a.B, (int32_t)a.H, a.S, a.SKV, (int32_t)bm, (int32_t)bn,
@@ -377,7 +365,7 @@ static int setup_bsattention(setup *s) {
   int64_t n = (a.S > a.SKV ? a.S : a.SKV);
   int32_t *doc = calloc((size_t)n, sizeof *doc);
   if (!doc)
-    return fail(s->err, s->cap, "out of memory");
+    return kn_fail(s->err, s->cap, "out of memory");
   for (int64_t i = 0; i < p->mask.ndoc_tokens && i < n; i++)
     doc[i] = p->mask.doc[i];
   bool ok = indices(s, "full_ptr", l->full_ptr, rows + 1) &&
@@ -415,7 +403,7 @@ static int ref_attention(kn_problem *p, char *err, size_t cap) {
   kn_buf *q = &p->bufs[0], *k = &p->bufs[1], *v = &p->bufs[2], *o = &p->bufs[3], *lse = &p->bufs[4];
   double *ro = ref_for(p, o), *rl = ref_for(p, lse);
   if (!ro || !rl)
-    return fail(err, cap, "out of memory");
+    return kn_fail(err, cap, "out of memory");
   return kn_ref_attention(q->shape[0], q->shape[1], k->shape[1], q->shape[2], k->shape[2],
                           q->shape[3], q->exact, k->exact, v->exact, p->scale, &p->mask, ro, rl,
                           err, cap);
@@ -431,7 +419,7 @@ static int setup_bsmatmul(setup *s) {
       key_double(s, "density", 0.25, &density) || unused_keys(s, "M, N, K, block, density"))
     return -1;
   if (!(density > 0 && density <= 1))
-    return fail(s->err, s->cap, "--shape: density must be in (0, 1]");
+    return kn_fail(s->err, s->cap, "--shape: density must be in (0, 1]");
   kn_problem *p = s->p;
   if (kn_bsr_random(N, K, (int32_t)block, density, kn_rng_u64(&s->rng), &p->bsr, s->err, s->cap))
     return -1;
@@ -452,7 +440,7 @@ static int setup_bsmatmul(setup *s) {
     return -1;
   p->w_dense = calloc((size_t)(N * K), sizeof(double));
   if (!p->w_dense)
-    return fail(s->err, s->cap, "out of memory");
+    return kn_fail(s->err, s->cap, "out of memory");
   kn_bsr_to_dense(w, p->w_dense);
   p->flops = 2.0 * (double)M * (double)w->nnzb * (double)(block * block);
   snprintf(p->summary, sizeof p->summary, "M=%lld N=%lld K=%lld block=%lld density=%g nnzb=%d",
@@ -473,17 +461,17 @@ static int setup_generic(setup *s) {
   for (int i = 0; i < k->nargs; i++) {
     const ir_arg *a = &k->args[i];
     if (a->kind == ARG_PTR)
-      return fail(s->err, s->cap,
-                  "pointer argument '%s' needs a built-in problem; tilec run can only create "
-                  "tensors and scalars for kernels from files",
-                  a->name);
+      return kn_fail(s->err, s->cap,
+                     "pointer argument '%s' needs a built-in problem; tilec run can only create "
+                     "tensors and scalars for kernels from files",
+                     a->name);
     if (a->kind == ARG_SCALAR) {
       const ir_sym *sym = &k->syms[a->sym];
       ir_num v = sym->def;
       if (sym->kind == SYM_PARAM) {
         const char *txt = key(s, sym->name);
         if (!txt)
-          return fail(s->err, s->cap, "--shape needs a value for parameter '%s'", sym->name);
+          return kn_fail(s->err, s->cap, "--shape needs a value for parameter '%s'", sym->name);
         char *end;
         v.isf = ir_kind_is_float(sym->ty);
         if (v.isf)
@@ -491,7 +479,7 @@ static int setup_generic(setup *s) {
         else
           v.i = strtoll(txt, &end, 10);
         if (*end || end == txt)
-          return fail(s->err, s->cap, "--shape %s=%s is not a number", sym->name, txt);
+          return kn_fail(s->err, s->cap, "--shape %s=%s is not a number", sym->name, txt);
       }
       s->p->args[i].kind = ARG_SCALAR;
       s->p->args[i].scalar = v;
@@ -524,8 +512,8 @@ static int setup_generic(setup *s) {
   }
   for (int i = 0; i < s->shape->n; i++)
     if (!s->used[i])
-      return fail(s->err, s->cap, "--shape key '%s' is not a dim or parameter of '%s'",
-                  s->shape->kv[i].key, k->name);
+      return kn_fail(s->err, s->cap, "--shape key '%s' is not a dim or parameter of '%s'",
+                     s->shape->kv[i].key, k->name);
   snprintf(s->p->summary, sizeof s->p->summary, "%s", "generic problem");
   return 0;
 }
@@ -552,7 +540,7 @@ int kn_problem_config(const char *kernel, const kn_shape *shape, const char *dty
   if (dtype) {
     dt = ir_kind_from_name(dtype, strlen(dtype));
     if (dt != IR_BF16 && dt != IR_F16)
-      return fail(err, errcap, "--dtype %s: built-in kernels take bf16 or f16", dtype);
+      return kn_fail(err, errcap, "--dtype %s: built-in kernels take bf16 or f16", dtype);
   }
   kn_problem tmp = {0};
   setup s = {.p = &tmp, .shape = shape, .err = err, .cap = errcap};
@@ -560,7 +548,7 @@ int kn_problem_config(const char *kernel, const kn_shape *shape, const char *dty
   int64_t v;
   if (strcmp(kernel, "matmul") == 0) {
     if (dt && (add_item(cfg, "TA", (ir_num){0}, dt) || add_item(cfg, "TC", (ir_num){0}, dt)))
-      return fail(err, errcap, "too many settings");
+      return kn_fail(err, errcap, "too many settings");
     return 0;
   }
   if (strcmp(kernel, "bsmatmul") == 0) {
@@ -582,10 +570,10 @@ int kn_problem_config(const char *kernel, const kn_shape *shape, const char *dty
     return 0;
   }
   if (dt)
-    return fail(err, errcap,
-                "--dtype applies to built-in kernels; set a file kernel's type "
-                "variables with --set NAME=%s",
-                dtype);
+    return kn_fail(err, errcap,
+                   "--dtype applies to built-in kernels; set a file kernel's type "
+                   "variables with --set NAME=%s",
+                   dtype);
   return 0;
 }
 
@@ -639,7 +627,7 @@ static int mantissa_bits(ir_kind k) {
 
 int kn_problem_check(kn_problem *p, char *err, size_t errcap) {
   if (!p->builtin)
-    return fail(err, errcap, "--check needs a built-in kernel (its reference lives in C)");
+    return kn_fail(err, errcap, "--check needs a built-in kernel (its reference lives in C)");
   readback(p);
   if (p->nref == 0) {
     if (strcmp(p->kernel, "matmul") == 0)
@@ -653,7 +641,7 @@ int kn_problem_check(kn_problem *p, char *err, size_t errcap) {
   for (int i = 0; i < p->nref; i++) {
     kn_buf *b = &p->bufs[p->ref_buf[i]];
     if (!p->ref[i])
-      return fail(err, errcap, "out of memory");
+      return kn_fail(err, errcap, "out of memory");
     kn_output_check *c = &p->checks[p->nchecks++];
     memcpy(c->name, b->name, sizeof c->name);
     kn_compare(b->exact, p->ref[i], b->count, kn_tolerance(mantissa_bits(b->kind)), &c->r);
@@ -672,14 +660,14 @@ static int save_f64(const char *dir, const char *name, const double *v, int rank
 static int make_dirs(const char *dir, char *err, size_t errcap) {
   char path[4096];
   if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
-    return fail(err, errcap, "path too long: %s", dir);
+    return kn_fail(err, errcap, "path too long: %s", dir);
   for (char *c = path + 1;; c++) {
     if (*c != '/' && *c)
       continue;
     char saved = *c;
     *c = 0;
     if (mkdir(path, 0755) != 0 && errno != EEXIST)
-      return fail(err, errcap, "cannot create %s: %s", path, strerror(errno));
+      return kn_fail(err, errcap, "cannot create %s: %s", path, strerror(errno));
     if (!saved)
       return 0;
     *c = saved;
@@ -695,7 +683,7 @@ int kn_problem_save(const kn_problem *p, const char *dir, const char *config_jso
   snprintf(path, sizeof path, "%s/problem.json", dir);
   FILE *f = fopen(path, "w");
   if (!f)
-    return fail(err, errcap, "cannot write %s: %s", path, strerror(errno));
+    return kn_fail(err, errcap, "cannot write %s: %s", path, strerror(errno));
   fprintf(f, "{\n  \"kernel\": \"%s\",\n  \"problem\": \"%s\",\n  \"config\": %s,\n  \"args\": [",
           p->kernel, p->summary, config_json ? config_json : "{}");
   int rc = 0;
@@ -723,7 +711,7 @@ int kn_problem_save(const kn_problem *p, const char *dir, const char *config_jso
   }
   fprintf(f, "\n  ]\n}\n");
   if (fclose(f) != 0 && !rc)
-    rc = fail(err, errcap, "cannot write %s/problem.json: %s", dir, strerror(errno));
+    rc = kn_fail(err, errcap, "cannot write %s/problem.json: %s", dir, strerror(errno));
   return rc;
 }
 
