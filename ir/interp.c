@@ -15,8 +15,11 @@
  * after its last use, so loop bodies reuse memory instead of allocating. Errors (out-of-bounds
  * pointer access, integer division by zero, bad arguments) are located diagnostics; with several
  * threads the error of the lowest failing program is reported, as a sequential run would.
+ * Element arithmetic, buffer access, pointer cells and argument binding live in ir/exec.c,
+ * shared with the GPU-IR simulator.
  */
 #include "ir.h"
+#include "exec.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -27,15 +30,11 @@
 #include <string.h>
 
 /* One element of a value: which member is live follows from the value's kind. */
-typedef union cell {
-  double f;
-  int64_t i;
-} cell;
+typedef ir_cell cell;
 
-#define PTR_BIAS (INT64_C(1) << 47) /* offsets of a pointer lie in [-PTR_BIAS, PTR_BIAS) */
-#define MAX_DIM (INT64_C(1) << 48)  /* larger tensor dims are rejected at launch */
-#define MAX_PROGRAMS (INT64_C(1) << 31)
-#define MAX_TRIPS (INT64_C(1) << 31)
+#define PTR_BIAS IR_EXEC_PTR_BIAS /* offsets of a pointer lie in [-PTR_BIAS, PTR_BIAS) */
+#define MAX_DIM IR_EXEC_MAX_DIM
+#define MAX_TRIPS IR_EXEC_MAX_TRIPS
 enum { MAX_THREADS = 256 };
 
 /* Static facts of one value, from its type. */
@@ -176,251 +175,11 @@ static const vinfo *info(prog *P, const ir_value *v) { return &P->L->vi[v->id]; 
 static bool isf(ir_kind k) { return ir_kind_is_float(k); }
 static bool isi(ir_kind k) { return ir_kind_is_int(k); }
 
-static int width(ir_kind k) { return k == IR_I1 ? 1 : ir_kind_bits(k); }
-
-/* Wraps to the width of an integer kind (two's complement; gcc and clang define the narrowing
- * conversions as modular). */
-static int64_t wrap(ir_kind k, int64_t v) {
-  switch (k) {
-  case IR_I1:
-    return v & 1;
-  case IR_I8:
-    return (int8_t)v;
-  case IR_I16:
-    return (int16_t)v;
-  case IR_I32:
-    return (int32_t)v;
-  default:
-    return v;
-  }
-}
-
-/* Float to integer kind: truncates, NaN -> 0, saturates beyond int64, wraps (i1: x != 0). */
-static int64_t f2i(ir_kind k, double x) {
-  double t = ir_round_to(k, x);
-  return t >= 0x1p63 ? INT64_MAX : t < -0x1p63 ? INT64_MIN : (int64_t)t;
-}
-
-/* Integer to float kind, rounded once: beyond 2^53 the double is formed with a sticky bit
- * (round to odd) so that rounding it again to a narrower kind is still exact. */
-static double i2f(ir_kind k, int64_t v) {
-  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-  if (k == IR_F64 || u <= (UINT64_C(1) << 53))
-    return ir_round_to(k, (double)v);
-  int sh = 64 - __builtin_clzll(u) - 53;
-  uint64_t m = u >> sh;
-  if (u & ((UINT64_C(1) << sh) - 1))
-    m |= 1;
-  double d = ldexp((double)m, sh);
-  return ir_round_to(k, v < 0 ? -d : d);
-}
-
-/* One element converted from kind `from` to kind `to` (the cast op's rules). */
-static cell conv(ir_kind from, ir_kind to, cell c) {
-  cell r = c;
-  if (isf(from) && isf(to))
-    r.f = ir_round_to(to, c.f);
-  else if (isf(from) && isi(to))
-    r.i = f2i(to, c.f);
-  else if (isi(from) && isf(to))
-    r.f = i2f(to, c.i);
-  else if (isi(from) && isi(to))
-    r.i = to == IR_I1 ? c.i != 0 : wrap(to, c.i);
-  return r;
-}
-
-static cell from_num(ir_kind k, ir_num v) {
-  return v.isf ? conv(IR_F64, k, (cell){.f = v.f}) : conv(IR_I64, k, (cell){.i = v.i});
-}
-
-static void round_cells(ir_kind k, cell *r, int64_t n) {
-  switch (k) {
-  case IR_F64:
-    return;
-  case IR_F32:
-    for (int64_t i = 0; i < n; i++)
-      r[i].f = (float)r[i].f;
-    return;
-  default:
-    for (int64_t i = 0; i < n; i++)
-      r[i].f = ir_round_to(k, r[i].f);
-    return;
-  }
-}
-
-static void wrap_cells(ir_kind k, cell *r, int64_t n) {
-  switch (k) {
-  case IR_I1:
-    for (int64_t i = 0; i < n; i++)
-      r[i].i &= 1;
-    return;
-  case IR_I8:
-    for (int64_t i = 0; i < n; i++)
-      r[i].i = (int8_t)r[i].i;
-    return;
-  case IR_I16:
-    for (int64_t i = 0; i < n; i++)
-      r[i].i = (int16_t)r[i].i;
-    return;
-  case IR_I32:
-    for (int64_t i = 0; i < n; i++)
-      r[i].i = (int32_t)r[i].i;
-    return;
-  default:
-    return;
-  }
-}
-
-/* ---- buffers -------------------------------------------------------------------------- */
-
-static int64_t ld_int(ir_kind k, const unsigned char *p, int64_t e) {
-  switch (k) {
-  case IR_I1:
-    return p[e] != 0;
-  case IR_I8:
-    return (int8_t)p[e];
-  case IR_I16: {
-    int16_t v;
-    memcpy(&v, p + 2 * e, 2);
-    return v;
-  }
-  case IR_I32: {
-    int32_t v;
-    memcpy(&v, p + 4 * e, 4);
-    return v;
-  }
-  default: {
-    int64_t v;
-    memcpy(&v, p + 8 * e, 8);
-    return v;
-  }
-  }
-}
-
-static void st_int(ir_kind k, unsigned char *p, int64_t e, int64_t v) {
-  switch (k) {
-  case IR_I1:
-    p[e] = v != 0;
-    break;
-  case IR_I8:
-    p[e] = (unsigned char)v;
-    break;
-  case IR_I16: {
-    int16_t w = (int16_t)v;
-    memcpy(p + 2 * e, &w, 2);
-    break;
-  }
-  case IR_I32: {
-    int32_t w = (int32_t)v;
-    memcpy(p + 4 * e, &w, 4);
-    break;
-  }
-  default:
-    memcpy(p + 8 * e, &v, 8);
-    break;
-  }
-}
-
-/* Reads n elements of kind k at element offsets e, e+st, ... into out. */
-static void read_row(ir_kind k, const void *base, int64_t e, int64_t st, int64_t n, cell *out) {
-  const unsigned char *p = base;
-  switch (k) {
-  case IR_F32:
-    for (int64_t i = 0; i < n; i++) {
-      float v;
-      memcpy(&v, p + 4 * (e + i * st), 4);
-      out[i].f = v;
-    }
-    return;
-  case IR_F64:
-    for (int64_t i = 0; i < n; i++)
-      memcpy(&out[i].f, p + 8 * (e + i * st), 8);
-    return;
-  case IR_BF16:
-    for (int64_t i = 0; i < n; i++) {
-      uint16_t b;
-      memcpy(&b, p + 2 * (e + i * st), 2);
-      uint32_t u = (uint32_t)b << 16;
-      float v;
-      memcpy(&v, &u, 4);
-      out[i].f = v;
-    }
-    return;
-  case IR_F16:
-    for (int64_t i = 0; i < n; i++) {
-      uint16_t b;
-      memcpy(&b, p + 2 * (e + i * st), 2);
-      out[i].f = ir_f16_bits_to_f64(b);
-    }
-    return;
-  case IR_F8E4M3:
-  case IR_F8E5M2:
-    for (int64_t i = 0; i < n; i++)
-      out[i].f = ir_f8_bits_to_f64(k, p[e + i * st]);
-    return;
-  default:
-    for (int64_t i = 0; i < n; i++)
-      out[i].i = ld_int(k, p, e + i * st);
-    return;
-  }
-}
-
-/* Writes n elements (exact values of kind k) at element offsets e, e+st, ... */
-static void write_row(ir_kind k, void *base, int64_t e, int64_t st, int64_t n, const cell *in) {
-  unsigned char *p = base;
-  switch (k) {
-  case IR_F32:
-    for (int64_t i = 0; i < n; i++) {
-      float v = (float)in[i].f;
-      memcpy(p + 4 * (e + i * st), &v, 4);
-    }
-    return;
-  case IR_F64:
-    for (int64_t i = 0; i < n; i++)
-      memcpy(p + 8 * (e + i * st), &in[i].f, 8);
-    return;
-  case IR_BF16:
-    for (int64_t i = 0; i < n; i++) {
-      uint16_t b = ir_f32_to_bf16_bits((float)in[i].f);
-      memcpy(p + 2 * (e + i * st), &b, 2);
-    }
-    return;
-  case IR_F16:
-    for (int64_t i = 0; i < n; i++) {
-      uint16_t b = ir_f64_to_f16_bits(in[i].f);
-      memcpy(p + 2 * (e + i * st), &b, 2);
-    }
-    return;
-  case IR_F8E4M3:
-  case IR_F8E5M2:
-    for (int64_t i = 0; i < n; i++)
-      p[e + i * st] = ir_f64_to_f8_bits(k, in[i].f);
-    return;
-  default:
-    for (int64_t i = 0; i < n; i++)
-      st_int(k, p, e + i * st, in[i].i);
-    return;
-  }
-}
-
-/* ---- pointers ------------------------------------------------------------------------- */
-
-static int64_t ptr_make(int arg, int64_t off) {
-  return (int64_t)(((uint64_t)(arg + 1) << 48) + (uint64_t)off);
-}
-
-/* The argument a pointer cell refers to (-1 for none) and its element offset. */
-static int ptr_arg(int64_t p, int64_t *off) {
-  uint64_t a = ((uint64_t)p + (uint64_t)PTR_BIAS) >> 48;
-  *off = (int64_t)((uint64_t)p - (a << 48));
-  return a >= 1 && a <= IR_MAX_ARGS ? (int)a - 1 : -1;
-}
-
 /* Checks a pointer for an access of kind want; returns the element offset or -1 (error set). */
 static int64_t ptr_check(prog *P, const ir_op *op, int64_t p, ir_kind want, bool store, int *arg) {
   const launch *L = P->L;
   int64_t off;
-  int a = ptr_arg(p, &off);
+  int a = ir_exec_ptr_arg(p, &off);
   const char *what = store ? "store" : "load";
   if (a < 0 || a >= L->k->nargs || L->args[a].kind == ARG_SCALAR) {
     fail(P, op, "%s through an invalid pointer", what);
@@ -446,105 +205,6 @@ static int64_t ptr_check(prog *P, const ir_op *op, int64_t p, ir_kind want, bool
 static bool fits(const vinfo *a, const vinfo *r) { return a->n == r->n || a->n == 1; }
 static int64_t step_of(const vinfo *a) { return a->n == 1 ? 0 : 1; }
 
-#define LOOP2(dst, expr)                                                                           \
-  for (int64_t i = 0; i < n; i++) {                                                                \
-    x = a[i * sa].dst;                                                                             \
-    y = b[i * sb].dst;                                                                             \
-    r[i].dst = (expr);                                                                             \
-  }
-
-static ir_status fbinary(prog *P, const ir_op *op, cell *r, const cell *a, int64_t sa,
-                         const cell *b, int64_t sb, int64_t n) {
-  double x, y;
-  switch (op->code) {
-  case IR_OP_ADD:
-    LOOP2(f, x + y);
-    break;
-  case IR_OP_SUB:
-    LOOP2(f, x - y);
-    break;
-  case IR_OP_MUL:
-    LOOP2(f, x * y);
-    break;
-  case IR_OP_DIV:
-    LOOP2(f, x / y);
-    break;
-  case IR_OP_REM:
-    LOOP2(f, fmod(x, y));
-    break;
-  case IR_OP_CDIV:
-    LOOP2(f, ceil(x / y));
-    break;
-  case IR_OP_MAX:
-    LOOP2(f, isnan(x) || isnan(y) ? NAN : x > y ? x : y);
-    break;
-  case IR_OP_MIN:
-    LOOP2(f, isnan(x) || isnan(y) ? NAN : x < y ? x : y);
-    break;
-  default:
-    return fail(P, op, "integer operands expected");
-  }
-  return IR_OK;
-}
-
-static ir_status ibinary(prog *P, const ir_op *op, ir_kind k, cell *r, const cell *a, int64_t sa,
-                         const cell *b, int64_t sb, int64_t n) {
-  int64_t x, y;
-  uint64_t w = (uint64_t)width(k);
-  switch (op->code) {
-  case IR_OP_ADD:
-    LOOP2(i, (int64_t)((uint64_t)x + (uint64_t)y));
-    break;
-  case IR_OP_SUB:
-    LOOP2(i, (int64_t)((uint64_t)x - (uint64_t)y));
-    break;
-  case IR_OP_MUL:
-    LOOP2(i, (int64_t)((uint64_t)x * (uint64_t)y));
-    break;
-  case IR_OP_MAX:
-    LOOP2(i, x > y ? x : y);
-    break;
-  case IR_OP_MIN:
-    LOOP2(i, x < y ? x : y);
-    break;
-  case IR_OP_AND:
-    LOOP2(i, x & y);
-    break;
-  case IR_OP_OR:
-    LOOP2(i, x | y);
-    break;
-  case IR_OP_XOR:
-    LOOP2(i, x ^ y);
-    break;
-  case IR_OP_SHL:
-    LOOP2(i, (uint64_t)y >= w ? 0 : (int64_t)((uint64_t)x << y));
-    break;
-  case IR_OP_SHR:
-    LOOP2(i, (uint64_t)y >= w ? (x < 0 ? -1 : 0) : x < 0 ? ~(~x >> y) : x >> y);
-    break;
-  case IR_OP_DIV:
-  case IR_OP_REM:
-  case IR_OP_CDIV:
-    for (int64_t i = 0; i < n; i++) {
-      x = a[i * sa].i;
-      y = b[i * sb].i;
-      if (y == 0)
-        return fail(P, op, "integer division by zero");
-      int64_t q = y == -1 ? (int64_t)(0 - (uint64_t)x) : x / y; /* no INT64_MIN / -1 trap */
-      int64_t m = y == -1 ? 0 : x % y;
-      if (op->code == IR_OP_REM)
-        q = m;
-      else if (op->code == IR_OP_CDIV && m != 0 && (x < 0) == (y < 0))
-        q++;
-      r[i].i = q;
-    }
-    break;
-  default:
-    return fail(P, op, "unsupported operands");
-  }
-  return IR_OK;
-}
-
 static ir_status binary(prog *P, const ir_op *op) {
   if (op->nopnd != 2 || op->nres != 1)
     return fail(P, op, "malformed op");
@@ -559,26 +219,9 @@ static ir_status binary(prog *P, const ir_op *op) {
   cell *r = def(P, op->results[0]);
   if (!r)
     return fail(P, op, "out of host memory");
-  ir_status s;
-  if (isf(ri->ek)) {
-    if ((s = fbinary(P, op, r, a, step_of(ai), b, step_of(bi), ri->n)))
-      return s;
-    round_cells(ri->ek, r, ri->n);
-  } else if (isi(ri->ek)) {
-    if ((s = ibinary(P, op, ri->ek, r, a, step_of(ai), b, step_of(bi), ri->n)))
-      return s;
-    wrap_cells(ri->ek, r, ri->n);
-  } else {
-    return fail(P, op, "numeric operands expected");
-  }
-  return IR_OK;
+  const char *e = ir_exec_binary(op->code, ri->ek, r, a, step_of(ai), b, step_of(bi), ri->n);
+  return e ? fail(P, op, "%s", e) : IR_OK;
 }
-
-#define LOOP1(dst, expr)                                                                           \
-  for (int64_t i = 0; i < n; i++) {                                                                \
-    x = a[i * sa].dst;                                                                             \
-    r[i].dst = (expr);                                                                             \
-  }
 
 static ir_status unary(prog *P, const ir_op *op) {
   if (op->nopnd != 1 || op->nres != 1)
@@ -587,58 +230,11 @@ static ir_status unary(prog *P, const ir_op *op) {
   if (!fits(ai, ri) || ai->ek != ri->ek)
     return fail(P, op, "the operand does not match the result");
   const cell *a = val(P, op->operands[0]);
-  int64_t sa = step_of(ai), n = ri->n;
   cell *r = def(P, op->results[0]);
   if (!r)
     return fail(P, op, "out of host memory");
-  if (isi(ri->ek)) {
-    int64_t x;
-    switch (op->code) {
-    case IR_OP_NEG:
-      LOOP1(i, (int64_t)(0 - (uint64_t)x));
-      break;
-    case IR_OP_ABS:
-      LOOP1(i, x < 0 ? (int64_t)(0 - (uint64_t)x) : x);
-      break;
-    default:
-      return fail(P, op, "float operand expected");
-    }
-    wrap_cells(ri->ek, r, n);
-    return IR_OK;
-  }
-  if (!isf(ri->ek))
-    return fail(P, op, "numeric operand expected");
-  double x;
-  switch (op->code) {
-  case IR_OP_NEG:
-    LOOP1(f, -x);
-    break;
-  case IR_OP_ABS:
-    LOOP1(f, fabs(x));
-    break;
-  case IR_OP_EXP:
-    LOOP1(f, exp(x));
-    break;
-  case IR_OP_EXP2:
-    LOOP1(f, exp2(x));
-    break;
-  case IR_OP_LOG:
-    LOOP1(f, log(x));
-    break;
-  case IR_OP_LOG2:
-    LOOP1(f, log2(x));
-    break;
-  case IR_OP_SQRT:
-    LOOP1(f, sqrt(x));
-    break;
-  case IR_OP_RSQRT:
-    LOOP1(f, 1 / sqrt(x));
-    break;
-  default:
-    return fail(P, op, "unsupported operand");
-  }
-  round_cells(ri->ek, r, n);
-  return IR_OK;
+  const char *e = ir_exec_unary(op->code, ri->ek, r, a, step_of(ai), ri->n);
+  return e ? fail(P, op, "%s", e) : IR_OK;
 }
 
 static ir_status compare(prog *P, const ir_op *op) {
@@ -649,46 +245,11 @@ static ir_status compare(prog *P, const ir_op *op) {
   if (!fits(ai, ri) || !fits(bi, ri) || ai->ek != bi->ek || ri->ek != IR_I1)
     return fail(P, op, "operands do not match");
   const cell *a = val(P, op->operands[0]), *b = val(P, op->operands[1]);
-  int64_t sa = step_of(ai), sb = step_of(bi), n = ri->n;
   cell *r = def(P, op->results[0]);
   if (!r)
     return fail(P, op, "out of host memory");
-#define CMPS(dst)                                                                                  \
-  switch (op->sub) {                                                                               \
-  case IR_CMP_EQ:                                                                                  \
-    for (int64_t i = 0; i < n; i++)                                                                \
-      r[i].i = a[i * sa].dst == b[i * sb].dst;                                                     \
-    break;                                                                                         \
-  case IR_CMP_NE:                                                                                  \
-    for (int64_t i = 0; i < n; i++)                                                                \
-      r[i].i = a[i * sa].dst != b[i * sb].dst;                                                     \
-    break;                                                                                         \
-  case IR_CMP_LT:                                                                                  \
-    for (int64_t i = 0; i < n; i++)                                                                \
-      r[i].i = a[i * sa].dst < b[i * sb].dst;                                                      \
-    break;                                                                                         \
-  case IR_CMP_LE:                                                                                  \
-    for (int64_t i = 0; i < n; i++)                                                                \
-      r[i].i = a[i * sa].dst <= b[i * sb].dst;                                                     \
-    break;                                                                                         \
-  case IR_CMP_GT:                                                                                  \
-    for (int64_t i = 0; i < n; i++)                                                                \
-      r[i].i = a[i * sa].dst > b[i * sb].dst;                                                      \
-    break;                                                                                         \
-  case IR_CMP_GE:                                                                                  \
-    for (int64_t i = 0; i < n; i++)                                                                \
-      r[i].i = a[i * sa].dst >= b[i * sb].dst;                                                     \
-    break;                                                                                         \
-  default:                                                                                         \
-    return fail(P, op, "unknown predicate");                                                       \
-  }
-  if (isf(ai->ek)) {
-    CMPS(f)
-  } else {
-    CMPS(i)
-  }
-#undef CMPS
-  return IR_OK;
+  const char *e = ir_exec_compare(op->sub, ai->ek, r, a, step_of(ai), b, step_of(bi), ri->n);
+  return e ? fail(P, op, "%s", e) : IR_OK;
 }
 
 static ir_status select_op(prog *P, const ir_op *op) {
@@ -701,12 +262,10 @@ static ir_status select_op(prog *P, const ir_op *op) {
     return fail(P, op, "operands do not match");
   const cell *c = val(P, op->operands[0]), *a = val(P, op->operands[1]);
   const cell *b = val(P, op->operands[2]);
-  int64_t sc = step_of(ci), sa = step_of(ai), sb = step_of(bi);
   cell *r = def(P, op->results[0]);
   if (!r)
     return fail(P, op, "out of host memory");
-  for (int64_t i = 0; i < ri->n; i++)
-    r[i] = c[i * sc].i ? a[i * sa] : b[i * sb];
+  ir_exec_select(r, c, step_of(ci), a, step_of(ai), b, step_of(bi), ri->n);
   return IR_OK;
 }
 
@@ -720,18 +279,10 @@ static ir_status cast_op(prog *P, const ir_op *op) {
   if ((from == IR_PTR) != (to == IR_PTR) || from == IR_TENSOR)
     return fail(P, op, "cannot cast %s to %s", ir_kind_name(from), ir_kind_name(to));
   const cell *a = val(P, op->operands[0]);
-  int64_t sa = step_of(ai), n = ri->n;
   cell *r = def(P, op->results[0]);
   if (!r)
     return fail(P, op, "out of host memory");
-  if (isf(from) && isf(to)) {
-    for (int64_t i = 0; i < n; i++)
-      r[i].f = a[i * sa].f;
-    round_cells(to, r, n);
-  } else {
-    for (int64_t i = 0; i < n; i++)
-      r[i] = conv(from, to, a[i * sa]);
-  }
+  ir_exec_cast(from, to, r, a, step_of(ai), ri->n);
   return IR_OK;
 }
 
@@ -816,7 +367,7 @@ static ir_status put_num(prog *P, const ir_op *op, ir_num v) {
   const vinfo *ri = info(P, op->results[0]);
   if (!isf(ri->ek) && !isi(ri->ek))
     return fail(P, op, "numeric result expected");
-  cell c = from_num(ri->ek, v);
+  cell c = ir_exec_from_num(ri->ek, v);
   cell *r = def(P, op->results[0]);
   if (!r)
     return fail(P, op, "out of host memory");
@@ -840,7 +391,7 @@ static ir_status full_op(prog *P, const ir_op *op) {
   const vinfo *ai = info(P, op->operands[0]), *ri = info(P, op->results[0]);
   if (ai->n != 1 || (ai->ek == IR_PTR) != (ri->ek == IR_PTR) || ai->ek == IR_TENSOR)
     return fail(P, op, "the operand does not match the result");
-  cell c = conv(ai->ek, ri->ek, val(P, op->operands[0])[0]);
+  cell c = ir_exec_conv(ai->ek, ri->ek, val(P, op->operands[0])[0]);
   cell *r = def(P, op->results[0]);
   if (!r)
     return fail(P, op, "out of host memory");
@@ -863,7 +414,7 @@ static ir_status arange_op(prog *P, const ir_op *op) {
   if (!r)
     return fail(P, op, "out of host memory");
   for (int64_t i = 0; i < ri->n; i++)
-    r[i].i = wrap(ri->ek, lo.i + i);
+    r[i].i = ir_exec_wrap(ri->ek, lo.i + i);
   return IR_OK;
 }
 
@@ -918,7 +469,7 @@ static ir_status block_access(prog *P, const ir_op *op, bool store) {
     ir_status s = eval(P, op, op->ex[1], &f);
     if (s)
       return s;
-    fillv = from_num(ek, f);
+    fillv = ir_exec_from_num(ek, f);
   }
   cell *t = store ? val(P, tile) : def(P, tile);
   if (!t)
@@ -952,9 +503,9 @@ static ir_status block_access(prog *P, const ir_op *op, bool store) {
         if (in) {
           int64_t e = base + o0 * st[0] + o1 * st[1] + o2 * st[2] + (org[3] + lo) * st[3];
           if (store)
-            write_row(ek, A->data, e, st[3], hi - lo, row + lo);
+            ir_exec_write(ek, A->data, e, st[3], hi - lo, row + lo);
           else
-            read_row(ek, A->data, e, st[3], hi - lo, row + lo);
+            ir_exec_read(ek, A->data, e, st[3], hi - lo, row + lo);
         }
         if (!store)
           for (int64_t i3 = 0; i3 < ts[3]; i3++)
@@ -978,10 +529,10 @@ static ir_status addptr_op(prog *P, const ir_op *op) {
     return fail(P, op, "out of host memory");
   for (int64_t i = 0; i < ri->n; i++) {
     int64_t off, sum;
-    int a = ptr_arg(p[i * sp].i, &off);
+    int a = ir_exec_ptr_arg(p[i * sp].i, &off);
     if (__builtin_add_overflow(off, o[i * so].i, &sum) || sum < -PTR_BIAS || sum >= PTR_BIAS)
       return fail(P, op, "pointer offset overflows");
-    r[i].i = ptr_make(a, sum);
+    r[i].i = ir_exec_ptr_make(a, sum);
   }
   return IR_OK;
 }
@@ -1010,7 +561,7 @@ static ir_status load_ptr_op(prog *P, const ir_op *op) {
     int64_t off = ptr_check(P, op, p[i * sp].i, ri->ek, false, &a);
     if (off < 0)
       return P->d.status;
-    read_row(ri->ek, P->L->args[a].data, off, 1, 1, &r[i]);
+    ir_exec_read(ri->ek, P->L->args[a].data, off, 1, 1, &r[i]);
   }
   return IR_OK;
 }
@@ -1037,7 +588,7 @@ static ir_status store_ptr_op(prog *P, const ir_op *op) {
     int64_t off = ptr_check(P, op, p[i * sp].i, vi->ek, true, &a);
     if (off < 0)
       return P->d.status;
-    write_row(vi->ek, P->L->args[a].data, off, 1, 1, &v[i * sv]);
+    ir_exec_write(vi->ek, P->L->args[a].data, off, 1, 1, &v[i * sv]);
   }
   return IR_OK;
 }
@@ -1079,7 +630,7 @@ static ir_status dot_op(prog *P, const ir_op *op) {
       for (int64_t n = 0; n < N; n++)
         s[n].f = c[(m * N + n) * sc].f + s[n].f;
     }
-    round_cells(ri->ek, r, ri->n);
+    ir_exec_round(ri->ek, r, ri->n);
   } else {
     for (int64_t m = 0; m < M; m++) {
       cell *s = r + m * N;
@@ -1092,7 +643,7 @@ static ir_status dot_op(prog *P, const ir_op *op) {
           s[n].i = (int64_t)((uint64_t)s[n].i + av * (uint64_t)brow[n].i);
       }
     }
-    wrap_cells(ri->ek, r, ri->n);
+    ir_exec_wrap_cells(ri->ek, r, ri->n);
   }
   return IR_OK;
 }
@@ -1152,9 +703,9 @@ static ir_status reduce_op(prog *P, const ir_op *op) {
     }
   }
   if (fl)
-    round_cells(ri->ek, r, ri->n);
+    ir_exec_round(ri->ek, r, ri->n);
   else
-    wrap_cells(ri->ek, r, ri->n);
+    ir_exec_wrap_cells(ri->ek, r, ri->n);
   return IR_OK;
 }
 
@@ -1233,7 +784,7 @@ static ir_status for_op(prog *P, int x) {
       return s;
   for (uint64_t t = 0; t < trips; t++) {
     cell *ivc = def(P, iv);
-    ivc->i = wrap(ivi->ek, (int64_t)((uint64_t)lo + t * (uint64_t)step));
+    ivc->i = ir_exec_wrap(ivi->ek, (int64_t)((uint64_t)lo + t * (uint64_t)step));
     for (int i = 0; i < ninit; i++)
       if ((s = move(P, op, body->args[1 + i], op->results[i])))
         return s;
@@ -1382,7 +933,7 @@ static ir_status run_program(prog *P) {
     slot *s = &P->s[v->id];
     release(P, v->id);
     s->buf = &s->inl;
-    s->inl.i = L->k->args[a].kind == ARG_PTR ? ptr_make(a, 0) : 0;
+    s->inl.i = L->k->args[a].kind == ARG_PTR ? ir_exec_ptr_make(a, 0) : 0;
   }
   int y;
   return run_block(P, L->root, &y);
@@ -1425,133 +976,6 @@ static void prog_free(prog *P, int nvalues) {
 }
 
 /* ---- launch setup --------------------------------------------------------------------- */
-
-static ir_status arg_error(const ir_kernel *k, int a, ir_diag *d, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 4, 5)))
-#endif
-    ;
-
-static ir_status arg_error(const ir_kernel *k, int a, ir_diag *d, const char *fmt, ...) {
-  char msg[1024];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  ir_loc loc = a >= 0 ? k->args[a].loc : (ir_loc){k->file, 0, 0};
-  return ir_error(d, IR_ERR_RUNTIME, loc, k->source, "%s", msg);
-}
-
-/* Checks the launch arguments against the kernel and binds every symbol. */
-static ir_status bind(launch *L, const ir_argval *args, int nargs, ir_diag *d) {
-  const ir_kernel *k = L->k;
-  if (nargs != k->nargs)
-    return arg_error(k, -1, d, "kernel '%s' takes %d arguments, got %d", k->name, k->nargs, nargs);
-  if (k->nargs > IR_MAX_ARGS)
-    return arg_error(k, -1, d, "more than %d arguments", IR_MAX_ARGS);
-  for (int a = 0; a < nargs; a++) {
-    const ir_arg *ka = &k->args[a];
-    const ir_argval *v = &args[a];
-    if (v->kind != ka->kind)
-      return arg_error(k, a, d, "argument '%s' is passed as the wrong kind", ka->name);
-    if (ka->kind == ARG_SCALAR)
-      continue;
-    const ir_type *t = ka->value ? ka->value->ty : NULL;
-    if (!t || !t->elem || t->elem->kind <= IR_VOID || t->elem->kind >= IR_NSCALAR)
-      return arg_error(k, a, d, "argument '%s' has no scalar element type", ka->name);
-    L->argkind[a] = t->elem->kind;
-    if (v->count < 0 || (v->count > 0 && !v->data))
-      return arg_error(k, a, d, "argument '%s' has no data", ka->name);
-    if (ka->kind != ARG_TENSOR)
-      continue;
-    if (t->kind != IR_TENSOR || v->rank != t->rank || v->rank < 1 || v->rank > IR_MAX_RANK)
-      return arg_error(k, a, d, "tensor '%s' has rank %d; the kernel expects %d", ka->name, v->rank,
-                       t->rank);
-    int64_t lo = 0, hi = 0; /* lowest and highest element offsets the tensor reaches */
-    bool empty = false, over = false;
-    for (int i = 0; i < v->rank; i++) {
-      if (v->shape[i] < 0 || v->shape[i] > MAX_DIM)
-        return arg_error(k, a, d, "tensor '%s' dim %d is %lld, outside 0..2^48", ka->name, i,
-                         (long long)v->shape[i]);
-      int64_t span = 0;
-      empty |= v->shape[i] == 0;
-      over |= __builtin_mul_overflow(v->shape[i] > 0 ? v->shape[i] - 1 : 0, v->stride[i], &span);
-      over |=
-          span < 0 ? __builtin_add_overflow(lo, span, &lo) : __builtin_add_overflow(hi, span, &hi);
-    }
-    if (!empty && (over || lo < 0 || hi >= v->count))
-      return arg_error(k, a, d, "tensor '%s' reaches elements %lld..%lld but its buffer has %lld",
-                       ka->name, (long long)lo, (long long)hi, (long long)v->count);
-  }
-  for (int s = 0; s < k->nsyms; s++) {
-    const ir_sym *sy = &k->syms[s];
-    if (sy->kind == SYM_DIM) {
-      if (sy->arg < 0 || sy->arg >= nargs || args[sy->arg].kind != ARG_TENSOR || sy->argdim < 0 ||
-          sy->argdim >= args[sy->arg].rank)
-        return arg_error(k, -1, d, "dim '%s' is not bound to a tensor", sy->name);
-      L->symv[s] = (ir_num){.i = args[sy->arg].shape[sy->argdim]};
-      L->symset[s] = true;
-    } else if (sy->kind == SYM_PARAM) {
-      if (sy->arg < 0 || sy->arg >= nargs || args[sy->arg].kind != ARG_SCALAR)
-        return arg_error(k, -1, d, "parameter '%s' is not a scalar argument", sy->name);
-      ir_num v = args[sy->arg].scalar;
-      if (isi(sy->ty)) {
-        if (v.isf) {
-          if (v.f != trunc(v.f) || !(fabs(v.f) < 0x1p62))
-            return arg_error(k, sy->arg, d, "parameter '%s' is an integer, got %g", sy->name, v.f);
-          v = (ir_num){.i = (int64_t)v.f};
-        }
-        if (v.i != (sy->ty == IR_I1 ? (v.i != 0) : wrap(sy->ty, v.i)))
-          return arg_error(k, sy->arg, d, "parameter '%s' = %lld does not fit %s", sy->name,
-                           (long long)v.i, ir_kind_name(sy->ty));
-      } else {
-        v = (ir_num){.isf = true, .f = v.isf ? v.f : i2f(sy->ty, v.i)};
-        v.f = ir_round_to(sy->ty, v.f);
-      }
-      L->symv[s] = v;
-      L->symset[s] = true;
-    } else if (sy->has_default) {
-      L->symv[s] = sy->def;
-      L->symset[s] = true;
-    }
-  }
-  for (int a = 0; a < nargs; a++) {
-    if (k->args[a].kind != ARG_TENSOR)
-      continue;
-    const ir_type *t = k->args[a].value->ty;
-    for (int i = 0; i < t->rank; i++) {
-      ir_num want;
-      const ir_expr *e = t->dims[i];
-      if (!e || ir_expr_eval(k, e, L->symv, L->symset, &want, d))
-        return arg_error(k, a, d, "tensor '%s' dim %d has no value", k->args[a].name, i);
-      if (!want.isf && want.i == args[a].shape[i])
-        continue;
-      if (e->kind == EX_SYM)
-        return arg_error(k, a, d, "tensor '%s' dim %d is %lld but %s = %lld", k->args[a].name, i,
-                         (long long)args[a].shape[i], k->syms[e->sym].name, (long long)want.i);
-      return arg_error(k, a, d, "tensor '%s' dim %d is %lld but the kernel expects %lld",
-                       k->args[a].name, i, (long long)args[a].shape[i], (long long)want.i);
-    }
-  }
-  L->grid[0] = L->grid[1] = L->grid[2] = 1;
-  L->nprog = 1;
-  if (k->ngrid < 1 || k->ngrid > 3)
-    return arg_error(k, -1, d, "kernel '%s' has no grid", k->name);
-  for (int g = 0; g < k->ngrid; g++) {
-    ir_num v;
-    if (!k->grid[g] || ir_expr_eval(k, k->grid[g], L->symv, L->symset, &v, d))
-      return d->status = IR_ERR_RUNTIME;
-    if (v.isf || v.i < 0 || v.i > MAX_PROGRAMS)
-      return ir_error(d, IR_ERR_RUNTIME, k->grid[g]->loc, k->source,
-                      "grid dim %d must be an integer in 0..2^31", g);
-    L->grid[g] = v.i;
-    L->nprog *= v.i;
-    if (L->nprog > MAX_PROGRAMS)
-      return ir_error(d, IR_ERR_RUNTIME, k->grid[g]->loc, k->source,
-                      "the grid has more than 2^31 programs");
-  }
-  return IR_OK;
-}
 
 /* Planning: value facts, preorder op list, last uses. */
 typedef struct planner {
@@ -1749,7 +1173,8 @@ ir_status ir_interp_run(const ir_kernel *k, ir_argval *args, int nargs, const ir
     s = ir_error(d, IR_ERR_RUNTIME, (ir_loc){k->file, 0, 0}, NULL, "out of host memory");
     goto done;
   }
-  if ((s = bind(&L, args, nargs, d)) || (s = plan(&L, d)))
+  if ((s = ir_exec_bind(k, args, nargs, L.argkind, L.symv, L.symset, L.grid, &L.nprog, d)) ||
+      (s = plan(&L, d)))
     goto done;
   if (L.nprog == 0)
     goto done;

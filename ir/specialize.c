@@ -169,6 +169,7 @@ static ir_expr *fold(sctx *c, const ir_expr *e) {
   }
   }
   r->loc = e->loc;
+  r->loc.file = irb_kernel(c->b)->file;
   return r;
 }
 
@@ -208,6 +209,13 @@ static const ir_type *subst(sctx *c, const ir_type *t, ir_loc loc) {
 
 static ir_value *map(sctx *c, const ir_value *v) { return c->vmap[v->id]; }
 
+/* Locations of the new kernel name its own copy of the file name: the source kernel may be
+ * freed first. */
+static void at(sctx *c, ir_loc loc) {
+  loc.file = NULL; /* irb_at substitutes the kernel's file */
+  irb_at(c->b, loc);
+}
+
 static void clone_block(sctx *c, const ir_block *blk);
 
 static void name(sctx *c, ir_value *nv, const ir_value *ov) {
@@ -238,7 +246,7 @@ static bool fold_if(sctx *c, const ir_op *op) {
 static void clone_op(sctx *c, const ir_op *op) {
   ir_value *ops[IR_MAX_OPERANDS];
   const ir_type *rt[IR_MAX_OPERANDS];
-  irb_at(c->b, op->loc);
+  at(c, op->loc);
   for (int i = 0; i < op->nopnd; i++)
     ops[i] = map(c, op->operands[i]);
   for (int i = 0; i < op->nres; i++)
@@ -297,12 +305,12 @@ static void clone_header(sctx *c) {
   const ir_kernel *k = c->src;
   for (int i = 0; i < k->nsyms; i++)
     if (k->syms[i].kind == SYM_TUNABLE) {
-      irb_at(c->b, k->syms[i].loc);
+      at(c, k->syms[i].loc);
       irb_tunable(c->b, k->syms[i].name, c->vals[i].i, &c->vals[i].i, 1);
     }
   for (int i = 0; i < k->nargs; i++) {
     const ir_arg *a = &k->args[i];
-    irb_at(c->b, a->loc);
+    at(c, a->loc);
     if (a->kind == ARG_SCALAR) {
       const ir_sym *s = &k->syms[a->sym];
       irb_param(c->b, s->name, s->ty, s->kind == SYM_CONST,
