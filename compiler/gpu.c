@@ -209,35 +209,136 @@ static ir_op *insertion_point(ir_op *op, const ir_value *v) {
   return ip;
 }
 
-/* Inserts `%new = convert_layout %v` (hoisted as far as v allows) and makes op use it. */
-static void convert(cc_gpu *g, ir_op *op, int i, const ly_layout *to) {
-  ir_kernel *k = g->k;
-  ir_op *ip = insertion_point(op, op->operands[i]);
-  ir_op *cv = ir_alloc(k->arena, sizeof *cv);
-  ir_value *nv = ir_alloc(k->arena, sizeof *nv);
-  nv->id = k->nvalues++;
-  nv->ty = op->operands[i]->ty;
-  nv->def = cv;
+/* Constant tiles, as cheap to create in any layout as to convert: zeros, splats, aranges. */
+static bool leaf(const ir_op *d) {
+  return d && (d->code == IR_OP_ZEROS || d->code == IR_OP_FULL || d->code == IR_OP_ARANGE);
+}
+
+/* Register-only ops whose result can be recomputed in another layout from their operands. */
+static bool cheap(const ir_op *d) {
+  return d && d->nres == 1 &&
+         (leaf(d) || d->code == IR_OP_EXPAND_DIMS || d->code == IR_OP_BROADCAST ||
+          (elementwise(d->code) && d->code != IR_OP_LOAD_PTR && d->code != IR_OP_STORE_PTR));
+}
+
+/* The layout operand i of the cheap op d needs for d's result to have layout l. */
+static const ly_layout *operand_layout(cc_gpu *g, const ir_op *d, const ly_layout *l) {
+  return d->code == IR_OP_EXPAND_DIMS ? keep(g, ly_slice(l, (int)d->attr[0])) : l;
+}
+
+/* Whether v can be recomputed in layout l from values it already has (depth-limited): a chain
+ * of cheap ops over constant tiles, scalars and tiles that are in the needed layout already. */
+static bool can_remat(cc_gpu *g, const ir_value *v, const ly_layout *l, int depth) {
+  const ir_op *d = v->def;
+  if (ly_equal(get(g, v), l))
+    return true;
+  if (depth == 0 || !cheap(d))
+    return false;
+  if (d->code == IR_OP_EXPAND_DIMS && l->kind == LY_SLICE)
+    return false; /* a slice of a slice: keep the conversion */
+  for (int i = 0; i < d->nopnd; i++)
+    if (is_tile(d->operands[i]) &&
+        !can_remat(g, d->operands[i], operand_layout(g, d, l), depth - 1))
+      return false;
+  return true;
+}
+
+/* Links op into ip's block just before ip. */
+static void insert_before(ir_op *ip, ir_op *op) {
+  op->parent = ip->parent;
+  op->prev = ip->prev;
+  op->next = ip;
+  if (ip->prev)
+    ip->prev->next = op;
+  else
+    ip->parent->first = op;
+  ip->prev = op;
+}
+
+static ir_value *new_result(cc_gpu *g, ir_op *op, const ir_type *ty, const ly_layout *l) {
+  ir_value *nv = ir_alloc(g->k->arena, sizeof *nv);
+  nv->id = g->k->nvalues++;
+  nv->ty = ty;
+  nv->def = op;
   nv->argno = -1;
+  op->nres = 1;
+  op->results = ir_alloc(g->k->arena, sizeof(ir_value *));
+  op->results[0] = nv;
+  g->k->nops++;
+  set(g, nv, l);
+  return nv;
+}
+
+/* Recomputes v in layout l before ip (can_remat said it can). */
+static ir_value *remat(cc_gpu *g, ir_value *v, const ly_layout *l, ir_op *ip) {
+  if (ly_equal(get(g, v), l))
+    return v;
+  const ir_op *d = v->def;
+  ir_op *c = ir_alloc(g->k->arena, sizeof *c);
+  *c = *d; /* code, attributes, location */
+  c->operands = ir_alloc(g->k->arena, sizeof(ir_value *) * (size_t)(d->nopnd ? d->nopnd : 1));
+  for (int i = 0; i < d->nopnd; i++)
+    c->operands[i] = is_tile(d->operands[i]) ? remat(g, d->operands[i], operand_layout(g, d, l), ip)
+                                             : d->operands[i];
+  insert_before(ip, c);
+  g->nremat++;
+  return new_result(g, c, v->ty, l);
+}
+
+/* Makes op's operand i have layout `to`: recomputed there when it is a cheap chain over
+ * constants (can_remat), else moved by `%new = convert_layout %v`; either is placed before op,
+ * hoisted out of the loops and branches that do not define the value. */
+static void convert(cc_gpu *g, ir_op *op, int i, const ly_layout *to) {
+  ir_value *v = op->operands[i];
+  ir_op *ip = insertion_point(op, v);
+  if (can_remat(g, v, to, 8)) {
+    op->operands[i] = remat(g, v, to, ip);
+    return;
+  }
+  ir_op *cv = ir_alloc(g->k->arena, sizeof *cv);
   cv->code = IR_OP_CONVERT;
   cv->loc = op->loc;
-  cv->nopnd = cv->nres = 1;
-  cv->operands = ir_alloc(k->arena, sizeof(ir_value *));
-  cv->operands[0] = op->operands[i];
-  cv->results = ir_alloc(k->arena, sizeof(ir_value *));
-  cv->results[0] = nv;
-  cv->parent = ip->parent;
-  cv->prev = ip->prev;
-  cv->next = ip;
-  if (ip->prev)
-    ip->prev->next = cv;
-  else
-    ip->parent->first = cv;
-  ip->prev = cv;
-  op->operands[i] = nv;
-  k->nops++;
+  cv->nopnd = 1;
+  cv->operands = ir_alloc(g->k->arena, sizeof(ir_value *));
+  cv->operands[0] = v;
+  insert_before(ip, cv);
+  op->operands[i] = new_result(g, cv, v->ty, to);
   g->nconverts++;
-  set(g, nv, to);
+}
+
+/* Counts the uses of every value (by id) in b and its regions. */
+static void count_uses(const ir_block *b, int *uses) {
+  for (const ir_op *op = b->first; op; op = op->next) {
+    for (int i = 0; i < op->nopnd; i++)
+      uses[op->operands[i]->id]++;
+    for (int r = 0; r < op->nregions; r++)
+      if (op->regions[r])
+        count_uses(op->regions[r], uses);
+  }
+}
+
+/* Removes constant tiles and conversions left without uses by the rewrite. */
+static void remove_dead(cc_gpu *g, ir_block *b, int *uses) {
+  for (ir_op *op = b->last, *prev; op; op = prev) {
+    prev = op->prev;
+    for (int r = 0; r < op->nregions; r++)
+      if (op->regions[r])
+        remove_dead(g, op->regions[r], uses);
+    bool pure = cheap(op) || op->code == IR_OP_CONVERT;
+    if (!pure || op->nres != 1 || uses[op->results[0]->id] > 0)
+      continue;
+    for (int i = 0; i < op->nopnd; i++)
+      uses[op->operands[i]->id]--;
+    if (op->prev)
+      op->prev->next = op->next;
+    else
+      b->first = op->next;
+    if (op->next)
+      op->next->prev = op->prev;
+    else
+      b->last = op->prev;
+    g->k->nops--;
+  }
 }
 
 static void rewrite_block(cc_gpu *g, ir_block *b, const ly_layout *const *yield_want) {
@@ -300,6 +401,14 @@ ir_status cc_gpu_build(ir_kernel *k, cc_gpu *g, ir_diag *d) {
   actx c = {g, d};
   analyze_block(&c, k->body);
   rewrite_block(g, k->body, NULL);
+  int *uses = calloc((size_t)k->nvalues + 1, sizeof *uses);
+  if (!uses) {
+    cc_gpu_free(g);
+    return ir_error(d, IR_ERR_VERIFY, (ir_loc){k->file, 0, 0}, NULL, "out of memory");
+  }
+  count_uses(k->body, uses);
+  remove_dead(g, k->body, uses);
+  free(uses);
   ir_status s = ir_verify(k, d);
   if (s)
     cc_gpu_free(g);

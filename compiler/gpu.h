@@ -18,6 +18,7 @@ typedef struct cc_gpu {
   int nlay;              /* capacity of lay (>= k->nvalues) */
   int warps;             /* from the tunable WARPS, else 4 */
   int nconverts;         /* convert_layout ops inserted */
+  int nremat;            /* constant tiles (zeros, full, arange) re-created in another layout */
 } cc_gpu;
 
 /* Assigns layouts and inserts conversions. k must be specialized and verified; it is verified
