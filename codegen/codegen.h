@@ -33,4 +33,46 @@ int cg_llvm_version(char *buf, size_t cap);
  * on failure returns -1, sets *ptx_out to NULL and writes a message into err. */
 int cg_emit_test_ptx(const char *arch, char **ptx_out, char *err, size_t errcap);
 
+/* ---- lowering of the GPU IR (lower.c) -------------------------------------------------- */
+
+struct cc_gpu;
+
+enum {
+  CG_EMIT_LLVM = 1, /* fill cg_output.llvm with the module's text */
+  CG_EMIT_PTX = 2,  /* fill cg_output.ptx */
+  CG_NO_OPT = 4,    /* skip the O3 pipeline (the LLVM text is then the lowering's own) */
+  CG_OPT_FAST = 8,  /* a short pass list instead of O3: about 3x faster (docs/codegen.md) */
+};
+
+/* What a compiled kernel needs at launch, and where the compile time went. */
+typedef struct cg_stats {
+  int threads;    /* CTA size: 32 * warps (the kernel's maxntid) */
+  int smem_bytes; /* dynamic shared memory per CTA; the launch must pass at least this */
+  int mma;        /* mma.sync instructions emitted (static count, loops not unrolled) */
+  int barriers;   /* bar.sync instructions emitted (static count) */
+  double lower_ms, opt_ms, emit_ms; /* GPU IR -> LLVM IR (verified), O3, NVPTX emission */
+} cg_stats;
+
+/* The products of cg_lower: malloc'd, NUL-terminated texts (NULL when not requested). */
+typedef struct cg_output {
+  char *llvm;
+  char *ptx;
+  char name[128]; /* the kernel's PTX entry name */
+  cg_stats stats;
+} cg_output;
+
+/* Lowers the GPU IR g (cc_gpu_build's result: a specialized kernel with a layout for every tile
+ * value) to LLVM IR through the LLVM C API, verifies it, optimizes it at O3 (unless CG_NO_OPT)
+ * and emits PTX for `arch` ("sm_80" ... "sm_90a"). flags: CG_EMIT_*. Returns 0 and fills *out
+ * (the caller frees it with cg_output_free), or -1 with a message in err (located at the
+ * offending op when there is one); *out is then empty. g is not changed. Thread-safe: every
+ * call owns its LLVM context. Unsupported for now (a clear error): f8 types, dot other than
+ * bf16/f16 with an f32 accumulator, dot with K not a multiple of 16 or M/N not multiples of
+ * 16/8, transcendental f64 ops (docs/codegen.md). */
+int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output *out, char *err,
+             size_t errcap);
+
+/* Frees the texts of o and clears it. NULL is a no-op. */
+void cg_output_free(cg_output *o);
+
 #endif

@@ -7,6 +7,7 @@
  * machine, so compilations may run on several threads at once.
  */
 #include "codegen.h"
+#include "lower.h"
 
 #include <pthread.h>
 #include <stdarg.h>
@@ -76,9 +77,28 @@ static void mark_kernel(LLVMContextRef ctx, LLVMModuleRef mod, LLVMValueRef fn) 
                               LLVMMetadataAsValue(ctx, LLVMMDNodeInContext2(ctx, ops, 3)));
 }
 
+LLVMTargetMachineRef cg_target_machine(const struct cg_target *t, char *err, size_t errcap) {
+  LLVMTargetRef target;
+  LLVMTargetMachineRef tm;
+  char *msg = NULL;
+
+  pthread_once(&nvptx_once, register_nvptx);
+  if (LLVMGetTargetFromTriple(nvptx_triple, &target, &msg)) {
+    seterr(err, errcap, "LLVM has no NVPTX target: %s", msg ? msg : "?");
+    LLVMDisposeMessage(msg);
+    return NULL;
+  }
+  tm = LLVMCreateTargetMachine(target, nvptx_triple, t->arch, t->ptx_feature,
+                               LLVMCodeGenLevelAggressive, LLVMRelocDefault, LLVMCodeModelDefault);
+  if (!tm)
+    seterr(err, errcap, "LLVM could not create a target machine for %s", t->arch);
+  return tm;
+}
+
+const char *cg_triple(void) { return nvptx_triple; }
+
 int cg_emit_test_ptx(const char *arch, char **ptx_out, char *err, size_t errcap) {
   const struct cg_target *t = cg_target_find(arch);
-  LLVMTargetRef target;
   LLVMTargetMachineRef tm = NULL;
   LLVMTargetDataRef layout = NULL;
   LLVMContextRef ctx = NULL;
@@ -97,17 +117,9 @@ int cg_emit_test_ptx(const char *arch, char **ptx_out, char *err, size_t errcap)
            arch ? arch : "(null)");
     return -1;
   }
-  pthread_once(&nvptx_once, register_nvptx);
-  if (LLVMGetTargetFromTriple(nvptx_triple, &target, &msg)) {
-    seterr(err, errcap, "LLVM has no NVPTX target: %s", msg ? msg : "?");
+  tm = cg_target_machine(t, err, errcap);
+  if (!tm)
     goto fail;
-  }
-  tm = LLVMCreateTargetMachine(target, nvptx_triple, t->arch, t->ptx_feature,
-                               LLVMCodeGenLevelAggressive, LLVMRelocDefault, LLVMCodeModelDefault);
-  if (!tm) {
-    seterr(err, errcap, "LLVM could not create a target machine for %s", t->arch);
-    goto fail;
-  }
 
   ctx = LLVMContextCreate();
   mod = LLVMModuleCreateWithNameInContext("tilec_probe", ctx);

@@ -15,14 +15,19 @@
 #include <unistd.h>
 
 #include "codegen/codegen.h"
+#include "compiler/cli_gpu.h"
 #include "compiler/gpu.h"
 #include "ir/ir.h"
 #include "kernels/builtin_sources.h"
 #include "kernels/problem.h"
+#include "runtime/rt.h"
 
 #define TILEC_VERSION "0.1.0"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_ENV = 2 };
+
+/* Above this many flops, --check after a GPU run would keep the CPU reference busy too long. */
+#define MAX_CPU_CHECK_FLOPS 2e10
 
 static int usage(FILE *f) {
   fputs("usage: tilec <command> [options]\n"
@@ -31,9 +36,10 @@ static int usage(FILE *f) {
         "  check FILE.tile                        parse and verify; diagnostics\n"
         "  print KERNEL|FILE.tile                 canonical text\n"
         "  compile KERNEL|FILE.tile [--set K=V,...] [--shape K=V,...] [--dtype T]\n"
-        "          --emit ir|spec|gpu [-o OUT]    the kernel, its specialization, its layouts\n"
+        "          [--arch sm_XX] --emit ir|spec|gpu|llvm|ptx|cubin [-o OUT]\n"
         "  run KERNEL|FILE.tile --shape K=V,... [--set K=V,...] [--dtype bf16|f16]\n"
-        "          [--interp] [--check] [--seed N] [--threads N] [--json] [--save DIR]\n"
+        "          [--interp | --gpu [--arch sm_XX] [--reps N]] [--check] [--seed N]\n"
+        "          [--threads N] [--json] [--save DIR]\n"
         "\n"
         "Built-in kernels: matmul, attention, bsattention, bsmatmul. See docs/cli.md.\n",
         f);
@@ -124,15 +130,17 @@ static int load(const char *what, ir_kernel **k) {
 /* ---- options ------------------------------------------------------------------------------ */
 
 typedef struct {
-  const char *kernel, *set, *shape, *dtype, *emit, *out, *save;
+  const char *kernel, *set, *shape, *dtype, *emit, *out, *save, *arch;
   bool check, json, interp, gpu;
   uint64_t seed;
   int threads;
+  int reps; /* timed GPU launches */
 } opts;
 
 static int parse_opts(int argc, char **argv, opts *o) {
   memset(o, 0, sizeof *o);
   o->seed = 1;
+  o->reps = 50;
   for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     const char **slot = NULL;
@@ -148,10 +156,9 @@ static int parse_opts(int argc, char **argv, opts *o) {
       slot = &o->out;
     else if (!strcmp(a, "--save"))
       slot = &o->save;
-    else if (!strcmp(a, "--arch") && i + 1 < argc) {
-      i++; /* accepted for forward compatibility; only used by code generation */
-      continue;
-    } else if (!strcmp(a, "--check"))
+    else if (!strcmp(a, "--arch"))
+      slot = &o->arch;
+    else if (!strcmp(a, "--check"))
       o->check = true;
     else if (!strcmp(a, "--json"))
       o->json = true;
@@ -159,19 +166,25 @@ static int parse_opts(int argc, char **argv, opts *o) {
       o->interp = true;
     else if (!strcmp(a, "--gpu"))
       o->gpu = true;
-    else if (!strcmp(a, "--seed") || !strcmp(a, "--threads")) {
+    else if (!strcmp(a, "--seed") || !strcmp(a, "--threads") || !strcmp(a, "--reps")) {
       char *end;
       if (i + 1 >= argc)
         return die(EXIT_FAIL, "%s needs a value", a);
       errno = 0;
       unsigned long long v = strtoull(argv[++i], &end, 0);
-      if (*end || errno || end == argv[i] || (a[2] == 't' && (v < 1 || v > 256)))
-        return die(EXIT_FAIL, "%s %s: expected a %s", a, argv[i],
-                   a[2] == 't' ? "thread count in 1..256" : "non-negative integer");
-      if (a[2] == 's')
-        o->seed = v;
-      else
+      bool threads = a[2] == 't', reps = a[2] == 'r';
+      if (*end || errno || end == argv[i] || argv[i][0] == '-' || (threads && (v < 1 || v > 256)) ||
+          (reps && v > 100000))
+        return die(EXIT_FAIL, "%s %s: expected %s", a, argv[i],
+                   threads ? "a thread count in 1..256"
+                   : reps  ? "a repetition count in 0..100000"
+                           : "a non-negative integer");
+      if (threads)
         o->threads = (int)v;
+      else if (reps)
+        o->reps = (int)v;
+      else
+        o->seed = v;
     } else if (a[0] == '-' && a[1])
       return die(EXIT_FAIL, "unknown option '%s' (tilec --help)", a);
     else if (!o->kernel)
@@ -261,7 +274,11 @@ static int cmd_info(void) {
   printf("built-in kernels:");
   for (const struct tilec_builtin_source *s = tilec_builtin_sources; s->name; s++)
     printf(" %s", s->name);
-  printf("\ndevices: none probed (the CUDA runtime is not part of this build yet)\n");
+  printf("\n");
+  char *rt = rt_info_text(); /* CUDA libraries found (or why not) and devices */
+  if (rt)
+    fputs(rt, stdout);
+  free(rt);
   return EXIT_OK;
 }
 
@@ -319,17 +336,58 @@ static int specialize(const opts *o, const ir_kernel *k, const kn_shape *shape, 
   return EXIT_OK;
 }
 
+/* Writes a binary image (a cubin) to path. */
+static int write_binary(const char *path, const void *data, size_t size) {
+  FILE *f = fopen(path, "wb");
+  if (!f || fwrite(data, 1, size, f) != size) {
+    if (f)
+      fclose(f);
+    return die(EXIT_FAIL, "cannot write %s: %s", path, strerror(errno));
+  }
+  return fclose(f) ? die(EXIT_FAIL, "cannot write %s: %s", path, strerror(errno)) : EXIT_OK;
+}
+
+/* --emit llvm|ptx|cubin of a GPU IR kernel: cg_lower, and nvJitLink for the cubin. */
+static int emit_code(const opts *o, const cc_gpu *g, const char *emit) {
+  const char *arch = o->arch ? o->arch : "sm_90a";
+  bool llvm = !strcmp(emit, "llvm"), cubin = !strcmp(emit, "cubin");
+  cg_output out;
+  char err[4096];
+  if (cubin && !o->out)
+    return die(EXIT_FAIL, "--emit cubin needs -o FILE (a cubin is not printed)");
+  if (cg_lower(g, arch, llvm ? CG_EMIT_LLVM : CG_EMIT_PTX, &out, err, sizeof err)) {
+    fprintf(stderr, "%s\n", err);
+    return EXIT_FAIL;
+  }
+  int rc;
+  if (!cubin) {
+    rc = write_text(o->out, llvm ? out.llvm : out.ptx);
+  } else {
+    rt_blob blob;
+    rt_err e;
+    rt_status s = rt_nvjitlink_ptx(out.ptx, strlen(out.ptx), arch, NULL, 0, &blob, &e);
+    if (s)
+      rc = die(rt_status_is_env(s) ? EXIT_ENV : EXIT_FAIL, "--emit cubin: %s", e.msg);
+    else
+      rc = write_binary(o->out, blob.data, blob.size);
+    rt_blob_free(&blob);
+  }
+  if (!rc)
+    fprintf(stderr, "%s: %s, %d threads, %d bytes of dynamic shared memory\n", out.name, arch,
+            out.stats.threads, out.stats.smem_bytes);
+  cg_output_free(&out);
+  return rc;
+}
+
 static int cmd_compile(const opts *o) {
   const char *emit = o->emit ? o->emit : "spec";
   bool gpu = !strcmp(emit, "gpu");
-  if (strcmp(emit, "ir") && strcmp(emit, "spec") && !gpu) {
-    if (!strcmp(emit, "llvm") || !strcmp(emit, "ptx") || !strcmp(emit, "cubin"))
-      return die(EXIT_ENV,
-                 "--emit %s: LLVM lowering of tile kernels is not in this build "
-                 "yet; --emit ir, spec and gpu are",
-                 emit);
+  bool code = !strcmp(emit, "llvm") || !strcmp(emit, "ptx") || !strcmp(emit, "cubin");
+  if (strcmp(emit, "ir") && strcmp(emit, "spec") && !gpu && !code)
     return die(EXIT_FAIL, "--emit %s: expected ir, spec, gpu, llvm, ptx or cubin", emit);
-  }
+  if (o->arch && !cg_target_find(o->arch))
+    return die(EXIT_FAIL, "--arch %s: expected sm_80, sm_86, sm_87, sm_89, sm_90 or sm_90a",
+               o->arch);
   ir_kernel *k, *spec = NULL;
   int rc = load(o->kernel, &k);
   if (rc)
@@ -342,7 +400,7 @@ static int cmd_compile(const opts *o) {
     ir_config cfg;
     if (kn_shape_parse(o->shape, &shape, err, sizeof err))
       rc = die(EXIT_FAIL, "%s", err);
-    else if (!(rc = specialize(o, k, &shape, &cfg, &spec)) && !gpu)
+    else if (!(rc = specialize(o, k, &shape, &cfg, &spec)) && !gpu && !code)
       rc = print_kernel(spec, o->out);
     else if (!rc) {
       cc_gpu g;
@@ -350,6 +408,9 @@ static int cmd_compile(const opts *o) {
       if (cc_gpu_build(spec, &g, &d)) {
         fprintf(stderr, "%s\n", d.msg);
         rc = EXIT_FAIL;
+      } else if (code) {
+        rc = emit_code(o, &g, emit);
+        cc_gpu_free(&g);
       } else {
         char *text = cc_gpu_print(&g);
         rc = text ? write_text(o->out, text) : die(EXIT_FAIL, "out of memory");
@@ -369,19 +430,37 @@ static double now(void) {
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+/* Prints the result of a run; gr describes a GPU run (NULL for the interpreter). */
 static void report(const opts *o, const kn_problem *p, const char *cfg_text, const char *cfg_json,
-                   double secs, bool pass) {
+                   double secs, bool pass, const cli_gpu_result *gr) {
   double gflops = p->flops > 0 && secs > 0 ? p->flops / secs * 1e-9 : 0;
   if (o->json) {
     printf("{\"kernel\": ");
     json_str(stdout, o->kernel);
     printf(", \"problem\": ");
     json_str(stdout, p->summary);
-    printf(", \"config\": %s, \"mode\": \"interp\", \"seed\": %llu, \"seconds\": ", cfg_json,
-           (unsigned long long)o->seed);
+    printf(", \"config\": %s, \"mode\": \"%s\", \"seed\": %llu, \"seconds\": ", cfg_json,
+           gr ? "gpu" : "interp", (unsigned long long)o->seed);
     json_num(stdout, secs);
     printf(", \"gflops\": ");
     json_num(stdout, gflops);
+    if (gr) {
+      printf(", \"gpu\": {\"device\": ");
+      json_str(stdout, gr->device);
+      printf(", \"key\": ");
+      json_str(stdout, gr->key);
+      printf(", \"arch\": \"%s\", \"threads\": %d, \"smem_bytes\": %d, \"regs\": %d, "
+             "\"local_bytes\": %d, \"compile_ms\": ",
+             gr->arch, gr->threads, gr->smem_bytes, gr->regs, gr->local_bytes);
+      json_num(stdout, gr->compile_ms);
+      printf(", \"reps\": %d, \"median_ms\": ", gr->reps);
+      json_num(stdout, gr->median_ms);
+      printf(", \"min_ms\": ");
+      json_num(stdout, gr->min_ms);
+      printf(", \"max_ms\": ");
+      json_num(stdout, gr->max_ms);
+      printf("}");
+    }
     if (o->check) {
       printf(", \"check\": {\"pass\": %s, \"outputs\": [", pass ? "true" : "false");
       for (int i = 0; i < p->nchecks; i++) {
@@ -403,7 +482,14 @@ static void report(const opts *o, const kn_problem *p, const char *cfg_text, con
   }
   printf("%s %s\n", o->kernel, p->summary);
   printf("config: %s\n", cfg_text);
-  printf("interp: %.3f s (%.3f GFLOP/s on the CPU interpreter)\n", secs, gflops);
+  if (gr) {
+    printf("gpu: %s (%s), %s, %d threads, %d B shared, %d registers, %d B local\n", gr->device,
+           gr->key, gr->arch, gr->threads, gr->smem_bytes, gr->regs, gr->local_bytes);
+    printf("time: median %.4f ms (min %.4f, max %.4f, %d reps): %.2f TFLOP/s; compile %.1f ms\n",
+           gr->median_ms, gr->min_ms, gr->max_ms, gr->reps, gflops * 1e-3, gr->compile_ms);
+  } else {
+    printf("interp: %.3f s (%.3f GFLOP/s on the CPU interpreter)\n", secs, gflops);
+  }
   for (int i = 0; i < p->nchecks; i++) {
     const kn_cmp_result *r = &p->checks[i].r;
     printf("check %s: %s  err %.3g (tol %.3g, max |err| %.3g, max |ref| %.3g", p->checks[i].name,
@@ -416,8 +502,6 @@ static void report(const opts *o, const kn_problem *p, const char *cfg_text, con
 }
 
 static int cmd_run(const opts *o) {
-  if (o->gpu)
-    return die(EXIT_ENV, "--gpu: the CUDA runtime is not in this build yet; use --interp");
   if (!o->shape && kn_is_builtin(o->kernel))
     return die(EXIT_FAIL, "run needs --shape (e.g. --shape M=256,N=256,K=256)");
   ir_kernel *k, *spec = NULL;
@@ -444,15 +528,40 @@ static int cmd_run(const opts *o) {
     rc = die(EXIT_FAIL, "%s", err);
     goto done;
   }
-  ir_interp_opts io = {.nthreads = o->threads ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN)};
-  ir_diag d;
-  double t0 = now();
-  if (ir_interp_run(spec, p.args, p.nargs, &io, &d)) {
-    fprintf(stderr, "%s\n", d.msg);
-    rc = EXIT_FAIL;
-    goto done;
+  cli_gpu_result gr = {0};
+  if (o->gpu) {
+    cc_gpu g;
+    ir_diag d;
+    if (cc_gpu_build(spec, &g, &d)) {
+      fprintf(stderr, "%s\n", d.msg);
+      rc = EXIT_FAIL;
+      goto done;
+    }
+    rc = cli_gpu_run(&g, &p, o->arch, o->reps, &gr, err, sizeof err);
+    cc_gpu_free(&g);
+    if (rc) { /* an environment problem is one line of its own (`no CUDA driver: ...`) */
+      rc = rc == EXIT_ENV ? die(rc, "%s", err) : die(rc, "--gpu: %s", err);
+      goto done;
+    }
+    secs = gr.median_ms * 1e-3;
+    if (o->check && p.flops > MAX_CPU_CHECK_FLOPS) {
+      rc = die(EXIT_FAIL,
+               "--check: this problem (%.3g flops) is too large for the C reference "
+               "on the CPU; check a smaller shape",
+               p.flops);
+      goto done;
+    }
+  } else {
+    ir_interp_opts io = {.nthreads = o->threads ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN)};
+    ir_diag d;
+    double t0 = now();
+    if (ir_interp_run(spec, p.args, p.nargs, &io, &d)) {
+      fprintf(stderr, "%s\n", d.msg);
+      rc = EXIT_FAIL;
+      goto done;
+    }
+    secs = now() - t0;
   }
-  secs = now() - t0;
   if (o->check) {
     if (kn_problem_check(&p, err, sizeof err)) {
       rc = die(EXIT_FAIL, "%s", err);
@@ -465,7 +574,7 @@ static int cmd_run(const opts *o) {
     rc = die(EXIT_FAIL, "--save: %s", err);
     goto done;
   }
-  report(o, &p, cfg_text, cfg_json, secs, pass);
+  report(o, &p, cfg_text, cfg_json, secs, pass, o->gpu ? &gr : NULL);
   rc = pass ? EXIT_OK : EXIT_FAIL;
 done:
   kn_problem_free(&p);

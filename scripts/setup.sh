@@ -89,6 +89,18 @@ install_numpy() {
     die "numpy installed but $(command -v python3) cannot import it"
 }
 
+# nvdisasm reads the SASS of emitted cubins (tests/cli/sass_check.sh); PyPI ships it.
+install_nvdisasm() {
+  if [[ -x $CUDA_HOME/bin/nvdisasm ]] ||
+    python3 -c 'import nvidia, os, sys; sys.exit(not any(os.path.exists(os.path.join(p, "cu13/bin/nvdisasm")) for p in nvidia.__path__))' >/dev/null 2>&1; then
+    say "nvdisasm: present"
+    return
+  fi
+  say "installing nvidia-cuda-nvdisasm (PyPI)"
+  python3 -m pip install --quiet nvidia-cuda-nvdisasm >/dev/null 2>&1 ||
+    say "warning: could not install nvidia-cuda-nvdisasm; the SASS test will be skipped"
+}
+
 check_cuda() {
   if [[ -x $CUDA_HOME/bin/ptxas ]]; then
     say "CUDA toolkit: $CUDA_HOME ($("$CUDA_HOME"/bin/ptxas --version | tail -1))"
@@ -116,6 +128,7 @@ configure_and_build() {
 if [[ ${TILEC_SKIP_INSTALL:-0} != 1 ]]; then
   install_packages
   install_numpy
+  install_nvdisasm
 fi
 check_cuda
 configure_and_build

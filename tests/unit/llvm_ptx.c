@@ -6,27 +6,13 @@
  */
 #include "codegen/codegen.h"
 #include "tests/unit/check.h"
+#include "tests/unit/cuda_tools.h"
 
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 extern char **environ;
-
-static const char *find_ptxas(char *buf, size_t cap) {
-  const char *env = getenv("TILEC_PTXAS");
-  const char *home = getenv("CUDA_HOME");
-  if (env && *env && access(env, X_OK) == 0)
-    return env;
-  if (home && *home) {
-    snprintf(buf, cap, "%s/bin/ptxas", home);
-    if (access(buf, X_OK) == 0)
-      return buf;
-  }
-  if (access("/usr/local/cuda/bin/ptxas", X_OK) == 0)
-    return "/usr/local/cuda/bin/ptxas";
-  return NULL;
-}
 
 /* Writes ptx to a temporary file and runs ptxas on it; returns ptxas's exit status. */
 static int run_ptxas(const char *ptxas, const char *arch, const char *ptx) {

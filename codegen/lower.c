@@ -1,0 +1,2279 @@
+/* lower.c - the LLVM lowering: GPU IR (a specialized kernel whose tiles have layouts) -> LLVM IR
+ * -> PTX, through the LLVM C API only.
+ *
+ * Every tile value becomes an array of LLVM values, one per register of its layout, fully
+ * unrolled; a scalar is one value, computed redundantly by every thread. Index arithmetic comes
+ * from the affine form of each layout (ly_linear): the thread part is computed once from %tid.x
+ * in the entry block, the register part is a compile-time constant. Register-level ops
+ * (broadcast, expand_dims, trans, and conversions that turn out to be renamings) pick registers;
+ * other conversions, reshapes, cross-warp reductions and dot operands that are not in registers
+ * move through dynamic shared memory (store, bar.sync, load, bar.sync). The algorithms are those
+ * of docs/codegen.md, which the GPU-IR simulator (compiler/gpusim.c) implements as well.
+ * Pipeline: cc_gpu_build -> cg_lower: lower -> LLVMVerifyModule -> default<O3> -> NVPTX -> PTX.
+ */
+#include "codegen.h"
+#include "lower.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+#include "compiler/gpu.h"
+#include "compiler/layout.h"
+#include "ir/ir.h"
+
+enum {
+  SMEM_ALIGN = 16,              /* every shared-memory region starts at a multiple of this */
+  MAX_UNROLLED_LOADS = 1 << 16, /* limit of the shared-memory reduction fallback */
+};
+
+/* ---- state ------------------------------------------------------------------------------ */
+
+/* A layout applied to one shape, with its affine form and the LLVM values of its thread part. */
+typedef struct linfo linfo;
+struct linfo {
+  const ly_layout *l;
+  int rank;
+  int64_t shape[IR_MAX_RANK];
+  ly_affine a;
+  bool wrap[IR_MAX_RANK]; /* register + thread part may reach the shape: needs `mod` */
+  bool anywrap;
+  LLVMValueRef t[IR_MAX_RANK]; /* thread part per dim (i32, entry block); NULL until used */
+  int *dup;                    /* anywrap: earlier register of the same coordinate, or -1 */
+  LLVMValueRef own;            /* tid bits that move no coordinate are 0 (entry block) */
+  bool own_done;
+  linfo *next;
+};
+
+/* The LLVM form of one IR value: registers in the layout's order (a scalar has one). */
+typedef struct tv {
+  LLVMValueRef *r;
+  int n;
+  bool splat;            /* every register of every thread is r[0] (a scalar splatted) */
+  const ir_value *defer; /* convert_layout left to its dot: the tile the dot moves itself */
+} tv;
+
+/* The kernel parameters of one launch argument. */
+typedef struct argp {
+  LLVMValueRef ptr;                 /* TENSOR, PTR */
+  LLVMValueRef shape[IR_MAX_RANK];  /* TENSOR: i32 */
+  LLVMValueRef stride[IR_MAX_RANK]; /* TENSOR: i64, in elements */
+  LLVMValueRef scalar;              /* SCALAR (not const) */
+} argp;
+
+typedef struct lw {
+  const cc_gpu *g;
+  const ir_kernel *k;
+  ir_arena *arena;
+  ir_diag *d;
+  bool failed;
+  LLVMContextRef c;
+  LLVMModuleRef m;
+  LLVMBuilderRef b;  /* where the current op goes */
+  LLVMBuilderRef pb; /* the entry block: thread parts, parameters, expressions */
+  LLVMValueRef fn, smem, tid, tid0;
+  LLVMTypeRef i1, i8, i16, i32, i64, f16, bf16, f32, f64, p1, vd;
+  argp *args;
+  LLVMValueRef *sym; /* by symbol: i64 or double, NULL until used */
+  bool *symf;
+  tv *vals;           /* by value id */
+  int *uses;          /* by value id */
+  const ir_op **user; /* by value id: the last op using it */
+  linfo *infos;
+  int threads, nbits;
+  int64_t smem_bytes;
+  int mma, barriers;
+} lw;
+
+static bool fail(lw *L, ir_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static bool fail(lw *L, ir_loc loc, const char *fmt, ...) {
+  if (L->failed)
+    return false;
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (!loc.file)
+    loc.file = L->k->file;
+  ir_error(L->d, IR_ERR_CONFIG, loc, L->k->source, "%s", msg);
+  L->failed = true;
+  return false;
+}
+
+static void *alloc(lw *L, size_t n) { return ir_alloc(L->arena, n ? n : 1); }
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+static int64_t gcd(int64_t a, int64_t b) {
+  a = a < 0 ? -a : a;
+  b = b < 0 ? -b : b;
+  while (b) {
+    int64_t t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
+
+/* ---- types and constants ---------------------------------------------------------------- */
+
+static bool istile(const ir_value *v) { return v->ty->kind == IR_TILE; }
+
+static ir_kind ekind(const ir_value *v) {
+  const ir_type *e = ir_type_elem(v->ty);
+  return e->kind;
+}
+
+static bool isflt(ir_kind k) { return ir_kind_is_float(k); }
+
+static LLVMTypeRef ty(lw *L, ir_kind k) {
+  switch (k) {
+  case IR_I1:
+    return L->i1;
+  case IR_I8:
+    return L->i8;
+  case IR_I16:
+    return L->i16;
+  case IR_I32:
+    return L->i32;
+  case IR_I64:
+    return L->i64;
+  case IR_F16:
+    return L->f16;
+  case IR_BF16:
+    return L->bf16;
+  case IR_F32:
+    return L->f32;
+  case IR_F64:
+    return L->f64;
+  case IR_PTR:
+    return L->p1;
+  default:
+    return NULL;
+  }
+}
+
+/* The type an element has in memory: i1 is a byte. */
+static LLVMTypeRef memty(lw *L, ir_kind k) { return k == IR_I1 ? L->i8 : ty(L, k); }
+
+static int esize(ir_kind k) { return k == IR_PTR ? 8 : ir_kind_bits(k) / 8; }
+
+static LLVMValueRef ci32(lw *L, int64_t v) {
+  return LLVMConstInt(L->i32, (unsigned long long)v, 1);
+}
+static LLVMValueRef ci64(lw *L, int64_t v) {
+  return LLVMConstInt(L->i64, (unsigned long long)v, 1);
+}
+
+static LLVMValueRef tomem(lw *L, LLVMValueRef v, ir_kind k) {
+  return k == IR_I1 ? LLVMBuildZExt(L->b, v, L->i8, "") : v;
+}
+
+static LLVMValueRef frommem(lw *L, LLVMValueRef v, ir_kind k) {
+  return k == IR_I1 ? LLVMBuildICmp(L->b, LLVMIntNE, v, LLVMConstNull(L->i8), "") : v;
+}
+
+/* A call of the intrinsic `name`, overloaded on ovl[0 .. novl). */
+static LLVMValueRef intr(lw *L, LLVMBuilderRef b, const char *name, LLVMTypeRef *ovl, int novl,
+                         LLVMValueRef *args, int nargs) {
+  unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
+  assert(id != 0 && "unknown LLVM intrinsic");
+  LLVMValueRef f = LLVMGetIntrinsicDeclaration(L->m, id, ovl, (size_t)novl);
+  LLVMTypeRef ft = LLVMIntrinsicGetType(L->c, id, ovl, (size_t)novl);
+  return LLVMBuildCall2(b, ft, f, args, (unsigned)nargs, "");
+}
+
+static LLVMValueRef intr1(lw *L, const char *name, LLVMTypeRef t, LLVMValueRef x) {
+  return intr(L, L->b, name, t ? &t : NULL, t ? 1 : 0, &x, 1);
+}
+
+static LLVMValueRef intr2(lw *L, const char *name, LLVMTypeRef t, LLVMValueRef x, LLVMValueRef y) {
+  LLVMValueRef a[2] = {x, y};
+  return intr(L, L->b, name, t ? &t : NULL, t ? 1 : 0, a, 2);
+}
+
+/* Inline PTX with side effects (kept in order with every other memory access). */
+static LLVMValueRef inline_asm(lw *L, LLVMTypeRef ret, const char *text, const char *cons,
+                               LLVMValueRef *args, int n) {
+  LLVMTypeRef at[8];
+  for (int i = 0; i < n; i++)
+    at[i] = LLVMTypeOf(args[i]);
+  LLVMTypeRef ft = LLVMFunctionType(ret, at, (unsigned)n, 0);
+  LLVMValueRef a = LLVMGetInlineAsm(ft, (char *)text, strlen(text), (char *)cons, strlen(cons), 1,
+                                    0, LLVMInlineAsmDialectATT, 0);
+  return LLVMBuildCall2(L->b, ft, a, args, (unsigned)n, "");
+}
+
+static void barrier(lw *L) {
+  intr(L, L->b, "llvm.nvvm.barrier0", NULL, 0, NULL, 0);
+  L->barriers++;
+}
+
+static LLVMValueRef sreg(lw *L, const char *name) { return intr(L, L->pb, name, NULL, 0, NULL, 0); }
+
+/* ---- values ----------------------------------------------------------------------------- */
+
+static const ly_layout *layout(lw *L, const ir_value *v) { return cc_layout(L->g, v); }
+
+static int64_t shape_of(const ir_value *v, int *rank, int64_t *shape) {
+  int64_t n = ir_type_shape(v->ty, rank, shape);
+  if (!istile(v))
+    *rank = 0;
+  return n;
+}
+
+static int nregs(lw *L, const ir_value *v) {
+  if (!istile(v))
+    return 1;
+  int rank;
+  int64_t s[IR_MAX_RANK];
+  shape_of(v, &rank, s);
+  return ly_nregs(layout(L, v), s);
+}
+
+static tv *get(lw *L, const ir_value *v) { return &L->vals[v->id]; }
+
+/* Creates the (empty) register array of v. */
+static tv *def(lw *L, const ir_value *v) {
+  tv *t = &L->vals[v->id];
+  t->n = nregs(L, v);
+  t->r = alloc(L, sizeof(LLVMValueRef) * (size_t)t->n);
+  t->splat = false;
+  t->defer = NULL;
+  return t;
+}
+
+/* Register i of operand v: a scalar is splatted over every register. */
+static LLVMValueRef reg(lw *L, const ir_value *v, int i) {
+  tv *t = get(L, v);
+  return istile(v) ? t->r[i] : t->r[0];
+}
+
+/* ---- layouts: affine form, thread parts, coordinates ------------------------------------ */
+
+/* sum over set bits b of tid of w[b] (i32), grouping runs of doubling weights into one
+ * shift-and-mask. */
+static LLVMValueRef bitsum(lw *L, LLVMBuilderRef b, const int64_t *w) {
+  LLVMValueRef acc = NULL;
+  for (int i = 0; i < L->nbits;) {
+    if (!w[i]) {
+      i++;
+      continue;
+    }
+    int e = i + 1;
+    while (e < L->nbits && w[e] == 2 * w[e - 1])
+      e++;
+    LLVMValueRef v = L->tid;
+    if (i)
+      v = LLVMBuildLShr(b, v, ci32(L, i), "");
+    if (e < L->nbits)
+      v = LLVMBuildAnd(b, v, ci32(L, (1 << (e - i)) - 1), "");
+    if (w[i] != 1) {
+      if ((w[i] & (w[i] - 1)) == 0)
+        v = LLVMBuildShl(b, v, ci32(L, __builtin_ctzll((unsigned long long)w[i])), "");
+      else
+        v = LLVMBuildMul(b, v, ci32(L, w[i]), "");
+    }
+    acc = acc ? LLVMBuildAdd(b, acc, v, "") : v;
+    i = e;
+  }
+  return acc ? acc : ci32(L, 0);
+}
+
+static linfo *info(lw *L, const ly_layout *l, int rank, const int64_t *shape, ir_loc loc) {
+  for (linfo *li = L->infos; li; li = li->next)
+    if (li->rank == rank && ly_equal(li->l, l) &&
+        !memcmp(li->shape, shape, sizeof(int64_t) * (size_t)rank))
+      return li;
+  char buf[256];
+  if (!l || l->rank != rank) {
+    fail(L, loc, "internal error: a tile of rank %d has no layout of its rank", rank);
+    return NULL;
+  }
+  if (ly_warps(l) * LY_WARP != L->threads) {
+    ly_print(l, buf, sizeof buf);
+    fail(L, loc, "internal error: layout %s is for %d warps, the kernel has %d", buf, ly_warps(l),
+         L->threads / LY_WARP);
+    return NULL;
+  }
+  linfo *li = alloc(L, sizeof *li);
+  li->l = l;
+  li->rank = rank;
+  memcpy(li->shape, shape, sizeof(int64_t) * (size_t)rank);
+  if (!ly_linear(l, shape, &li->a)) {
+    ly_print(l, buf, sizeof buf);
+    fail(L, loc, "layout %s has no affine form for this shape; the lowering needs one", buf);
+    return NULL;
+  }
+  li->next = L->infos;
+  L->infos = li;
+  for (int d = 0; d < rank; d++) {
+    int64_t lo = INT64_MAX, hi = INT64_MIN, thi = 0;
+    for (int r = 0; r < li->a.nregs; r++) {
+      int64_t v = li->a.reg[(size_t)r * IR_MAX_RANK + d];
+      lo = v < lo ? v : lo;
+      hi = v > hi ? v : hi;
+    }
+    for (int b = 0; b < li->a.nbits; b++) {
+      int64_t w = li->a.bit[b][d];
+      if (w < 0) {
+        ly_print(l, buf, sizeof buf);
+        fail(L, loc, "layout %s decreases with the thread id; not supported", buf);
+        return NULL;
+      }
+      thi += w;
+    }
+    if (lo < 0) {
+      ly_print(l, buf, sizeof buf);
+      fail(L, loc, "layout %s has negative coordinates; not supported", buf);
+      return NULL;
+    }
+    li->wrap[d] = hi + thi >= shape[d];
+    li->anywrap |= li->wrap[d];
+  }
+  return li;
+}
+
+static linfo *info_of(lw *L, const ir_value *v, ir_loc loc) {
+  int rank;
+  int64_t s[IR_MAX_RANK];
+  shape_of(v, &rank, s);
+  return info(L, layout(L, v), rank, s, loc);
+}
+
+static int64_t rpart(const linfo *li, int r, int d) {
+  return li->a.reg[(size_t)r * IR_MAX_RANK + d];
+}
+
+static LLVMValueRef tpart(lw *L, linfo *li, int d) {
+  if (!li->t[d]) {
+    int64_t w[16];
+    for (int b = 0; b < li->a.nbits; b++)
+      w[b] = li->a.bit[b][d];
+    li->t[d] = bitsum(L, L->pb, w);
+  }
+  return li->t[d];
+}
+
+/* Coordinate d of register r of the current thread (i32). */
+static LLVMValueRef coord(lw *L, linfo *li, int r, int d) {
+  LLVMValueRef v = tpart(L, li, d);
+  int64_t c = rpart(li, r, d);
+  if (c)
+    v = LLVMBuildAdd(L->b, v, ci32(L, c), "");
+  if (li->wrap[d])
+    v = LLVMBuildURem(L->b, v, ci32(L, li->shape[d]), "");
+  return v;
+}
+
+/* Compile-time coordinate of register r in thread t. */
+static void ccoord(const linfo *li, int t, int r, int64_t *c) {
+  for (int d = 0; d < li->rank; d++) {
+    int64_t v = rpart(li, r, d);
+    for (int b = 0; b < li->a.nbits; b++)
+      if (t >> b & 1)
+        v += li->a.bit[b][d];
+    c[d] = v % li->shape[d];
+  }
+}
+
+static int64_t numel(int rank, const int64_t *shape) {
+  int64_t n = 1;
+  for (int d = 0; d < rank; d++)
+    n *= shape[d];
+  return n;
+}
+
+static int64_t ravel(int rank, const int64_t *shape, const int64_t *c) {
+  int64_t lin = 0;
+  for (int d = 0; d < rank; d++)
+    lin = lin * shape[d] + c[d];
+  return lin;
+}
+
+static void rowmajor(int rank, const int64_t *shape, int64_t *st) {
+  int64_t s = 1;
+  for (int d = rank - 1; d >= 0; d--) {
+    st[d] = s;
+    s *= shape[d];
+  }
+}
+
+/* Registers of a wrapping layout that repeat an earlier register's coordinate (the same in
+ * every thread: coordinates are congruent modulo the shape). NULL when nothing repeats. */
+static const int *dups(lw *L, linfo *li) {
+  if (!li->anywrap)
+    return NULL;
+  if (li->dup)
+    return li->dup;
+  int64_t n = numel(li->rank, li->shape);
+  int *first = malloc(sizeof(int) * (size_t)n);
+  li->dup = alloc(L, sizeof(int) * (size_t)li->a.nregs);
+  if (!first)
+    abort(); /* host out of memory, as in the IR arena */
+  for (int64_t i = 0; i < n; i++)
+    first[i] = -1;
+  for (int r = 0; r < li->a.nregs; r++) {
+    int64_t c[IR_MAX_RANK];
+    ccoord(li, 0, r, c);
+    int64_t lin = ravel(li->rank, li->shape, c);
+    li->dup[r] = first[lin];
+    if (first[lin] < 0)
+      first[lin] = r;
+  }
+  free(first);
+  return li->dup;
+}
+
+/* Whether register r of this thread is the one copy of its element that stores it (NULL: every
+ * copy may). Layouts give every (thread, register) a distinct raw coordinate except along
+ * thread-id bits that move nothing; the owner is the copy whose raw coordinate lies inside the
+ * shape and whose such bits are 0. Replicas must not store: with an inout tensor a replica may
+ * load after the owner stored, and would store a value computed from the new data. */
+static LLVMValueRef owner(lw *L, linfo *li, int r) {
+  if (!li->own_done) {
+    int64_t zero = 0;
+    for (int b = 0; b < li->a.nbits; b++) {
+      bool moves = false;
+      for (int d = 0; d < li->rank; d++)
+        moves |= li->a.bit[b][d] != 0;
+      zero |= moves ? 0 : (int64_t)1 << b;
+    }
+    if (zero)
+      li->own = LLVMBuildICmp(L->pb, LLVMIntEQ, LLVMBuildAnd(L->pb, L->tid, ci32(L, zero), ""),
+                              ci32(L, 0), "");
+    li->own_done = true;
+  }
+  LLVMValueRef own = li->own;
+  for (int d = 0; d < li->rank; d++) {
+    if (!li->wrap[d])
+      continue;
+    LLVMValueRef raw = LLVMBuildAdd(L->b, tpart(L, li, d), ci32(L, rpart(li, r, d)), "");
+    LLVMValueRef in = LLVMBuildICmp(L->b, LLVMIntULT, raw, ci32(L, li->shape[d]), "");
+    own = own ? LLVMBuildAnd(L->b, own, in, "") : in;
+  }
+  return own;
+}
+
+/* tid == 0: the thread that stores scalars (every thread computes them, and a replica may have
+ * computed its copy from data the store itself changed). */
+static LLVMValueRef thread0(lw *L) {
+  if (!L->tid0)
+    L->tid0 = LLVMBuildICmp(L->pb, LLVMIntEQ, L->tid, ci32(L, 0), "");
+  return L->tid0;
+}
+
+/* How the coordinate of a destination element gives the source element it reads. */
+typedef enum { MAP_SAME, MAP_BCAST, MAP_EXPAND, MAP_TRANS, MAP_RESHAPE, MAP_DROP } mapk;
+
+static void mapc(mapk k, int axis, const linfo *src, const linfo *dst, const int64_t *dc,
+                 int64_t *sc) {
+  switch (k) {
+  case MAP_SAME:
+    memcpy(sc, dc, sizeof(int64_t) * (size_t)dst->rank);
+    return;
+  case MAP_BCAST:
+    for (int d = 0; d < dst->rank; d++) {
+      int sd = d - (dst->rank - src->rank);
+      if (sd >= 0)
+        sc[sd] = src->shape[sd] == 1 ? 0 : dc[d];
+    }
+    return;
+  case MAP_EXPAND: /* dst is the expanded tile's source: drop `axis` of the result */
+    for (int d = 0, j = 0; d < dst->rank; d++)
+      if (d != axis)
+        sc[j++] = dc[d];
+    return;
+  case MAP_DROP: /* reduce: the input register's output coordinate */
+    for (int d = 0, j = 0; d < dst->rank; d++)
+      if (d != axis)
+        sc[j++] = dc[d];
+    return;
+  case MAP_TRANS:
+    sc[0] = dc[1];
+    sc[1] = dc[0];
+    return;
+  case MAP_RESHAPE: {
+    int64_t lin = ravel(dst->rank, dst->shape, dc);
+    for (int d = src->rank - 1; d >= 0; d--) {
+      sc[d] = lin % src->shape[d];
+      lin /= src->shape[d];
+    }
+    return;
+  }
+  }
+}
+
+/* For every register r of dst, the register of the same thread in src that holds map(coord):
+ * found[r]. True when it exists and is the same register in every thread (a renaming). */
+static bool findregs(lw *L, const linfo *src, const linfo *dst, mapk k, int axis, int *found) {
+  int64_t n = numel(src->rank, src->shape);
+  int *tab = malloc(sizeof(int) * (size_t)n);
+  if (!tab)
+    abort(); /* host out of memory */
+  for (int64_t i = 0; i < n; i++)
+    tab[i] = -1;
+  bool ok = true;
+  int64_t c[IR_MAX_RANK], sc[IR_MAX_RANK];
+  for (int t = 0; t < L->threads && ok; t++) {
+    for (int r = src->a.nregs - 1; r >= 0; r--) {
+      ccoord(src, t, r, c);
+      tab[ravel(src->rank, src->shape, c)] = r;
+    }
+    for (int r = 0; r < dst->a.nregs && ok; r++) {
+      ccoord(dst, t, r, c);
+      mapc(k, axis, src, dst, c, sc);
+      int j = tab[ravel(src->rank, src->shape, sc)];
+      if (t == 0)
+        found[r] = j;
+      ok = j >= 0 && j == found[r];
+    }
+    for (int r = 0; r < src->a.nregs; r++) {
+      ccoord(src, t, r, c);
+      tab[ravel(src->rank, src->shape, c)] = -1;
+    }
+  }
+  free(tab);
+  return ok;
+}
+
+/* ---- shared memory ---------------------------------------------------------------------- */
+
+/* Element index of each register in a shared buffer: index = sum over d of coord_d * st[d]. With
+ * no wrapping dim it is an LLVM thread part plus a constant per register, and runs of registers
+ * at consecutive indices become vector accesses. */
+typedef struct splan {
+  linfo *li;
+  int64_t st[IR_MAX_RANK];
+  bool affine;
+  LLVMValueRef tl; /* affine: thread part */
+  int64_t align;   /* affine: every thread part is a multiple of it (0: all zero) */
+} splan;
+
+static void plan(lw *L, splan *p, linfo *li, const int64_t *st) {
+  p->li = li;
+  memcpy(p->st, st, sizeof(int64_t) * (size_t)li->rank);
+  p->affine = true;
+  for (int d = 0; d < li->rank; d++)
+    if (li->wrap[d] && st[d])
+      p->affine = false;
+  if (!p->affine)
+    return;
+  int64_t w[16] = {0};
+  p->align = 0;
+  for (int b = 0; b < li->a.nbits; b++) {
+    for (int d = 0; d < li->rank; d++)
+      w[b] += li->a.bit[b][d] * st[d];
+    p->align = gcd(p->align, w[b]);
+  }
+  p->tl = bitsum(L, L->b, w);
+}
+
+static int64_t plc(const splan *p, int r) {
+  int64_t c = 0;
+  for (int d = 0; d < p->li->rank; d++)
+    c += rpart(p->li, r, d) * p->st[d];
+  return c;
+}
+
+static LLVMValueRef pidx(lw *L, splan *p, int r) {
+  if (p->affine) {
+    int64_t c = plc(p, r);
+    return c ? LLVMBuildAdd(L->b, p->tl, ci32(L, c), "") : p->tl;
+  }
+  LLVMValueRef idx = NULL;
+  for (int d = 0; d < p->li->rank; d++) {
+    if (!p->st[d])
+      continue;
+    LLVMValueRef v = coord(L, p->li, r, d);
+    if (p->st[d] != 1)
+      v = LLVMBuildMul(L->b, v, ci32(L, p->st[d]), "");
+    idx = idx ? LLVMBuildAdd(L->b, idx, v, "") : v;
+  }
+  return idx ? idx : ci32(L, 0);
+}
+
+/* Registers r .. r+v-1 form one aligned vector access (largest v of at most 16 bytes). */
+static int vwidth(const splan *p, int r, int left, ir_kind k, int64_t base, const bool *skip) {
+  if (!p->affine || k == IR_PTR)
+    return 1;
+  int64_t c0 = plc(p, r);
+  for (int v = 16 / esize(k); v >= 2; v /= 2) {
+    if (v > left || (c0 + base) % v || p->align % v)
+      continue;
+    bool ok = true;
+    for (int j = 1; j < v && ok; j++)
+      ok = plc(p, r + j) == c0 + j && !(skip && skip[r + j]);
+    if (ok)
+      return v;
+  }
+  return 1;
+}
+
+static LLVMValueRef sptr(lw *L, LLVMTypeRef et, int64_t byte_off, LLVMValueRef idx) {
+  LLVMValueRef base = L->smem;
+  if (byte_off) {
+    LLVMValueRef o = ci32(L, byte_off);
+    base = LLVMBuildInBoundsGEP2(L->b, L->i8, base, &o, 1, "");
+  }
+  return LLVMBuildInBoundsGEP2(L->b, et, base, &idx, 1, "");
+}
+
+static void need_smem(lw *L, int64_t bytes) {
+  if (bytes > L->smem_bytes)
+    L->smem_bytes = bytes;
+}
+
+/* Stores registers [first, first+count) of regs (except skipped ones) at their plan indices. */
+static void sstore(lw *L, splan *p, LLVMValueRef *regs, const bool *skip, ir_kind k,
+                   int64_t byte_off, int first, int count) {
+  LLVMTypeRef et = memty(L, k);
+  int64_t base = byte_off / esize(k);
+  for (int r = first; r < first + count;) {
+    if (skip && skip[r]) {
+      r++;
+      continue;
+    }
+    int v = vwidth(p, r, first + count - r, k, base, skip);
+    LLVMValueRef ptr = sptr(L, et, byte_off, pidx(L, p, r)), val, st;
+    if (v == 1) {
+      val = tomem(L, regs[r], k);
+    } else {
+      val = LLVMGetUndef(LLVMVectorType(et, (unsigned)v));
+      for (int j = 0; j < v; j++)
+        val = LLVMBuildInsertElement(L->b, val, tomem(L, regs[r + j], k), ci32(L, j), "");
+    }
+    st = LLVMBuildStore(L->b, val, ptr);
+    LLVMSetAlignment(st, (unsigned)(v * esize(k)));
+    r += v;
+  }
+}
+
+/* Loads registers [first, first+count) of out from their plan indices. */
+static void sload(lw *L, splan *p, LLVMValueRef *out, ir_kind k, int64_t byte_off, int first,
+                  int count) {
+  LLVMTypeRef et = memty(L, k);
+  int64_t base = byte_off / esize(k);
+  for (int r = first; r < first + count;) {
+    int v = vwidth(p, r, first + count - r, k, base, NULL);
+    LLVMValueRef ptr = sptr(L, et, byte_off, pidx(L, p, r));
+    LLVMTypeRef lt = v == 1 ? et : LLVMVectorType(et, (unsigned)v);
+    LLVMValueRef ld = LLVMBuildLoad2(L->b, lt, ptr, "");
+    LLVMSetAlignment(ld, (unsigned)(v * esize(k)));
+    if (v == 1)
+      out[r] = frommem(L, ld, k);
+    else
+      for (int j = 0; j < v; j++)
+        out[r + j] = frommem(L, LLVMBuildExtractElement(L->b, ld, ci32(L, j), ""), k);
+    r += v;
+  }
+}
+
+/* skip[] of the registers that repeat an earlier one (they need not be stored). */
+static bool *skips(lw *L, linfo *li) {
+  const int *dup = dups(L, li);
+  if (!dup)
+    return NULL;
+  bool *s = alloc(L, sizeof(bool) * (size_t)li->a.nregs);
+  for (int r = 0; r < li->a.nregs; r++)
+    s[r] = dup[r] >= 0;
+  return s;
+}
+
+/* ---- expressions (entry block) ---------------------------------------------------------- */
+
+typedef struct num {
+  LLVMValueRef v; /* i64 or double */
+  bool f;
+} num;
+
+static num symval(lw *L, int s) {
+  if (L->sym[s])
+    return (num){L->sym[s], L->symf[s]};
+  const ir_sym *sy = &L->k->syms[s];
+  LLVMBuilderRef b = L->pb;
+  num r = {NULL, false};
+  if (sy->kind == SYM_DIM) {
+    r.v = LLVMBuildSExt(b, L->args[sy->arg].shape[sy->argdim], L->i64, sy->name);
+  } else if (sy->kind == SYM_PARAM) {
+    LLVMValueRef p = L->args[sy->arg].scalar;
+    if (sy->ty == IR_I1)
+      r.v = LLVMBuildZExt(b, LLVMBuildICmp(b, LLVMIntNE, p, LLVMConstNull(L->i8), ""), L->i64, "");
+    else if (ir_kind_is_int(sy->ty))
+      r.v = sy->ty == IR_I64 ? p : LLVMBuildSExt(b, p, L->i64, "");
+    else
+      r = (num){sy->ty == IR_F64 ? p : LLVMBuildFPExt(b, p, L->f64, ""), true};
+  } else if (sy->def.isf) {
+    r = (num){LLVMConstReal(L->f64, sy->def.f), true};
+  } else {
+    r.v = ci64(L, sy->def.i);
+  }
+  L->sym[s] = r.v;
+  L->symf[s] = r.f;
+  return r;
+}
+
+/* x / y and x % y of signed integers, defined for every y: y == 0 (an error in the
+ * interpreter) divides by 1, y == -1 negates (no overflow trap). */
+static LLVMValueRef sdivrem(LLVMBuilderRef b, LLVMValueRef x, LLVMValueRef y, bool rem) {
+  LLVMTypeRef t = LLVMTypeOf(x);
+  LLVMValueRef one = LLVMConstInt(t, 1, 0), m1 = LLVMConstAllOnes(t), z = LLVMConstNull(t);
+  LLVMValueRef ism1 = LLVMBuildICmp(b, LLVMIntEQ, y, m1, "");
+  LLVMValueRef bad = LLVMBuildOr(b, LLVMBuildICmp(b, LLVMIntEQ, y, z, ""), ism1, "");
+  LLVMValueRef ys = LLVMBuildSelect(b, bad, one, y, "");
+  LLVMValueRef q = rem ? LLVMBuildSRem(b, x, ys, "") : LLVMBuildSDiv(b, x, ys, "");
+  return LLVMBuildSelect(b, ism1, rem ? z : LLVMBuildSub(b, z, x, ""), q, "");
+}
+
+/* ceil(x / y) for signed integers (as the interpreter: rounds up when the signs agree). */
+static LLVMValueRef scdiv(LLVMBuilderRef b, LLVMValueRef x, LLVMValueRef y) {
+  LLVMTypeRef t = LLVMTypeOf(x);
+  LLVMValueRef z = LLVMConstNull(t);
+  LLVMValueRef q = sdivrem(b, x, y, false), m = sdivrem(b, x, y, true);
+  LLVMValueRef same = LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildICmp(b, LLVMIntSLT, x, z, ""),
+                                    LLVMBuildICmp(b, LLVMIntSLT, y, z, ""), "");
+  LLVMValueRef up = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntNE, m, z, ""), same, "");
+  return LLVMBuildAdd(b, q, LLVMBuildZExt(b, up, t, ""), "");
+}
+
+static num ex(lw *L, const ir_expr *e);
+
+static num flt(lw *L, num a) {
+  if (!a.f)
+    a = (num){LLVMBuildSIToFP(L->pb, a.v, L->f64, ""), true};
+  return a;
+}
+
+static LLVMValueRef truth(lw *L, num a) {
+  return a.f ? LLVMBuildFCmp(L->pb, LLVMRealUNE, a.v, LLVMConstReal(L->f64, 0), "")
+             : LLVMBuildICmp(L->pb, LLVMIntNE, a.v, ci64(L, 0), "");
+}
+
+static num inum(lw *L, LLVMValueRef bit) { return (num){LLVMBuildZExt(L->pb, bit, L->i64, ""), 0}; }
+
+static num ex(lw *L, const ir_expr *e) {
+  LLVMBuilderRef b = L->pb;
+  switch (e->kind) {
+  case EX_INT:
+    return (num){ci64(L, e->i), false};
+  case EX_FLOAT:
+    return (num){LLVMConstReal(L->f64, e->f), true};
+  case EX_SYM:
+    return symval(L, e->sym);
+  case EX_UNARY: {
+    num a = ex(L, e->a);
+    if (e->op == '!')
+      return inum(L, LLVMBuildNot(b, truth(L, a), ""));
+    return a.f ? (num){LLVMBuildFNeg(b, a.v, ""), true} : (num){LLVMBuildNeg(b, a.v, ""), false};
+  }
+  default:
+    break;
+  }
+  num a = ex(L, e->a), c = ex(L, e->b);
+  if (e->op == EXO_AND)
+    return inum(L, LLVMBuildAnd(b, truth(L, a), truth(L, c), ""));
+  if (e->op == EXO_OR)
+    return inum(L, LLVMBuildOr(b, truth(L, a), truth(L, c), ""));
+  if (a.f || c.f) {
+    LLVMValueRef x = flt(L, a).v, y = flt(L, c).v;
+    LLVMRealPredicate p = LLVMRealOEQ;
+    switch (e->op) {
+    case '+':
+      return (num){LLVMBuildFAdd(b, x, y, ""), true};
+    case '-':
+      return (num){LLVMBuildFSub(b, x, y, ""), true};
+    case '*':
+      return (num){LLVMBuildFMul(b, x, y, ""), true};
+    case '/':
+      return (num){LLVMBuildFDiv(b, x, y, ""), true};
+    case '%':
+      return (num){LLVMBuildFRem(b, x, y, ""), true};
+    case EXO_CDIV: {
+      LLVMValueRef q = LLVMBuildFDiv(b, x, y, "");
+      return (num){intr(L, b, "llvm.ceil", &L->f64, 1, &q, 1), true};
+    }
+    case EXO_MIN:
+    case EXO_MAX: {
+      LLVMValueRef xy[2] = {x, y};
+      return (num){intr(L, b, e->op == EXO_MIN ? "llvm.minnum" : "llvm.maxnum", &L->f64, 1, xy, 2),
+                   true};
+    }
+    case '<':
+      p = LLVMRealOLT;
+      break;
+    case '>':
+      p = LLVMRealOGT;
+      break;
+    case EXO_LE:
+      p = LLVMRealOLE;
+      break;
+    case EXO_GE:
+      p = LLVMRealOGE;
+      break;
+    case EXO_EQ:
+      p = LLVMRealOEQ;
+      break;
+    case EXO_NE:
+      p = LLVMRealUNE;
+      break;
+    default:
+      break;
+    }
+    return inum(L, LLVMBuildFCmp(b, p, x, y, ""));
+  }
+  LLVMValueRef x = a.v, y = c.v;
+  LLVMIntPredicate p = LLVMIntEQ;
+  switch (e->op) {
+  case '+':
+    return (num){LLVMBuildAdd(b, x, y, ""), false};
+  case '-':
+    return (num){LLVMBuildSub(b, x, y, ""), false};
+  case '*':
+    return (num){LLVMBuildMul(b, x, y, ""), false};
+  case '/':
+    return (num){sdivrem(b, x, y, false), false};
+  case '%':
+    return (num){sdivrem(b, x, y, true), false};
+  case EXO_CDIV:
+    return (num){scdiv(b, x, y), false};
+  case EXO_MIN:
+  case EXO_MAX: {
+    LLVMValueRef xy[2] = {x, y};
+    return (num){intr(L, b, e->op == EXO_MIN ? "llvm.smin" : "llvm.smax", &L->i64, 1, xy, 2),
+                 false};
+  }
+  case '<':
+    p = LLVMIntSLT;
+    break;
+  case '>':
+    p = LLVMIntSGT;
+    break;
+  case EXO_LE:
+    p = LLVMIntSLE;
+    break;
+  case EXO_GE:
+    p = LLVMIntSGE;
+    break;
+  case EXO_EQ:
+    p = LLVMIntEQ;
+    break;
+  case EXO_NE:
+    p = LLVMIntNE;
+    break;
+  default:
+    break;
+  }
+  return inum(L, LLVMBuildICmp(b, p, x, y, ""));
+}
+
+/* ---- element conversions and arithmetic -------------------------------------------------- */
+
+/* v of kind `from` as kind `to`, with the cast op's rules: floats round to nearest even, floats
+ * to integers truncate (saturating, NaN -> 0) and wrap to the width, i1 is x != 0. */
+static LLVMValueRef conv(lw *L, LLVMBuilderRef b, LLVMValueRef v, ir_kind from, ir_kind to) {
+  if (from == to || from == IR_PTR || to == IR_PTR)
+    return v;
+  bool ff = isflt(from), ft = isflt(to);
+  if (ff && ft) {
+    int bf = ir_kind_bits(from), bt = ir_kind_bits(to);
+    if (bf == bt) /* f16 <-> bf16: exactly through f32 */
+      return LLVMBuildFPTrunc(b, LLVMBuildFPExt(b, v, L->f32, ""), ty(L, to), "");
+    return bt > bf ? LLVMBuildFPExt(b, v, ty(L, to), "") : LLVMBuildFPTrunc(b, v, ty(L, to), "");
+  }
+  if (!ff && ft)
+    return from == IR_I1 ? LLVMBuildUIToFP(b, v, ty(L, to), "")
+                         : LLVMBuildSIToFP(b, v, ty(L, to), "");
+  if (ff) {
+    if (to == IR_I1)
+      return LLVMBuildFCmp(b, LLVMRealUNE, v, LLVMConstNull(ty(L, from)), "");
+    if (from == IR_F16 || from == IR_BF16)
+      v = LLVMBuildFPExt(b, v, L->f32, "");
+    LLVMTypeRef ovl[2] = {L->i64, LLVMTypeOf(v)};
+    v = intr(L, b, "llvm.fptosi.sat", ovl, 2, &v, 1);
+    return to == IR_I64 ? v : LLVMBuildTrunc(b, v, ty(L, to), "");
+  }
+  if (to == IR_I1)
+    return LLVMBuildICmp(b, LLVMIntNE, v, LLVMConstNull(ty(L, from)), "");
+  if (from == IR_I1)
+    return LLVMBuildZExt(b, v, ty(L, to), "");
+  return ir_kind_bits(to) > ir_kind_bits(from) ? LLVMBuildSExt(b, v, ty(L, to), "")
+                                               : LLVMBuildTrunc(b, v, ty(L, to), "");
+}
+
+static bool half(ir_kind k) { return k == IR_F16 || k == IR_BF16; }
+
+/* f16/bf16 compute in f32 and round once (the interpreter computes exactly and rounds once). */
+static LLVMValueRef up(lw *L, LLVMValueRef v, ir_kind k) {
+  return half(k) ? LLVMBuildFPExt(L->b, v, L->f32, "") : v;
+}
+
+static LLVMValueRef down(lw *L, LLVMValueRef v, ir_kind k) {
+  return half(k) ? LLVMBuildFPTrunc(L->b, v, ty(L, k), "") : v;
+}
+
+static LLVMValueRef fbinary(lw *L, const ir_op *op, LLVMValueRef x, LLVMValueRef y, ir_kind k) {
+  LLVMBuilderRef b = L->b;
+  LLVMTypeRef ct = k == IR_F64 ? L->f64 : L->f32;
+  x = up(L, x, k);
+  y = up(L, y, k);
+  LLVMValueRef r;
+  switch (op->code) {
+  case IR_OP_ADD:
+    r = LLVMBuildFAdd(b, x, y, "");
+    break;
+  case IR_OP_SUB:
+    r = LLVMBuildFSub(b, x, y, "");
+    break;
+  case IR_OP_MUL:
+    r = LLVMBuildFMul(b, x, y, "");
+    break;
+  case IR_OP_DIV:
+    r = LLVMBuildFDiv(b, x, y, "");
+    break;
+  case IR_OP_REM:
+    r = LLVMBuildFRem(b, x, y, "");
+    break;
+  case IR_OP_CDIV:
+    r = intr1(L, "llvm.ceil", ct, LLVMBuildFDiv(b, x, y, ""));
+    break;
+  case IR_OP_MAX:
+    r = intr2(L, "llvm.maximum", ct, x, y);
+    break;
+  case IR_OP_MIN:
+    r = intr2(L, "llvm.minimum", ct, x, y);
+    break;
+  default:
+    fail(L, op->loc, "'%s' needs integer operands", ir_ops[op->code].keyword);
+    return NULL;
+  }
+  return down(L, r, k);
+}
+
+static LLVMValueRef ibinary(lw *L, const ir_op *op, LLVMValueRef x, LLVMValueRef y, ir_kind k) {
+  LLVMBuilderRef b = L->b;
+  LLVMTypeRef t = ty(L, k);
+  int w = k == IR_I1 ? 1 : ir_kind_bits(k);
+  switch (op->code) {
+  case IR_OP_ADD:
+    return LLVMBuildAdd(b, x, y, "");
+  case IR_OP_SUB:
+    return LLVMBuildSub(b, x, y, "");
+  case IR_OP_MUL:
+    return LLVMBuildMul(b, x, y, "");
+  case IR_OP_DIV:
+    return sdivrem(b, x, y, false);
+  case IR_OP_REM:
+    return sdivrem(b, x, y, true);
+  case IR_OP_CDIV:
+    return scdiv(b, x, y);
+  case IR_OP_MAX: /* i1 holds 0 and 1 (unsigned), the other kinds are signed */
+    return intr2(L, k == IR_I1 ? "llvm.umax" : "llvm.smax", t, x, y);
+  case IR_OP_MIN:
+    return intr2(L, k == IR_I1 ? "llvm.umin" : "llvm.smin", t, x, y);
+  case IR_OP_AND:
+    return LLVMBuildAnd(b, x, y, "");
+  case IR_OP_OR:
+    return LLVMBuildOr(b, x, y, "");
+  case IR_OP_XOR:
+    return LLVMBuildXor(b, x, y, "");
+  case IR_OP_SHL:
+  case IR_OP_SHR: { /* shifts by the width or more: 0, or the sign for shr */
+    LLVMValueRef big = LLVMBuildICmp(b, LLVMIntUGE, y, LLVMConstInt(t, (unsigned)w, 0), "");
+    if (op->code == IR_OP_SHL)
+      return LLVMBuildSelect(b, big, LLVMConstNull(t), LLVMBuildShl(b, x, y, ""), "");
+    LLVMValueRef sign = LLVMBuildAShr(b, x, LLVMConstInt(t, (unsigned)(w - 1), 0), "");
+    return LLVMBuildSelect(b, big, sign, LLVMBuildAShr(b, x, y, ""), "");
+  }
+  default:
+    fail(L, op->loc, "'%s' needs float operands", ir_ops[op->code].keyword);
+    return NULL;
+  }
+}
+
+static LLVMValueRef unary(lw *L, const ir_op *op, LLVMValueRef x, ir_kind k) {
+  LLVMBuilderRef b = L->b;
+  if (!isflt(k)) {
+    if (op->code == IR_OP_NEG)
+      return LLVMBuildNeg(b, x, "");
+    if (op->code == IR_OP_ABS)
+      return intr2(L, "llvm.abs", ty(L, k), x, LLVMConstInt(L->i1, 0, 0));
+    fail(L, op->loc, "'%s' needs a float operand", ir_ops[op->code].keyword);
+    return NULL;
+  }
+  bool dbl = k == IR_F64;
+  LLVMTypeRef ct = dbl ? L->f64 : L->f32;
+  x = up(L, x, k);
+  LLVMValueRef r;
+  switch (op->code) {
+  case IR_OP_NEG:
+    r = LLVMBuildFNeg(b, x, "");
+    break;
+  case IR_OP_ABS:
+    r = intr1(L, "llvm.fabs", ct, x);
+    break;
+  case IR_OP_SQRT:
+    r = intr1(L, "llvm.sqrt", ct, x);
+    break;
+  case IR_OP_RSQRT:
+    r = intr1(L, dbl ? "llvm.nvvm.rsqrt.approx.d" : "llvm.nvvm.rsqrt.approx.f", NULL, x);
+    break;
+  case IR_OP_EXP:
+  case IR_OP_EXP2:
+  case IR_OP_LOG:
+  case IR_OP_LOG2:
+    if (dbl) {
+      fail(L, op->loc, "'%s' of f64 is not lowered (only the f32 approximations exist)",
+           ir_ops[op->code].keyword);
+      return NULL;
+    }
+    if (op->code == IR_OP_EXP)
+      x = LLVMBuildFMul(b, x, LLVMConstReal(L->f32, 1.4426950408889634), "");
+    if (op->code == IR_OP_EXP || op->code == IR_OP_EXP2) {
+      r = intr1(L, "llvm.nvvm.ex2.approx.f", NULL, x);
+    } else {
+      r = intr1(L, "llvm.nvvm.lg2.approx.f", NULL, x);
+      if (op->code == IR_OP_LOG)
+        r = LLVMBuildFMul(b, r, LLVMConstReal(L->f32, 0.6931471805599453), "");
+    }
+    break;
+  default:
+    fail(L, op->loc, "internal error: unary op '%s'", ir_ops[op->code].keyword);
+    return NULL;
+  }
+  return down(L, r, k);
+}
+
+static LLVMValueRef compare(lw *L, int pred, LLVMValueRef x, LLVMValueRef y, ir_kind k) {
+  if (isflt(k)) {
+    static const LLVMRealPredicate fp[] = {LLVMRealOEQ, LLVMRealUNE, LLVMRealOLT,
+                                           LLVMRealOLE, LLVMRealOGT, LLVMRealOGE};
+    return LLVMBuildFCmp(L->b, fp[pred], up(L, x, k), up(L, y, k), "");
+  }
+  static const LLVMIntPredicate sp[] = {LLVMIntEQ,  LLVMIntNE,  LLVMIntSLT,
+                                        LLVMIntSLE, LLVMIntSGT, LLVMIntSGE};
+  static const LLVMIntPredicate up_[] = {LLVMIntEQ,  LLVMIntNE,  LLVMIntULT,
+                                         LLVMIntULE, LLVMIntUGT, LLVMIntUGE};
+  return LLVMBuildICmp(L->b, (k == IR_I1 || k == IR_PTR ? up_ : sp)[pred], x, y, "");
+}
+
+/* The pointee type of a pointer value (or pointer tile). */
+static LLVMTypeRef pointee(lw *L, const ir_value *p) {
+  return memty(L, ir_type_elem(p->ty)->elem->kind);
+}
+
+/* One element of an elementwise op; a[] are the operands' registers. */
+static LLVMValueRef element(lw *L, const ir_op *op, LLVMValueRef *a) {
+  ir_kind rk = ekind(op->results[0]);
+  ir_kind k0 = ekind(op->operands[0]);
+  switch (op->code) {
+  case IR_OP_CMP:
+    return compare(L, op->sub, a[0], a[1], k0);
+  case IR_OP_SELECT:
+    return LLVMBuildSelect(L->b, a[0], a[1], a[2], "");
+  case IR_OP_CAST:
+    return conv(L, L->b, a[0], k0, rk);
+  case IR_OP_ADDPTR: {
+    LLVMValueRef off = conv(L, L->b, a[1], ekind(op->operands[1]), IR_I64);
+    return LLVMBuildGEP2(L->b, pointee(L, op->operands[0]), a[0], &off, 1, "");
+  }
+  default:
+    break;
+  }
+  if (op->code >= IR_OP_NEG && op->code <= IR_OP_RSQRT)
+    return unary(L, op, a[0], rk);
+  return isflt(rk) ? fbinary(L, op, a[0], a[1], rk) : ibinary(L, op, a[0], a[1], rk);
+}
+
+static bool same_layout(lw *L, const ir_op *op, const ir_value *v, const ir_value *res) {
+  if (!istile(v) || ly_equal(layout(L, v), layout(L, res)))
+    return true;
+  return fail(L, op->loc, "internal error: an operand of '%s' is not in its result's layout",
+              ir_ops[op->code].keyword);
+}
+
+static bool lower_elementwise(lw *L, const ir_op *op) {
+  const ir_value *res = op->results[0];
+  for (int j = 0; j < op->nopnd; j++)
+    if (!same_layout(L, op, op->operands[j], res))
+      return false;
+  tv *out = def(L, res);
+  LLVMValueRef a[3];
+  for (int i = 0; i < out->n; i++) {
+    for (int j = 0; j < op->nopnd && j < 3; j++)
+      a[j] = reg(L, op->operands[j], i);
+    if (!(out->r[i] = element(L, op, a)))
+      return false;
+  }
+  return true;
+}
+
+/* ---- constants, grid, arange ------------------------------------------------------------ */
+
+/* res = the scalar v in every register of every thread. */
+static void splat(lw *L, const ir_value *res, LLVMValueRef v) {
+  tv *out = def(L, res);
+  for (int i = 0; i < out->n; i++)
+    out->r[i] = v;
+  out->splat = true;
+}
+
+static LLVMValueRef expr_as(lw *L, const ir_expr *e, ir_kind k) {
+  num n = ex(L, e);
+  return conv(L, L->pb, n.v, n.f ? IR_F64 : IR_I64, k);
+}
+
+static bool lower_arange(lw *L, const ir_op *op) {
+  const ir_value *res = op->results[0];
+  linfo *li = info_of(L, res, op->loc);
+  if (!li)
+    return false;
+  ir_kind k = ekind(res);
+  LLVMValueRef lo = expr_as(L, op->ex[0], IR_I32);
+  tv *out = def(L, res);
+  for (int i = 0; i < out->n; i++)
+    out->r[i] = conv(L, L->b, LLVMBuildAdd(L->b, lo, coord(L, li, i, 0), ""), IR_I32, k);
+  return true;
+}
+
+/* ---- global memory ---------------------------------------------------------------------- */
+
+/* The PTX register class and width of a global access of kind k. */
+static void gclass(lw *L, ir_kind k, LLVMTypeRef *it, const char **ld, const char **cl) {
+  int bits = k == IR_I1 ? 8 : k == IR_PTR ? 64 : ir_kind_bits(k);
+  switch (bits) {
+  case 8:
+    *it = L->i32, *ld = "u8", *cl = "r";
+    return;
+  case 16:
+    *it = L->i16, *ld = "b16", *cl = "h";
+    return;
+  case 32:
+    *it = L->i32, *ld = "b32", *cl = "r";
+    return;
+  default:
+    *it = L->i64, *ld = "b64", *cl = "l";
+    return;
+  }
+}
+
+static LLVMValueRef tobits(lw *L, LLVMValueRef v, ir_kind k, LLVMTypeRef it) {
+  if (k == IR_PTR)
+    return LLVMBuildPtrToInt(L->b, v, it, "");
+  if (isflt(k))
+    return LLVMBuildBitCast(L->b, v, it, "");
+  if (LLVMGetIntTypeWidth(LLVMTypeOf(v)) < LLVMGetIntTypeWidth(it))
+    return LLVMBuildZExt(L->b, v, it, "");
+  return v;
+}
+
+static LLVMValueRef frombits(lw *L, LLVMValueRef v, ir_kind k) {
+  if (k == IR_PTR)
+    return LLVMBuildIntToPtr(L->b, v, L->p1, "");
+  if (isflt(k))
+    return LLVMBuildBitCast(L->b, v, ty(L, k), "");
+  if (k == IR_I1)
+    return LLVMBuildICmp(L->b, LLVMIntNE, v, LLVMConstNull(LLVMTypeOf(v)), "");
+  if (k == IR_I8)
+    return LLVMBuildTrunc(L->b, v, L->i8, "");
+  return v;
+}
+
+/* pred ? *addr : fill, as one predicated PTX load (a masked-off lane touches no memory). */
+static LLVMValueRef gload(lw *L, LLVMValueRef addr, LLVMValueRef pred, ir_kind k,
+                          LLVMValueRef fill) {
+  LLVMTypeRef it;
+  const char *w, *cl;
+  char text[64], cons[32];
+  gclass(L, k, &it, &w, &cl);
+  snprintf(text, sizeof text, "@$2 ld.global.%s $0, [$1];", w);
+  snprintf(cons, sizeof cons, "=%s,l,b,0", cl);
+  LLVMValueRef a[3] = {addr, pred, tobits(L, fill, k, it)};
+  return frombits(L, inline_asm(L, it, text, cons, a, 3), k);
+}
+
+/* if (pred) *addr = v, as one predicated PTX store. */
+static void gstore(lw *L, LLVMValueRef addr, LLVMValueRef pred, ir_kind k, LLVMValueRef v) {
+  LLVMTypeRef it;
+  const char *w, *cl;
+  char text[64], cons[32];
+  gclass(L, k, &it, &w, &cl);
+  if (!strcmp(w, "u8")) { /* bytes come from a 16-bit register */
+    it = L->i16, w = "b8", cl = "h";
+  }
+  snprintf(text, sizeof text, "@$2 st.global.%s [$0], $1;", w);
+  snprintf(cons, sizeof cons, "l,%s,b", cl);
+  LLVMValueRef bits = tobits(L, v, k, it);
+  if (LLVMGetIntTypeWidth(LLVMTypeOf(bits)) > LLVMGetIntTypeWidth(it))
+    bits = LLVMBuildTrunc(L->b, bits, it, "");
+  LLVMValueRef a[3] = {addr, bits, pred};
+  inline_asm(L, L->vd, text, cons, a, 3);
+}
+
+static LLVMValueRef int_scalar(lw *L, const ir_value *v) {
+  return conv(L, L->b, get(L, v)->r[0], ekind(v), IR_I64);
+}
+
+/* Block load/store on a tensor argument: per register, address = base + sum over the tensor's
+ * last dims of (index_d + coord_d) * stride_d; every dim must satisfy 0 <= index + coord <
+ * shape (leading indices select and are checked the same way). */
+static bool lower_block_access(lw *L, const ir_op *op, bool store) {
+  const ir_value *tens = op->operands[0];
+  const ir_value *tile = store ? op->operands[op->nopnd - 1] : op->results[0];
+  int a = tens->argno, R = tens->ty->rank, r;
+  int64_t sh[IR_MAX_RANK];
+  shape_of(tile, &r, sh);
+  if (a < 0 || a >= L->k->nargs || L->k->args[a].kind != ARG_TENSOR || tens->def ||
+      op->nopnd != 1 + R + store || r > R)
+    return fail(L, op->loc, "internal error: malformed block %s", store ? "store" : "load");
+  const argp *A = &L->args[a];
+  ir_kind k = ekind(tile);
+  LLVMBuilderRef b = L->b;
+  LLVMValueRef idx[IR_MAX_RANK], ext[IR_MAX_RANK], ok = NULL, off = ci64(L, 0);
+  for (int d = 0; d < R; d++) {
+    idx[d] = int_scalar(L, op->operands[1 + d]);
+    ext[d] = LLVMBuildZExt(b, A->shape[d], L->i64, "");
+  }
+  for (int d = 0; d < R - r; d++) {
+    LLVMValueRef c = LLVMBuildICmp(b, LLVMIntULT, idx[d], ext[d], "");
+    ok = ok ? LLVMBuildAnd(b, ok, c, "") : c;
+    off = LLVMBuildAdd(b, off, LLVMBuildMul(b, idx[d], A->stride[d], ""), "");
+  }
+  LLVMValueRef fill = LLVMConstNull(ty(L, k));
+  if (!store && op->ex[1])
+    fill = expr_as(L, op->ex[1], k);
+  LLVMTypeRef et = memty(L, k);
+  if (r == 0) {
+    LLVMValueRef ptr = LLVMBuildGEP2(b, et, A->ptr, &off, 1, "");
+    if (store)
+      gstore(L, ptr, LLVMBuildAnd(b, ok, thread0(L), ""), k, get(L, tile)->r[0]);
+    else
+      def(L, tile)->r[0] = gload(L, ptr, ok, k, fill);
+    return true;
+  }
+  linfo *li = info_of(L, tile, op->loc);
+  if (!li)
+    return false;
+  const int *dup = dups(L, li);
+  tv *t = store ? get(L, tile) : def(L, tile);
+  /* A register in the same row as the previous one (equal coordinates but for the last dim,
+   * which grows by d) addresses prev + d * stride: no per-register offset is loop-invariant,
+   * so LICM cannot pile up 64-bit offsets in registers across a loop. */
+  LLVMValueRef prev = NULL;
+  for (int i = 0; i < t->n; i++) {
+    if (!store && dup && dup[i] >= 0) {
+      t->r[i] = t->r[dup[i]];
+      continue;
+    }
+    int64_t d = 0;
+    bool chain = prev && !li->anywrap;
+    for (int j = 0; j < r && chain; j++)
+      if (j < r - 1)
+        chain = rpart(li, i, j) == rpart(li, i - 1, j);
+      else
+        chain = (d = rpart(li, i, j) - rpart(li, i - 1, j)) > 0;
+    LLVMValueRef p = ok, o = off, ptr;
+    for (int j = 0; j < r; j++) {
+      int td = R - r + j;
+      LLVMValueRef pos =
+          LLVMBuildAdd(b, idx[td], LLVMBuildZExt(b, coord(L, li, i, j), L->i64, ""), "");
+      LLVMValueRef c = LLVMBuildICmp(b, LLVMIntULT, pos, ext[td], "");
+      p = p ? LLVMBuildAnd(b, p, c, "") : c;
+      if (!chain)
+        o = LLVMBuildAdd(b, o, LLVMBuildMul(b, pos, A->stride[td], ""), "");
+    }
+    if (chain) {
+      LLVMValueRef step = A->stride[R - 1];
+      if (d != 1)
+        step = LLVMBuildMul(b, step, ci64(L, d), "");
+      ptr = LLVMBuildGEP2(b, et, prev, &step, 1, "");
+    } else {
+      ptr = LLVMBuildGEP2(b, et, A->ptr, &o, 1, "");
+    }
+    prev = ptr;
+    LLVMValueRef own = store ? owner(L, li, i) : NULL;
+    if (own)
+      p = p ? LLVMBuildAnd(b, p, own, "") : own;
+    if (store)
+      gstore(L, ptr, p, k, t->r[i]);
+    else
+      t->r[i] = gload(L, ptr, p, k, fill);
+  }
+  return true;
+}
+
+/* load_ptr %p [, %mask [, %other]]: unmasked accesses are plain loads, masked ones predicated. */
+static bool lower_load_ptr(lw *L, const ir_op *op) {
+  const ir_value *p = op->operands[0], *res = op->results[0];
+  const ir_value *mask = op->nopnd > 1 ? op->operands[1] : NULL;
+  const ir_value *other = op->nopnd > 2 ? op->operands[2] : NULL;
+  for (int j = 0; j < op->nopnd; j++)
+    if (!same_layout(L, op, op->operands[j], res))
+      return false;
+  ir_kind k = ekind(res);
+  tv *out = def(L, res);
+  for (int i = 0; i < out->n; i++) {
+    LLVMValueRef addr = reg(L, p, i);
+    if (!mask) {
+      LLVMValueRef ld = LLVMBuildLoad2(L->b, memty(L, k), addr, "");
+      LLVMSetAlignment(ld, (unsigned)esize(k));
+      out->r[i] = frommem(L, ld, k);
+    } else {
+      LLVMValueRef fill = other ? reg(L, other, i) : LLVMConstNull(ty(L, k));
+      out->r[i] = gload(L, addr, reg(L, mask, i), k, fill);
+    }
+  }
+  return true;
+}
+
+static bool lower_store_ptr(lw *L, const ir_op *op) {
+  const ir_value *p = op->operands[0], *v = op->operands[1];
+  const ir_value *mask = op->nopnd > 2 ? op->operands[2] : NULL;
+  const ir_value *shape = p;
+  if (!istile(p) && (istile(v) || (mask && istile(mask))))
+    return fail(L, op->loc, "store_ptr of a tile through a scalar pointer is not lowered");
+  for (int j = 0; j < op->nopnd; j++)
+    if (!same_layout(L, op, op->operands[j], shape))
+      return false;
+  ir_kind k = ekind(v);
+  int n = nregs(L, shape);
+  linfo *li = istile(shape) ? info_of(L, shape, op->loc) : NULL;
+  if (istile(shape) && !li)
+    return false;
+  for (int i = 0; i < n; i++) {
+    LLVMValueRef addr = reg(L, p, i), val = reg(L, v, i);
+    LLVMValueRef own = li ? owner(L, li, i) : thread0(L), m = mask ? reg(L, mask, i) : NULL;
+    if (own && m)
+      m = LLVMBuildAnd(L->b, m, own, "");
+    else if (own)
+      m = own;
+    if (!m) {
+      LLVMValueRef st = LLVMBuildStore(L->b, tomem(L, val, k), addr);
+      LLVMSetAlignment(st, (unsigned)esize(k));
+    } else {
+      gstore(L, addr, m, k, val);
+    }
+  }
+  return true;
+}
+
+/* ---- register moves and shared-memory conversions ---------------------------------------- */
+
+/* Moves a tile between layouts through shared memory: every thread stores its registers at the
+ * row-major index of their coordinates, bar.sync, every thread loads its output registers from
+ * the index sum_d coord_d * ld[d], bar.sync. */
+static void smem_move(lw *L, const ir_value *src, linfo *lin, linfo *lout, tv *out,
+                      const int64_t *ld) {
+  ir_kind k = ekind(src);
+  int64_t st[IR_MAX_RANK];
+  rowmajor(lin->rank, lin->shape, st);
+  need_smem(L, numel(lin->rank, lin->shape) * esize(k == IR_I1 ? IR_I8 : k));
+  splan ps, pl;
+  plan(L, &ps, lin, st);
+  sstore(L, &ps, get(L, src)->r, skips(L, lin), k, 0, 0, lin->a.nregs);
+  barrier(L);
+  plan(L, &pl, lout, ld);
+  sload(L, &pl, out->r, k, 0, 0, lout->a.nregs);
+  barrier(L);
+}
+
+/* Whether a convert_layout result may be left to the dot that is its only user. */
+static bool deferrable(lw *L, const ir_op *op) {
+  const ir_value *res = op->results[0];
+  const ir_op *u = L->user[res->id];
+  return layout(L, res)->kind == LY_DOTOP && L->uses[res->id] == 1 && u && u->code == IR_OP_DOT &&
+         u->parent == op->parent && (u->operands[0] == res || u->operands[1] == res);
+}
+
+/* broadcast, expand_dims, trans, reshape, convert_layout: a register renaming when the layouts
+ * allow one (checked over every thread), else a move through shared memory. */
+static bool lower_move(lw *L, const ir_op *op) {
+  const ir_value *x = op->operands[0], *res = op->results[0];
+  if (!istile(x)) {
+    splat(L, res, get(L, x)->r[0]);
+    return true;
+  }
+  if (!istile(res))
+    return fail(L, op->loc, "internal error: '%s' to a scalar", ir_ops[op->code].keyword);
+  linfo *lin = info_of(L, x, op->loc), *lout = info_of(L, res, op->loc);
+  if (!lin || !lout)
+    return false;
+  tv *in = get(L, x);
+  if (in->splat) { /* a splat (zeros, full) is the same in every layout */
+    splat(L, res, in->r[0]);
+    return true;
+  }
+  mapk mk = MAP_SAME;
+  int axis = 0;
+  switch (op->code) {
+  case IR_OP_BROADCAST:
+    mk = MAP_BCAST;
+    break;
+  case IR_OP_EXPAND_DIMS:
+    mk = MAP_EXPAND;
+    axis = (int)op->attr[0];
+    break;
+  case IR_OP_TRANS:
+    mk = MAP_TRANS;
+    break;
+  case IR_OP_RESHAPE:
+    mk = MAP_RESHAPE;
+    break;
+  default:
+    break;
+  }
+  tv *out = def(L, res);
+  int *src = alloc(L, sizeof(int) * (size_t)out->n);
+  if (findregs(L, lin, lout, mk, axis, src)) {
+    for (int i = 0; i < out->n; i++)
+      out->r[i] = in->r[src[i]];
+    return true;
+  }
+  if (op->code == IR_OP_CONVERT && deferrable(L, op)) {
+    out->defer = x;
+    return true;
+  }
+  /* load strides: the row-major index of the source element each output element reads */
+  int64_t sst[IR_MAX_RANK], ld[IR_MAX_RANK];
+  rowmajor(lin->rank, lin->shape, sst);
+  switch (mk) {
+  case MAP_SAME:
+    memcpy(ld, sst, sizeof ld);
+    break;
+  case MAP_RESHAPE:
+    rowmajor(lout->rank, lout->shape, ld);
+    break;
+  case MAP_BCAST:
+    for (int d = 0; d < lout->rank; d++) {
+      int sd = d - (lout->rank - lin->rank);
+      ld[d] = sd < 0 || lin->shape[sd] == 1 ? 0 : sst[sd];
+    }
+    break;
+  case MAP_EXPAND:
+    for (int d = 0; d < lout->rank; d++)
+      ld[d] = d == axis ? 0 : sst[d < axis ? d : d - 1];
+    break;
+  case MAP_TRANS:
+    ld[0] = sst[1];
+    ld[1] = sst[0];
+    break;
+  case MAP_DROP:
+    break;
+  }
+  smem_move(L, x, lin, lout, out, ld);
+  return true;
+}
+
+/* ---- reductions ------------------------------------------------------------------------- */
+
+static LLVMValueRef combine(lw *L, int kind, LLVMValueRef a, LLVMValueRef b, ir_kind k) {
+  LLVMTypeRef t = ty(L, k);
+  if (isflt(k)) {
+    if (kind == IR_RED_SUM)
+      return LLVMBuildFAdd(L->b, a, b, "");
+    return intr2(L, kind == IR_RED_MAX ? "llvm.maximum" : "llvm.minimum", t, a, b);
+  }
+  if (kind == IR_RED_SUM)
+    return LLVMBuildAdd(L->b, a, b, "");
+  if (k == IR_I1)
+    return intr2(L, kind == IR_RED_MAX ? "llvm.umax" : "llvm.umin", t, a, b);
+  return intr2(L, kind == IR_RED_MAX ? "llvm.smax" : "llvm.smin", t, a, b);
+}
+
+static LLVMValueRef shfl32(lw *L, LLVMValueRef v, int m) {
+  bool f = LLVMTypeOf(v) == L->f32;
+  LLVMValueRef a[4] = {ci32(L, -1), v, ci32(L, m), ci32(L, 31)};
+  return intr(L, L->b, f ? "llvm.nvvm.shfl.sync.bfly.f32" : "llvm.nvvm.shfl.sync.bfly.i32", NULL, 0,
+              a, 4);
+}
+
+/* The value of lane (lane ^ m) of this warp. */
+static LLVMValueRef shfl(lw *L, LLVMValueRef v, int m, ir_kind k) {
+  LLVMBuilderRef b = L->b;
+  switch (k) {
+  case IR_F32:
+  case IR_I32:
+    return shfl32(L, v, m);
+  case IR_I1:
+  case IR_I8:
+  case IR_I16:
+    return LLVMBuildTrunc(b, shfl32(L, LLVMBuildZExt(b, v, L->i32, ""), m), ty(L, k), "");
+  default: { /* 64-bit: two halves */
+    LLVMValueRef x = k == IR_F64 ? LLVMBuildBitCast(b, v, L->i64, "") : v;
+    LLVMValueRef lo = shfl32(L, LLVMBuildTrunc(b, x, L->i32, ""), m);
+    LLVMValueRef hi =
+        shfl32(L, LLVMBuildTrunc(b, LLVMBuildLShr(b, x, ci64(L, 32), ""), L->i32, ""), m);
+    LLVMValueRef r =
+        LLVMBuildOr(b, LLVMBuildZExt(b, lo, L->i64, ""),
+                    LLVMBuildShl(b, LLVMBuildZExt(b, hi, L->i64, ""), ci64(L, 32), ""), "");
+    return k == IR_F64 ? LLVMBuildBitCast(b, r, L->f64, "") : r;
+  }
+  }
+}
+
+/* The reduction through shared memory, for layouts the register algorithm cannot take: the whole
+ * tile is stored, and every output register combines its line in index order. */
+static bool reduce_smem(lw *L, const ir_op *op, linfo *lin, linfo *lout, tv *out, ir_kind ck) {
+  const ir_value *x = op->operands[0];
+  int axis = (int)op->attr[0];
+  ir_kind k = ekind(x);
+  int64_t len = lin->shape[axis], st[IR_MAX_RANK];
+  int64_t lines = lout ? lout->a.nregs : 1;
+  if (lines * len > MAX_UNROLLED_LOADS)
+    return fail(L, op->loc,
+                "reduce: this layout needs the shared-memory fallback, and %lld loads per thread "
+                "are too many",
+                (long long)(lines * len));
+  rowmajor(lin->rank, lin->shape, st);
+  need_smem(L, numel(lin->rank, lin->shape) * esize(k == IR_I1 ? IR_I8 : k));
+  splan ps;
+  plan(L, &ps, lin, st);
+  sstore(L, &ps, get(L, x)->r, skips(L, lin), k, 0, 0, lin->a.nregs);
+  barrier(L);
+  LLVMTypeRef et = memty(L, k);
+  for (int j = 0; j < out->n; j++) {
+    LLVMValueRef base = ci32(L, 0), acc = NULL;
+    for (int d = 0, od = 0; d < lin->rank; d++) {
+      if (d == axis)
+        continue;
+      LLVMValueRef c = coord(L, lout, j, od++);
+      base = LLVMBuildAdd(L->b, base, LLVMBuildMul(L->b, c, ci32(L, st[d]), ""), "");
+    }
+    for (int64_t i = 0; i < len; i++) {
+      LLVMValueRef idx = LLVMBuildAdd(L->b, base, ci32(L, i * st[axis]), "");
+      LLVMValueRef v = frommem(L, LLVMBuildLoad2(L->b, et, sptr(L, et, 0, idx), ""), k);
+      v = conv(L, L->b, v, k, ck);
+      acc = acc ? combine(L, op->sub, acc, v, ck) : v;
+    }
+    out->r[j] = conv(L, L->b, acc, ck, k);
+  }
+  barrier(L);
+  return true;
+}
+
+/* reduce (docs/codegen.md): (1) registers of equal output coordinate, in register order; (2) a
+ * butterfly shuffle for every lane bit that moves only along the axis; (3) the warp bits that
+ * move along the axis combine through shared memory, in warp order. A layout that replicates
+ * along the axis in a way these steps would count twice takes the shared-memory fallback. */
+static bool lower_reduce(lw *L, const ir_op *op) {
+  const ir_value *x = op->operands[0], *res = op->results[0];
+  int axis = (int)op->attr[0];
+  ir_kind k = ekind(x), ck = half(k) ? IR_F32 : k;
+  if (!istile(x)) {
+    splat(L, res, get(L, x)->r[0]);
+    return true;
+  }
+  linfo *lin = info_of(L, x, op->loc), *lout = istile(res) ? info_of(L, res, op->loc) : NULL;
+  if (!lin || (istile(res) && !lout))
+    return false;
+  tv *in = get(L, x), *out = def(L, res);
+  int nin = lin->a.nregs, nout = out->n;
+  int *map = alloc(L, sizeof(int) * (size_t)nin);
+  bool ok = true;
+  if (lout)
+    ok = findregs(L, lout, lin, MAP_DROP, axis, map);
+  const int *dup = dups(L, lin);
+  /* bits of the thread id: 0 replicates, 1 moves along the axis only, 2 changes the output */
+  int kind[16], ncomb = 0;
+  int64_t comb[16];
+  for (int b = 0; b < lin->a.nbits; b++) {
+    bool other = false, along;
+    along = lin->a.bit[b][axis] % lin->shape[axis] != 0;
+    for (int d = 0; d < lin->rank; d++)
+      if (d != axis)
+        other |= lin->a.bit[b][d] % lin->shape[d] != 0;
+    kind[b] = other ? 2 : along ? 1 : 0;
+    if (kind[b] == 1)
+      comb[ncomb++] = lin->a.bit[b][axis];
+  }
+  /* every output register must combine each element of its line exactly once */
+  int64_t len = lin->shape[axis];
+  unsigned char *seen = malloc((size_t)len);
+  if (!seen)
+    abort(); /* host out of memory */
+  for (int j = 0; j < nout && ok; j++) {
+    memset(seen, 0, (size_t)len);
+    int64_t count = 0;
+    for (int r = 0; r < nin && ok; r++) {
+      if ((lout && map[r] != j) || (dup && dup[r] >= 0))
+        continue;
+      for (int s = 0; s < (1 << ncomb) && ok; s++) {
+        int64_t v = rpart(lin, r, axis);
+        for (int c = 0; c < ncomb; c++)
+          if (s >> c & 1)
+            v += comb[c];
+        v %= len;
+        ok = !seen[v];
+        seen[v] = 1;
+        count++;
+      }
+    }
+    ok = ok && count == len;
+  }
+  free(seen);
+  if (!ok)
+    return reduce_smem(L, op, lin, lout, out, ck);
+
+  LLVMValueRef *acc = alloc(L, sizeof(LLVMValueRef) * (size_t)nout);
+  for (int r = 0; r < nin; r++) {
+    if (dup && dup[r] >= 0)
+      continue;
+    int j = lout ? map[r] : 0;
+    LLVMValueRef v = conv(L, L->b, in->r[r], k, ck);
+    acc[j] = acc[j] ? combine(L, op->sub, acc[j], v, ck) : v;
+  }
+  for (int b = 4; b >= 0; b--) /* lane masks 16, 8, 4, 2, 1 */
+    if (b < lin->a.nbits && kind[b] == 1)
+      for (int j = 0; j < nout; j++)
+        acc[j] = combine(L, op->sub, acc[j], shfl(L, acc[j], 1 << b, ck), ck);
+  int64_t w[16] = {0}, nparts = 1;
+  int64_t nel = lout ? numel(lout->rank, lout->shape) : 1;
+  for (int b = 5; b < lin->a.nbits; b++)
+    if (kind[b] == 1) {
+      w[b] = nparts * nel;
+      nparts *= 2;
+    }
+  if (nparts > 1) { /* partials of the warps along the axis: [part][output element] */
+    need_smem(L, nparts * nel * esize(ck == IR_I1 ? IR_I8 : ck));
+    LLVMValueRef part = bitsum(L, L->b, w);
+    LLVMValueRef *lin_out = alloc(L, sizeof(LLVMValueRef) * (size_t)nout);
+    splan po;
+    int64_t st[IR_MAX_RANK];
+    if (lout) {
+      rowmajor(lout->rank, lout->shape, st);
+      plan(L, &po, lout, st);
+    }
+    LLVMTypeRef et = memty(L, ck);
+    for (int j = 0; j < nout; j++) {
+      lin_out[j] = lout ? pidx(L, &po, j) : ci32(L, 0);
+      LLVMValueRef idx = LLVMBuildAdd(L->b, part, lin_out[j], "");
+      LLVMBuildStore(L->b, tomem(L, acc[j], ck), sptr(L, et, 0, idx));
+    }
+    barrier(L);
+    for (int j = 0; j < nout; j++)
+      for (int64_t p = 0; p < nparts; p++) {
+        LLVMValueRef idx = LLVMBuildAdd(L->b, lin_out[j], ci32(L, p * nel), "");
+        LLVMValueRef v = frommem(L, LLVMBuildLoad2(L->b, et, sptr(L, et, 0, idx), ""), ck);
+        acc[j] = p ? combine(L, op->sub, acc[j], v, ck) : v;
+      }
+    barrier(L);
+  }
+  for (int j = 0; j < nout; j++)
+    out->r[j] = conv(L, L->b, acc[j], ck, k);
+  return true;
+}
+
+/* ---- dot -------------------------------------------------------------------------------- */
+
+/* Two 16-bit registers as one b32 operand of mma: <2 x half> for f16, i32 for bf16. */
+static LLVMValueRef pack(lw *L, LLVMValueRef lo, LLVMValueRef hi, ir_kind k) {
+  LLVMTypeRef et = ty(L, k), vt = LLVMVectorType(et, 2);
+  LLVMValueRef v = LLVMGetUndef(vt);
+  v = LLVMBuildInsertElement(L->b, v, lo, ci32(L, 0), "");
+  v = LLVMBuildInsertElement(L->b, v, hi, ci32(L, 1), "");
+  return k == IR_BF16 ? LLVMBuildBitCast(L->b, v, L->i32, "") : v;
+}
+
+/* A deferred dot operand in shared memory: the source tile, its store plan, and the plan of the
+ * fragment registers (DOTOP layout) reading it. kdim is K's dim in the operand (1 for A, 0 for
+ * B); the buffer keeps K contiguous unless the source's fastest dim is the other one. */
+typedef struct operand {
+  tv *regs; /* registers (loaded from shared memory per K step when deferred) */
+  bool deferred;
+  int64_t off; /* byte offset of the buffer */
+  splan frag;  /* fragment registers' indices */
+} operand;
+
+static bool stage_operand(lw *L, const ir_op *op, const ir_value *v, int kdim, operand *o,
+                          int64_t *off) {
+  tv *t = get(L, v);
+  o->deferred = t->defer != NULL;
+  o->regs = t;
+  if (!o->deferred)
+    return true;
+  const ir_value *src = t->defer;
+  linfo *ls = info_of(L, src, op->loc), *lf = info_of(L, v, op->loc);
+  if (!ls || !lf)
+    return false;
+  int64_t st[2];
+  bool kfast = !(ls->l->kind == LY_BLOCKED && ls->l->order[0] != kdim);
+  int other = 1 - kdim;
+  st[kdim] = kfast ? 1 : ls->shape[other];
+  st[other] = kfast ? ls->shape[kdim] : 1;
+  o->off = *off;
+  int64_t bytes = numel(2, ls->shape) * esize(ekind(v));
+  *off += cdiv(bytes, SMEM_ALIGN) * SMEM_ALIGN;
+  splan ps;
+  plan(L, &ps, ls, st);
+  sstore(L, &ps, get(L, src)->r, skips(L, ls), ekind(v), o->off, 0, ls->a.nregs);
+  plan(L, &o->frag, lf, st);
+  t->r = alloc(L, sizeof(LLVMValueRef) * (size_t)lf->a.nregs);
+  t->n = lf->a.nregs;
+  return true;
+}
+
+/* dot: for each K step of 16, M repetition and N repetition, one mma.sync.m16n8k16 with the
+ * fragments taken from the DOTOP and MMA register numbering (compiler/layout.c). Operands left
+ * in shared memory by their convert_layout are loaded one K step at a time. */
+static bool lower_dot(lw *L, const ir_op *op) {
+  const ir_value *A = op->operands[0], *B = op->operands[1], *C = op->operands[2];
+  const ir_value *res = op->results[0];
+  ir_kind ka = ekind(A), kb = ekind(B), kc = ekind(C), kr = ekind(res);
+  if (ka != kb || !half(ka) || kc != IR_F32 || kr != IR_F32)
+    return fail(L, op->loc,
+                "dot of %s x %s -> %s: only bf16 x bf16 and f16 x f16 with an f32 accumulator "
+                "are lowered (mma.m16n8k16)",
+                ir_kind_name(ka), ir_kind_name(kb), ir_kind_name(kr));
+  int ra, rb;
+  int64_t sa[IR_MAX_RANK], sb[IR_MAX_RANK];
+  shape_of(A, &ra, sa);
+  shape_of(B, &rb, sb);
+  int64_t M = sa[0], K = sa[1], N = sb[1];
+  if (K % 16)
+    return fail(L, op->loc,
+                "dot: K = %lld is not a multiple of 16; mma.m16n8k16 would need zero padding, "
+                "which is not lowered",
+                (long long)K);
+  if (M % 16 || N % 8)
+    return fail(L, op->loc, "dot: M = %lld and N = %lld must be multiples of 16 and 8",
+                (long long)M, (long long)N);
+  const ly_layout *ml = layout(L, res);
+  ly_layout da = ly_dotop(ml, 0), db = ly_dotop(ml, 1);
+  if (ml->kind != LY_MMA || (istile(C) && !ly_equal(layout(L, C), ml)) ||
+      !ly_equal(layout(L, A), &da) || !ly_equal(layout(L, B), &db))
+    return fail(L, op->loc, "internal error: dot operands are not in the MMA and DOTOP layouts");
+  int wm = ml->wpc[0], wn = ml->wpc[1];
+  int rm = (int)cdiv(M, 16 * wm), rn = (int)cdiv(N, 8 * wn), rk = (int)(K / 16);
+  operand oa, ob;
+  int64_t off = 0;
+  if (!stage_operand(L, op, A, 1, &oa, &off) || !stage_operand(L, op, B, 0, &ob, &off))
+    return false;
+  if (oa.deferred || ob.deferred) {
+    need_smem(L, off);
+    barrier(L);
+  }
+  tv *out = def(L, res);
+  for (int i = 0; i < out->n; i++)
+    out->r[i] = reg(L, C, i);
+  bool bf = ka == IR_BF16;
+  const char *name =
+      bf ? "llvm.nvvm.mma.m16n8k16.row.col.bf16" : "llvm.nvvm.mma.m16n8k16.row.col.f32.f32";
+  LLVMValueRef *aw = alloc(L, sizeof(LLVMValueRef) * (size_t)rm * 4);
+  LLVMValueRef *bw = alloc(L, sizeof(LLVMValueRef) * (size_t)rn * 2);
+  for (int kk = 0; kk < rk; kk++) {
+    for (int m = 0; m < rm; m++) {
+      int base = (m * rk + kk) * 8;
+      if (oa.deferred)
+        sload(L, &oa.frag, oa.regs->r, ka, oa.off, base, 8);
+      for (int p = 0; p < 4; p++)
+        aw[m * 4 + p] = pack(L, oa.regs->r[base + 2 * p], oa.regs->r[base + 2 * p + 1], ka);
+    }
+    for (int n = 0; n < rn; n++) {
+      int base = (kk * rn + n) * 4;
+      if (ob.deferred)
+        sload(L, &ob.frag, ob.regs->r, kb, ob.off, base, 4);
+      for (int p = 0; p < 2; p++)
+        bw[n * 2 + p] = pack(L, ob.regs->r[base + 2 * p], ob.regs->r[base + 2 * p + 1], kb);
+    }
+    for (int m = 0; m < rm; m++)
+      for (int n = 0; n < rn; n++) {
+        int c = (m * rn + n) * 4;
+        LLVMValueRef args[10] = {aw[m * 4],     aw[m * 4 + 1], aw[m * 4 + 2], aw[m * 4 + 3],
+                                 bw[n * 2],     bw[n * 2 + 1], out->r[c],     out->r[c + 1],
+                                 out->r[c + 2], out->r[c + 3]};
+        LLVMValueRef d = intr(L, L->b, name, NULL, 0, args, 10);
+        for (int i = 0; i < 4; i++)
+          out->r[c + i] = LLVMBuildExtractValue(L->b, d, (unsigned)i, "");
+        L->mma++;
+      }
+  }
+  if (oa.deferred || ob.deferred)
+    barrier(L);
+  return true;
+}
+
+/* ---- control flow ----------------------------------------------------------------------- */
+
+static bool lower_block(lw *L, const ir_block *b);
+
+static const ir_op *yield_of(const ir_block *b) {
+  return b && b->last && b->last->code == IR_OP_YIELD ? b->last : NULL;
+}
+
+/* Phis for value v (one per register) at the start of the current block. */
+static tv *phis(lw *L, const ir_value *v) {
+  tv *t = def(L, v);
+  LLVMTypeRef et = ty(L, ekind(v));
+  for (int i = 0; i < t->n; i++)
+    t->r[i] = LLVMBuildPhi(L->b, et, "");
+  return t;
+}
+
+static bool incoming(lw *L, const ir_op *op, tv *phi, const ir_value *from, LLVMBasicBlockRef bb) {
+  tv *src = get(L, from);
+  if (src->defer || (istile(from) && src->n != phi->n))
+    return fail(L, op->loc, "internal error: a carried value changes its layout");
+  for (int i = 0; i < phi->n; i++) {
+    LLVMValueRef v = reg(L, from, i);
+    LLVMAddIncoming(phi->r[i], &v, &bb, 1);
+  }
+  return true;
+}
+
+/* for: lo < hi guards entry; the body's block ends with iv += step and iv < hi. */
+static bool lower_for(lw *L, const ir_op *op) {
+  const ir_block *body = op->regions[0];
+  const ir_op *y = yield_of(body);
+  int n = op->nres;
+  if (!y || y->nopnd != n || body->nargs != n + 1)
+    return fail(L, op->loc, "internal error: malformed for");
+  const ir_value *iv = body->args[0];
+  LLVMValueRef lo = get(L, op->operands[0])->r[0], hi = get(L, op->operands[1])->r[0];
+  LLVMValueRef step = get(L, op->operands[2])->r[0];
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(L->b);
+  LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(L->c, L->fn, "loop");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->c, L->fn, "loop.end");
+  LLVMBuildCondBr(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, lo, hi, ""), loop, done);
+  LLVMPositionBuilderAtEnd(L->b, loop);
+  tv *ivp = phis(L, iv);
+  tv **carried = alloc(L, sizeof(tv *) * (size_t)(n ? n : 1));
+  for (int i = 0; i < n; i++)
+    carried[i] = phis(L, body->args[1 + i]);
+  if (!lower_block(L, body))
+    return false;
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(L->b);
+  LLVMValueRef next = LLVMBuildNSWAdd(L->b, ivp->r[0], step, "");
+  LLVMBuildCondBr(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, next, hi, ""), loop, done);
+  LLVMAddIncoming(ivp->r[0], &lo, &pre, 1);
+  LLVMAddIncoming(ivp->r[0], &next, &latch, 1);
+  for (int i = 0; i < n; i++)
+    if (!incoming(L, op, carried[i], op->operands[3 + i], pre) ||
+        !incoming(L, op, carried[i], y->operands[i], latch))
+      return false;
+  LLVMPositionBuilderAtEnd(L->b, done);
+  for (int i = 0; i < n; i++) {
+    tv *r = phis(L, op->results[i]);
+    if (!incoming(L, op, r, op->operands[3 + i], pre) || !incoming(L, op, r, y->operands[i], latch))
+      return false;
+  }
+  return true;
+}
+
+static bool lower_if(lw *L, const ir_op *op) {
+  LLVMValueRef cond = get(L, op->operands[0])->r[0];
+  const ir_block *tb = op->regions[0], *eb = op->nregions > 1 ? op->regions[1] : NULL;
+  const ir_op *ty_ = yield_of(tb), *ey = eb ? yield_of(eb) : NULL;
+  if (!ty_ || (eb && !ey) || (op->nres && !eb))
+    return fail(L, op->loc, "internal error: malformed if");
+  LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(L->c, L->fn, "then");
+  LLVMBasicBlockRef els = eb ? LLVMAppendBasicBlockInContext(L->c, L->fn, "else") : NULL;
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(L->c, L->fn, "endif");
+  LLVMBuildCondBr(L->b, cond, then, els ? els : join);
+  LLVMPositionBuilderAtEnd(L->b, then);
+  if (!lower_block(L, tb))
+    return false;
+  LLVMBasicBlockRef tend = LLVMGetInsertBlock(L->b), eend = NULL;
+  LLVMBuildBr(L->b, join);
+  if (eb) {
+    LLVMPositionBuilderAtEnd(L->b, els);
+    if (!lower_block(L, eb))
+      return false;
+    eend = LLVMGetInsertBlock(L->b);
+    LLVMBuildBr(L->b, join);
+  }
+  LLVMPositionBuilderAtEnd(L->b, join);
+  for (int i = 0; i < op->nres; i++) {
+    tv *r = phis(L, op->results[i]);
+    if (!incoming(L, op, r, ty_->operands[i], tend) || !incoming(L, op, r, ey->operands[i], eend))
+      return false;
+  }
+  return true;
+}
+
+/* ---- ops -------------------------------------------------------------------------------- */
+
+static bool lower_op(lw *L, const ir_op *op) {
+  const ir_value *res = op->nres ? op->results[0] : NULL;
+  switch (op->code) {
+  case IR_OP_PROGRAM_ID:
+  case IR_OP_NUM_PROGRAMS: {
+    static const char *const ids[] = {"llvm.nvvm.read.ptx.sreg.ctaid.x",
+                                      "llvm.nvvm.read.ptx.sreg.ctaid.y",
+                                      "llvm.nvvm.read.ptx.sreg.ctaid.z"};
+    static const char *const nids[] = {"llvm.nvvm.read.ptx.sreg.nctaid.x",
+                                       "llvm.nvvm.read.ptx.sreg.nctaid.y",
+                                       "llvm.nvvm.read.ptx.sreg.nctaid.z"};
+    int ax = (int)op->attr[0];
+    if (ax < 0 || ax > 2)
+      return fail(L, op->loc, "grid axis %d is not 0, 1 or 2", ax);
+    LLVMValueRef v = sreg(L, (op->code == IR_OP_PROGRAM_ID ? ids : nids)[ax]);
+    splat(L, res, conv(L, L->pb, v, IR_I32, ekind(res)));
+    return true;
+  }
+  case IR_OP_CONST:
+    splat(L, res, expr_as(L, op->ex[0], ekind(res)));
+    return true;
+  case IR_OP_ZEROS:
+    splat(L, res, LLVMConstNull(ty(L, ekind(res))));
+    return true;
+  case IR_OP_FULL:
+    splat(L, res, conv(L, L->b, get(L, op->operands[0])->r[0], ekind(op->operands[0]), ekind(res)));
+    return true;
+  case IR_OP_ARANGE:
+    return lower_arange(L, op);
+  case IR_OP_BROADCAST:
+  case IR_OP_EXPAND_DIMS:
+  case IR_OP_RESHAPE:
+  case IR_OP_TRANS:
+  case IR_OP_CONVERT:
+    return lower_move(L, op);
+  case IR_OP_LOAD:
+    return lower_block_access(L, op, false);
+  case IR_OP_STORE:
+    return lower_block_access(L, op, true);
+  case IR_OP_LOAD_PTR:
+    return lower_load_ptr(L, op);
+  case IR_OP_STORE_PTR:
+    return lower_store_ptr(L, op);
+  case IR_OP_DOT:
+    return lower_dot(L, op);
+  case IR_OP_REDUCE:
+    return lower_reduce(L, op);
+  case IR_OP_FOR:
+    return lower_for(L, op);
+  case IR_OP_IF:
+    return lower_if(L, op);
+  case IR_OP_YIELD:
+    return true;
+  default:
+    if (op->nres == 1)
+      return lower_elementwise(L, op);
+    return fail(L, op->loc, "internal error: op '%s' is not lowered", ir_ops[op->code].keyword);
+  }
+}
+
+static bool lower_block(lw *L, const ir_block *b) {
+  for (const ir_op *op = b->first; op; op = op->next)
+    if (!lower_op(L, op))
+      return false;
+  return true;
+}
+
+/* ---- the kernel ------------------------------------------------------------------------- */
+
+static void count_uses(lw *L, const ir_block *b) {
+  for (const ir_op *op = b->first; op; op = op->next) {
+    for (int i = 0; i < op->nopnd; i++) {
+      L->uses[op->operands[i]->id]++;
+      L->user[op->operands[i]->id] = op;
+    }
+    for (int r = 0; r < op->nregions; r++)
+      if (op->regions[r])
+        count_uses(L, op->regions[r]);
+  }
+}
+
+/* Rejects what the lowering does not handle before any code is built. */
+static bool check_kinds(lw *L, const ir_block *b) {
+  for (const ir_op *op = b->first; op; op = op->next) {
+    for (int i = 0; i < op->nres; i++) {
+      const ir_type *e = ir_type_elem(op->results[i]->ty);
+      ir_kind k = e->kind == IR_PTR ? e->elem->kind : e->kind;
+      if (k == IR_F8E4M3 || k == IR_F8E5M2)
+        return fail(L, op->loc,
+                    "%s values are not lowered yet (f8 needs cvt packing and "
+                    "m16n8k32 mma)",
+                    ir_kind_name(k));
+    }
+    for (int r = 0; r < op->nregions; r++)
+      if (op->regions[r] && !check_kinds(L, op->regions[r]))
+        return false;
+  }
+  return true;
+}
+
+static void annotate(lw *L, const char *key, int v) {
+  LLVMMetadataRef md[3] = {LLVMValueAsMetadata(L->fn),
+                           LLVMMDStringInContext2(L->c, key, strlen(key)),
+                           LLVMValueAsMetadata(ci32(L, v))};
+  LLVMAddNamedMetadataOperand(L->m, "nvvm.annotations",
+                              LLVMMetadataAsValue(L->c, LLVMMDNodeInContext2(L->c, md, 3)));
+}
+
+/* The kernel function: parameters in the ABI of rt_params_pack (docs/runtime.md). */
+static bool signature(lw *L) {
+  const ir_kernel *k = L->k;
+  LLVMTypeRef pt[IR_MAX_ARGS * (1 + 2 * IR_MAX_RANK)];
+  int np = 0;
+  for (int a = 0; a < k->nargs; a++) {
+    const ir_arg *ka = &k->args[a];
+    if (ka->kind == ARG_TENSOR) {
+      pt[np++] = L->p1;
+      for (int i = 0; i < ka->value->ty->rank; i++)
+        pt[np++] = L->i32;
+      for (int i = 0; i < ka->value->ty->rank; i++)
+        pt[np++] = L->i64;
+    } else if (ka->kind == ARG_PTR) {
+      pt[np++] = L->p1;
+    } else if (k->syms[ka->sym].kind != SYM_CONST) {
+      ir_kind sk = k->syms[ka->sym].ty;
+      if (sk == IR_F8E4M3 || sk == IR_F8E5M2)
+        return fail(L, ka->loc, "f8 parameters are not lowered yet");
+      pt[np++] = sk == IR_I1 ? L->i8 : ty(L, sk);
+    }
+  }
+  L->fn = LLVMAddFunction(L->m, k->name, LLVMFunctionType(L->vd, pt, (unsigned)np, 0));
+  np = 0;
+  char name[IR_MAX_NAME + 32];
+  for (int a = 0; a < k->nargs; a++) {
+    const ir_arg *ka = &k->args[a];
+    argp *p = &L->args[a];
+    if (ka->kind == ARG_TENSOR || ka->kind == ARG_PTR) {
+      p->ptr = LLVMGetParam(L->fn, (unsigned)np++);
+      LLVMSetValueName2(p->ptr, ka->name, strlen(ka->name));
+      tv *t = &L->vals[ka->value->id];
+      t->n = 1;
+      t->r = alloc(L, sizeof(LLVMValueRef));
+      t->r[0] = p->ptr;
+    }
+    if (ka->kind == ARG_TENSOR) {
+      int rank = ka->value->ty->rank;
+      for (int i = 0; i < rank; i++) {
+        p->shape[i] = LLVMGetParam(L->fn, (unsigned)np++);
+        snprintf(name, sizeof name, "%s.shape%d", ka->name, i);
+        LLVMSetValueName2(p->shape[i], name, strlen(name));
+      }
+      for (int i = 0; i < rank; i++) {
+        p->stride[i] = LLVMGetParam(L->fn, (unsigned)np++);
+        snprintf(name, sizeof name, "%s.stride%d", ka->name, i);
+        LLVMSetValueName2(p->stride[i], name, strlen(name));
+      }
+    } else if (ka->kind == ARG_SCALAR && k->syms[ka->sym].kind != SYM_CONST) {
+      p->scalar = LLVMGetParam(L->fn, (unsigned)np++);
+      LLVMSetValueName2(p->scalar, ka->name, strlen(ka->name));
+    }
+  }
+  annotate(L, "kernel", 1);
+  annotate(L, "maxntidx", L->threads);
+  /* .minnctapersm 1: without it ptxas trades registers for occupancy it guesses from maxntid,
+   * and spills small kernels at ~72 registers */
+  annotate(L, "minctasm", 1);
+  return true;
+}
+
+static bool build(lw *L) {
+  const ir_kernel *k = L->k;
+  LLVMContextRef c = L->c;
+  L->i1 = LLVMInt1TypeInContext(c);
+  L->i8 = LLVMInt8TypeInContext(c);
+  L->i16 = LLVMInt16TypeInContext(c);
+  L->i32 = LLVMInt32TypeInContext(c);
+  L->i64 = LLVMInt64TypeInContext(c);
+  L->f16 = LLVMHalfTypeInContext(c);
+  L->bf16 = LLVMBFloatTypeInContext(c);
+  L->f32 = LLVMFloatTypeInContext(c);
+  L->f64 = LLVMDoubleTypeInContext(c);
+  L->p1 = LLVMPointerTypeInContext(c, 1);
+  L->vd = LLVMVoidTypeInContext(c);
+  L->threads = L->g->warps * LY_WARP;
+  for (L->nbits = 0; (1 << L->nbits) < L->threads; L->nbits++)
+    ;
+  L->args = alloc(L, sizeof(argp) * (size_t)(k->nargs ? k->nargs : 1));
+  L->sym = alloc(L, sizeof(LLVMValueRef) * (size_t)(k->nsyms ? k->nsyms : 1));
+  L->symf = alloc(L, sizeof(bool) * (size_t)(k->nsyms ? k->nsyms : 1));
+  L->vals = alloc(L, sizeof(tv) * (size_t)k->nvalues);
+  L->uses = alloc(L, sizeof(int) * (size_t)k->nvalues);
+  L->user = alloc(L, sizeof(ir_op *) * (size_t)k->nvalues);
+  if (!k->specialized)
+    return fail(L, (ir_loc){0}, "the lowering needs a specialized kernel");
+  if (!check_kinds(L, k->body) || !signature(L))
+    return false;
+  count_uses(L, k->body);
+
+  LLVMTypeRef sty = LLVMArrayType(L->i8, 0);
+  L->smem = LLVMAddGlobalInAddressSpace(L->m, sty, "tilec_smem", 3);
+  LLVMSetLinkage(L->smem, LLVMExternalLinkage);
+  LLVMSetAlignment(L->smem, SMEM_ALIGN);
+  L->pb = LLVMCreateBuilderInContext(c);
+  L->b = LLVMCreateBuilderInContext(c);
+  LLVMBasicBlockRef entry = LLVMAppendBasicBlockInContext(c, L->fn, "entry");
+  LLVMBasicBlockRef body = LLVMAppendBasicBlockInContext(c, L->fn, "body");
+  LLVMPositionBuilderAtEnd(L->pb, entry);
+  LLVMPositionBuilderAtEnd(L->b, body);
+  L->tid = sreg(L, "llvm.nvvm.read.ptx.sreg.tid.x");
+  if (!lower_block(L, k->body))
+    return false;
+  LLVMBuildRetVoid(L->b);
+  LLVMBuildBr(L->pb, body);
+  return true;
+}
+
+static char *dupmem(const char *p, size_t n) {
+  char *s = malloc(n + 1);
+  if (s) {
+    memcpy(s, p, n);
+    s[n] = 0;
+  }
+  return s;
+}
+
+/* CG_OPT_FAST: the lowering's IR is straight-line and already unrolled; what it needs is
+ * common subexpressions, folding and loop-invariant code motion (measured in docs/codegen.md). */
+static const char fast_passes[] =
+    "function(sroa,early-cse<memssa>,instcombine,simplifycfg,loop-mssa(licm),gvn,instcombine,"
+    "simplifycfg)";
+
+/* Largest dynamic shared memory of one CTA (opt-in), per SM version. */
+static int64_t smem_limit(int sm) {
+  if (sm == 86 || sm == 89)
+    return 101376;
+  if (sm >= 90)
+    return 232448;
+  return 166912;
+}
+
+int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output *out, char *err,
+             size_t errcap) {
+  const struct cg_target *t = cg_target_find(arch);
+  lw L;
+  ir_diag d;
+  LLVMTargetMachineRef tm = NULL;
+  LLVMTargetDataRef dl = NULL;
+  LLVMPassBuilderOptionsRef po = NULL;
+  LLVMMemoryBufferRef buf = NULL;
+  char *msg = NULL;
+  int rc = -1;
+  double t0 = now_ms(), t1, t2;
+
+  memset(out, 0, sizeof *out);
+  memset(&L, 0, sizeof L);
+  if (err && errcap)
+    err[0] = 0;
+  if (!t) {
+    snprintf(err, errcap, "unknown target '%s' (known: sm_80 sm_86 sm_87 sm_89 sm_90 sm_90a)",
+             arch ? arch : "(null)");
+    return -1;
+  }
+  if (!(tm = cg_target_machine(t, err, errcap)))
+    return -1;
+  L.g = g;
+  L.k = g->k;
+  L.d = &d;
+  L.arena = ir_arena_new();
+  L.c = LLVMContextCreate();
+  L.m = LLVMModuleCreateWithNameInContext(g->k->name, L.c);
+  LLVMSetTarget(L.m, cg_triple());
+  dl = LLVMCreateTargetDataLayout(tm);
+  LLVMSetModuleDataLayout(L.m, dl);
+  snprintf(out->name, sizeof out->name, "%s", g->k->name);
+
+  if (!build(&L)) {
+    snprintf(err, errcap, "%s", d.msg);
+    goto fail;
+  }
+  if (L.smem_bytes > smem_limit(t->sm)) {
+    snprintf(err, errcap,
+             "%s: kernel '%s' needs %lld bytes of shared memory; %s allows %lld per block",
+             g->k->file ? g->k->file : "<kernel>", g->k->name, (long long)L.smem_bytes, t->arch,
+             (long long)smem_limit(t->sm));
+    goto fail;
+  }
+  if (LLVMVerifyModule(L.m, LLVMReturnStatusAction, &msg)) {
+    snprintf(err, errcap, "internal error: the lowering built an invalid LLVM module: %.1500s",
+             msg ? msg : "?");
+    goto fail;
+  }
+  LLVMDisposeMessage(msg);
+  msg = NULL;
+  t1 = now_ms();
+  out->stats.lower_ms = t1 - t0;
+  if (!(flags & CG_NO_OPT)) {
+    po = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef perr =
+        LLVMRunPasses(L.m, flags & CG_OPT_FAST ? fast_passes : "default<O3>", tm, po);
+    if (perr) {
+      char *emsg = LLVMGetErrorMessage(perr);
+      snprintf(err, errcap, "LLVM O3 pipeline failed: %s", emsg ? emsg : "?");
+      LLVMDisposeErrorMessage(emsg);
+      goto fail;
+    }
+  }
+  t2 = now_ms();
+  out->stats.opt_ms = t2 - t1;
+  if (flags & CG_EMIT_LLVM) {
+    char *text = LLVMPrintModuleToString(L.m);
+    out->llvm = dupmem(text, strlen(text));
+    LLVMDisposeMessage(text);
+    if (!out->llvm) {
+      snprintf(err, errcap, "out of memory");
+      goto fail;
+    }
+  }
+  if (flags & CG_EMIT_PTX) {
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, L.m, LLVMAssemblyFile, &msg, &buf)) {
+      snprintf(err, errcap, "PTX emission for %s failed: %s", t->arch, msg ? msg : "?");
+      goto fail;
+    }
+    out->ptx = dupmem(LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+    if (!out->ptx) {
+      snprintf(err, errcap, "out of memory");
+      goto fail;
+    }
+  }
+  out->stats.emit_ms = now_ms() - t2;
+  out->stats.threads = L.threads;
+  out->stats.smem_bytes = (int)L.smem_bytes;
+  out->stats.mma = L.mma;
+  out->stats.barriers = L.barriers;
+  rc = 0;
+
+fail:
+  if (rc)
+    cg_output_free(out);
+  for (linfo *li = L.infos; li; li = li->next)
+    ly_affine_free(&li->a);
+  if (msg)
+    LLVMDisposeMessage(msg);
+  if (buf)
+    LLVMDisposeMemoryBuffer(buf);
+  if (po)
+    LLVMDisposePassBuilderOptions(po);
+  if (L.b)
+    LLVMDisposeBuilder(L.b);
+  if (L.pb)
+    LLVMDisposeBuilder(L.pb);
+  if (L.m)
+    LLVMDisposeModule(L.m);
+  if (dl)
+    LLVMDisposeTargetData(dl);
+  if (L.c)
+    LLVMContextDispose(L.c);
+  LLVMDisposeTargetMachine(tm);
+  ir_arena_free(L.arena);
+  return rc;
+}
+
+void cg_output_free(cg_output *o) {
+  if (!o)
+    return;
+  free(o->llvm);
+  free(o->ptx);
+  memset(o, 0, sizeof *o);
+}

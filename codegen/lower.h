@@ -1,0 +1,24 @@
+/* lower.h - what the files of codegen/ share among themselves, in LLVM-C types.
+ *
+ * Included only by the files of codegen/ (the rest of tilec sees codegen.h, which has no LLVM
+ * type). target.c owns the NVPTX registration and the target machines; lower.c builds modules and
+ * hands them to a target machine made here.
+ */
+#ifndef TILEC_CODEGEN_LOWER_H
+#define TILEC_CODEGEN_LOWER_H
+
+#include <stddef.h>
+
+#include <llvm-c/TargetMachine.h>
+
+#include "codegen.h"
+
+/* Creates the NVPTX target machine of t (O3 code generation, t's PTX ISA), registering the
+ * NVPTX back end on first use. Returns NULL and writes a message into err on failure. The
+ * caller disposes of it (LLVMDisposeTargetMachine). */
+LLVMTargetMachineRef cg_target_machine(const struct cg_target *t, char *err, size_t errcap);
+
+/* The target triple of every module tilec builds ("nvptx64-nvidia-cuda"); static. */
+const char *cg_triple(void);
+
+#endif

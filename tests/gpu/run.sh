@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# tests/gpu/run.sh — every GPU check and benchmark in one call of the device tool (docs/gpu.md).
+#
+# Runs from the repository root of a copy that carries a build folder (default build/, built on
+# a CPU machine with LLVM linked in statically); builds nothing. Correctness first: each built-in
+# kernel with --gpu --check at small and odd shapes; then timings at the DESIGN.md shapes. Each
+# run's JSON goes to $OUT (default ./gpu-out); the last lines printed are a short table.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+BUILD=${BUILD_DIR:-build}
+OUT=${OUT:-gpu-out}
+TILEC=$BUILD/tilec
+mkdir -p "$OUT"
+[[ -x $TILEC ]] || { echo "run.sh: $TILEC not found (carry the build folder)" >&2; exit 2; }
+
+nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,clocks.max.sm,temperature.gpu,power.draw \
+  --format=csv >"$OUT/clocks.csv" 2>&1 || true
+"$TILEC" info >"$OUT/info.txt" 2>&1
+cat "$OUT/info.txt"
+
+rows=()
+n=0
+# run NAME KERNEL ARGS...: one tilec run, JSON to $OUT/NAME.json, a table row
+run() {
+  local name=$1
+  shift
+  n=$((n + 1))
+  local json="$OUT/$name.json" status
+  if timeout 300 "$TILEC" run "$@" --gpu --json >"$json" 2>"$OUT/$name.err"; then
+    status=ok
+  else
+    status="FAIL($?)"
+  fi
+  local row
+  row=$(python3 - "$json" "$name" "$status" <<'PY'
+import json, sys
+path, name, status = sys.argv[1:4]
+try:
+    j = json.load(open(path))
+    g = j.get("gpu", {})
+    chk = j.get("check", {}).get("pass")
+    chk = "-" if chk is None else ("pass" if chk else "FAIL")
+    print(f"{name:28s} {status:8s} {chk:5s} {g.get('median_ms', 0):9.4f} ms "
+          f"{j.get('gflops', 0) / 1e3:8.2f} TFLOP/s  regs {g.get('regs', 0)}")
+except Exception as e:
+    print(f"{name:28s} {status:8s} (no result: {e})")
+PY
+)
+  rows+=("$row")
+}
+
+# correctness at small and odd shapes (CPU reference)
+run mm_odd matmul --shape M=257,N=129,K=200 --set BM=64,BN=64,BK=32 --check
+run mm_f16 matmul --shape M=512,N=512,K=512 --dtype f16 --check
+run mm_transb matmul --shape M=256,N=384,K=512,transb=1 --check
+run attn_small attention --shape B=1,H=4,HKV=2,S=257,D=64,causal=1 --set BM=64,BN=64 --check
+run attn_d128 attention --shape B=2,H=2,S=512,D=128 --check
+run bsattn_doc bsattention --shape H=2,S=1000,mask=causal,document:300+700 --set BM=64,BN=64 --check
+run bsattn_slide bsattention --shape H=4,S=2048,mask=sliding:256 --set BM=64,BN=64 --check
+run bsmm bsmatmul --shape M=512,N=1024,K=1024,block=32,density=0.25 --check
+
+# timings at the DESIGN.md shapes (checked above at smaller sizes)
+run mm_4096 matmul --shape M=4096,N=4096,K=4096 --reps 50
+run mm_8192 matmul --shape M=8192,N=8192,K=8192 --reps 20
+run mm_decode16 matmul --shape M=16,N=14336,K=4096 --set BM=16,BN=64,BK=64 --reps 100
+run attn_4k_causal attention --shape B=4,H=32,S=4096,D=128,causal=1 --reps 20
+run bsattn_4k_25 bsattention --shape B=4,H=32,S=4096,D=128,mask=random:0.25 --reps 20
+run bsmm_4096_25 bsmatmul --shape M=4096,N=4096,K=4096,block=64,density=0.25 --reps 20
+
+echo
+echo "== tests/gpu/run.sh: $n runs, details in $OUT =="
+printf '%s\n' "${rows[@]}" | tee "$OUT/table.txt"

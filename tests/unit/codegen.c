@@ -1,0 +1,432 @@
+/* codegen.c - the LLVM lowering compiles every built-in kernel, for every target, to PTX that
+ * ptxas accepts.
+ *
+ * For each built-in kernel, configs from its space (smallest, largest that fits, default, odd
+ * mixes, WARPS 1..8) are lowered with cg_lower for sm_80 sm_86 sm_89 sm_90 sm_90a (the largest
+ * configs for sm_80 and sm_90a only, to keep the run short) and, when ptxas is found
+ * ($TILEC_PTXAS, $CUDA_HOME/bin, /usr/local/cuda/bin), assembled with `ptxas -v -arch=<target>`.
+ * The PTX of every kernel with a dot contains mma.sync; the default config of each kernel has no
+ * spill stores or loads on sm_90a. Items run on worker threads (cg_lower is thread-safe); the
+ * checks run on the main thread. Also: the errors of what is not lowered, and the IR->PTX time
+ * of the default matmul config (median of 20, printed).
+ */
+#include "codegen/codegen.h"
+#include "compiler/gpu.h"
+#include "ir/ir.h"
+#include "kernels/builtin_sources.h"
+#include "tests/unit/check.h"
+#include "tests/unit/cuda_tools.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const char *const all_targets[] = {"sm_80", "sm_86", "sm_89", "sm_90", "sm_90a", NULL};
+static const char *const few_targets[] = {"sm_80", "sm_90a", NULL};
+
+/* One config of one kernel; `big` configs are compiled for few_targets only. */
+typedef struct config {
+  const char *kernel, *set;
+  bool big, is_default;
+} config;
+
+static const config configs[] = {
+    {"matmul", "BM=16,BN=16,BK=16,WARPS=1,STAGES=1", false, false},
+    {"matmul", "", false, true},
+    {"matmul", "BM=16,BN=128,BK=32,WARPS=2", false, false},
+    {"matmul", "BM=256,BN=32,BK=16,WARPS=4,TA=f16,TC=f32", false, false},
+    {"matmul", "BM=64,BN=64,BK=64,WARPS=8,TC=f16", false, false},
+    {"matmul", "BM=256,BN=128,BK=32,WARPS=8", true, false},
+    {"matmul", "BM=128,BN=256,BK=32,WARPS=8,TA=f16", true, false},
+    {"attention", "BM=16,BN=16,WARPS=1,STAGES=1", false, false},
+    {"attention", "", false, true},
+    {"attention", "BM=128,BN=64,WARPS=4,causal=1", false, false},
+    {"attention", "BM=32,BN=128,WARPS=2,D=128,T=f16", false, false},
+    {"attention", "BM=64,BN=32,WARPS=8", false, false},
+    {"attention", "BM=128,BN=128,WARPS=8,D=128,STAGES=1", true, false},
+    {"bsattention", "BM=16,BN=16,WARPS=1,STAGES=1", false, false},
+    {"bsattention", "", false, true},
+    {"bsattention", "BM=128,BN=32,WARPS=4,T=f16", false, false},
+    {"bsattention", "BM=32,BN=64,WARPS=2,D=128", false, false},
+    {"bsattention", "BM=64,BN=128,WARPS=8", false, false},
+    {"bsattention", "BM=128,BN=128,WARPS=8,D=128,STAGES=1", true, false},
+    {"bsmatmul", "BM=16,WARPS=1,BS=16,STAGES=1", false, false},
+    {"bsmatmul", "", false, true},
+    {"bsmatmul", "BM=32,BS=64,WARPS=2,TC=f32", false, false},
+    {"bsmatmul", "BM=128,BS=16,WARPS=4,T=f16", false, false},
+    {"bsmatmul", "BM=64,BS=128,WARPS=8", false, false},
+    {"bsmatmul", "BM=128,BS=128,WARPS=8,STAGES=1", true, false},
+};
+
+enum { NCONFIGS = sizeof configs / sizeof configs[0], MAX_ITEMS = NCONFIGS * 5 };
+
+/* One (config, target) compilation and what came of it. */
+typedef struct item {
+  const config *c;
+  const char *arch;
+  int lower_rc;
+  char err[2048];
+  bool has_dot, has_mma, has_target;
+  int smem;
+  int ptxas_rc; /* -2: not run */
+  int regs, spill_stores, spill_loads;
+  char ptxas_out[1024];
+} item;
+
+typedef struct queue {
+  item *items;
+  int n, next;
+  const char *ptxas;
+  pthread_mutex_t mu;
+} queue;
+
+static const char *source(const char *name) {
+  for (const struct tilec_builtin_source *s = tilec_builtin_sources; s->name; s++)
+    if (!strcmp(s->name, name))
+      return s->text;
+  return NULL;
+}
+
+/* Parses, specializes and builds the GPU IR of a built-in kernel with `set`. The caller frees
+ * *k, *spec (ir_kernel_free) and g (cc_gpu_free) when this returns 0. */
+static int build_gpu(const char *kernel, const char *set, ir_kernel **k, ir_kernel **spec,
+                     cc_gpu *g, char *err, size_t cap) {
+  const char *text = source(kernel);
+  ir_diag d;
+  ir_config cfg = {0};
+  *k = *spec = NULL;
+  if (!text) {
+    snprintf(err, cap, "no built-in kernel %s", kernel);
+    return -1;
+  }
+  if (ir_parse(text, strlen(text), kernel, k, &d) || ir_config_parse(&cfg, set, &d) ||
+      ir_specialize(*k, &cfg, spec, &d) || cc_gpu_build(*spec, g, &d)) {
+    snprintf(err, cap, "%s", d.msg);
+    ir_kernel_free(*spec);
+    ir_kernel_free(*k);
+    *k = *spec = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+static bool has_op(const ir_block *b, ir_opcode code) {
+  for (const ir_op *op = b->first; op; op = op->next) {
+    if (op->code == code)
+      return true;
+    for (int r = 0; r < op->nregions; r++)
+      if (op->regions[r] && has_op(op->regions[r], code))
+        return true;
+  }
+  return false;
+}
+
+/* Runs `ptxas -v -arch=<arch> src -o obj`, its output into log[]; returns its exit status. */
+static int run_ptxas(const char *ptxas, const char *arch, const char *ptx, char *log, size_t cap) {
+  char src[] = "/tmp/tilec_codegen_XXXXXX.ptx", obj[64], out[64], archflag[32];
+  int fd = mkstemps(src, 4), status = -1;
+  if (fd < 0)
+    return -1;
+  size_t len = strlen(ptx);
+  bool ok = write(fd, ptx, len) == (ssize_t)len;
+  close(fd);
+  snprintf(obj, sizeof obj, "%s.cubin", src);
+  snprintf(out, sizeof out, "%s.log", src);
+  snprintf(archflag, sizeof archflag, "-arch=%s", arch);
+  char *argv[] = {(char *)ptxas, (char *)"-v", archflag, src, (char *)"-o", obj, NULL};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&fa, 1, 2);
+  pid_t pid;
+  if (ok && posix_spawn(&pid, ptxas, &fa, NULL, argv, environ) == 0 &&
+      waitpid(pid, &status, 0) == pid)
+    status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  else
+    status = -1;
+  posix_spawn_file_actions_destroy(&fa);
+  log[0] = 0;
+  FILE *f = fopen(out, "r");
+  if (f) {
+    size_t n = fread(log, 1, cap - 1, f);
+    log[n] = 0;
+    fclose(f);
+  }
+  unlink(src);
+  unlink(obj);
+  unlink(out);
+  return status;
+}
+
+static int after(const char *log, const char *key) {
+  const char *p = strstr(log, key);
+  return p ? atoi(p + strlen(key)) : -1;
+}
+
+/* The number just before `key` in log ("16 bytes spill stores"), or -1. */
+static int before(const char *log, const char *key) {
+  const char *p = strstr(log, key);
+  if (!p)
+    return -1;
+  while (p > log && p[-1] == ' ')
+    p--;
+  while (p > log && p[-1] >= '0' && p[-1] <= '9')
+    p--;
+  return atoi(p);
+}
+
+static void run_item(item *it, const char *ptxas) {
+  ir_kernel *k, *spec;
+  cc_gpu g;
+  cg_output out;
+  it->ptxas_rc = -2;
+  it->lower_rc = build_gpu(it->c->kernel, it->c->set, &k, &spec, &g, it->err, sizeof it->err);
+  if (it->lower_rc)
+    return;
+  it->has_dot = has_op(spec->body, IR_OP_DOT);
+  it->lower_rc = cg_lower(&g, it->arch, CG_EMIT_PTX, &out, it->err, sizeof it->err);
+  cc_gpu_free(&g);
+  ir_kernel_free(spec);
+  ir_kernel_free(k);
+  if (it->lower_rc)
+    return;
+  char target[32];
+  snprintf(target, sizeof target, ".target %s", it->arch);
+  it->has_target = strstr(out.ptx, target) != NULL;
+  it->has_mma = strstr(out.ptx, "mma.sync.aligned.m16n8k16") != NULL;
+  it->smem = out.stats.smem_bytes;
+  if (ptxas) {
+    char log[8192];
+    it->ptxas_rc = run_ptxas(ptxas, it->arch, out.ptx, log, sizeof log);
+    it->regs = after(log, "Used ");
+    it->spill_stores = before(log, "bytes spill stores");
+    it->spill_loads = before(log, "bytes spill loads");
+    snprintf(it->ptxas_out, sizeof it->ptxas_out, "%.1000s", log);
+  }
+  cg_output_free(&out);
+}
+
+static void *worker(void *arg) {
+  queue *q = arg;
+  for (;;) {
+    pthread_mutex_lock(&q->mu);
+    int i = q->next < q->n ? q->next++ : -1;
+    pthread_mutex_unlock(&q->mu);
+    if (i < 0)
+      return NULL;
+    run_item(&q->items[i], q->ptxas);
+  }
+}
+
+static void check_items(item *items, int n) {
+  for (int i = 0; i < n; i++) {
+    item *it = &items[i];
+    const char *set = it->c->set[0] ? it->c->set : "(default)";
+    if (!CHECK(it->lower_rc == 0)) {
+      fprintf(stderr, "  %s %s %s: %s\n", it->c->kernel, set, it->arch, it->err);
+      continue;
+    }
+    CHECK(it->has_target);
+    if (it->has_dot && !CHECK(it->has_mma))
+      fprintf(stderr, "  %s %s %s: no mma.sync in the PTX\n", it->c->kernel, set, it->arch);
+    if (it->ptxas_rc != -2 && !CHECK(it->ptxas_rc == 0))
+      fprintf(stderr, "  %s %s %s: ptxas failed:\n%.1000s\n", it->c->kernel, set, it->arch,
+              it->ptxas_out);
+    if (it->ptxas_rc == 0 && it->c->is_default && !strcmp(it->arch, "sm_90a")) {
+      CHECK_EQ_INT(0, it->spill_stores);
+      CHECK_EQ_INT(0, it->spill_loads);
+    }
+    if (it->ptxas_rc == 0 && (!strcmp(it->arch, "sm_90a")))
+      fprintf(stderr, "  %-11s %-42s %-6s %3d registers, spills %d/%d bytes, smem %d bytes\n",
+              it->c->kernel, set, it->arch, it->regs, it->spill_stores, it->spill_loads, it->smem);
+  }
+}
+
+/* What is not lowered fails with a message naming it, at the op. */
+static void check_errors(void) {
+  static const struct {
+    const char *text, *want;
+  } cases[] = {
+      {"kernel k\nargs (%A: tensor<bf16>[M, 8], %B: tensor<bf16>[8, 16], %C: out tensor<f32>[M, "
+       "16])\ngrid (1)\n{\n  %z = const 0 : i32\n  %a = load %A[%z, %z] : tile<16, 8, bf16>\n"
+       "  %b = load %B[%z, %z] : tile<8, 16, bf16>\n  %c = zeros : tile<16, 16, f32>\n"
+       "  %d = dot %a, %b, %c : tile<16, 16, f32>\n  store %C[%z, %z], %d\n}\n",
+       "K = 8 is not a multiple of 16"},
+      {"kernel k\nargs (%A: tensor<f32>[N], %C: out tensor<f8e4m3>[N])\ngrid (1)\n{\n"
+       "  %z = const 0 : i32\n  %a = load %A[%z] : tile<32, f32>\n"
+       "  %c = cast %a : tile<32, f8e4m3>\n  store %C[%z], %c\n}\n",
+       "f8e4m3 values are not lowered yet"},
+      {"kernel k\nargs (%A: tensor<f64>[N], %C: out tensor<f64>[N])\ngrid (1)\n{\n"
+       "  %z = const 0 : i32\n  %a = load %A[%z] : tile<32, f64>\n"
+       "  %c = exp %a : tile<32, f64>\n  store %C[%z], %c\n}\n",
+       "'exp' of f64 is not lowered"},
+      {"kernel k\nargs (%A: tensor<f32>[M, N], %C: out tensor<f32>[N, M])\ngrid (1)\n{\n"
+       "  %z = const 0 : i32\n  %a = load %A[%z, %z] : tile<256, 256, f32>\n"
+       "  %t = trans %a : tile<256, 256, f32>\n  %r = reshape %t : tile<65536, f32>\n"
+       "  %s = reshape %r : tile<256, 256, f32>\n  store %C[%z, %z], %s\n}\n",
+       "bytes of shared memory; sm_86 allows 101376"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    ir_kernel *k = NULL, *spec = NULL;
+    ir_diag d;
+    ir_config cfg = {0};
+    cc_gpu g;
+    cg_output out;
+    char err[2048];
+    if (!CHECK(ir_parse(cases[i].text, strlen(cases[i].text), "err.tile", &k, &d) == IR_OK &&
+               ir_verify(k, &d) == IR_OK && ir_specialize(k, &cfg, &spec, &d) == IR_OK &&
+               cc_gpu_build(spec, &g, &d) == IR_OK)) {
+      fprintf(stderr, "  case %zu: %s\n", i, d.msg);
+      ir_kernel_free(spec);
+      ir_kernel_free(k);
+      continue;
+    }
+    CHECK_EQ_INT(-1, cg_lower(&g, "sm_86", CG_EMIT_PTX, &out, err, sizeof err));
+    CHECK(out.ptx == NULL && out.llvm == NULL);
+    CHECK_CONTAINS(err, cases[i].want);
+    cc_gpu_free(&g);
+    ir_kernel_free(spec);
+    ir_kernel_free(k);
+  }
+}
+
+/* Pointer ops the built-in kernels do not use (masked store_ptr of a tile, an unmasked scalar
+ * store_ptr, a masked load_ptr without `other`) compile and assemble for every target. */
+static void check_pointer_ops(const char *ptxas) {
+  static const char text[] = "kernel ptrs\n"
+                             "args (%P: ptr<f32>, %Q: ptr<i32>, n: i32)\n"
+                             "grid (1)\n"
+                             "{\n"
+                             "  %i = arange 0, 256 : tile<256, i32>\n"
+                             "  %nn = const n : i32\n"
+                             "  %m = cmp lt %i, %nn : tile<256, i1>\n"
+                             "  %p = addptr %P, %i : tile<256, ptr<f32>>\n"
+                             "  %x = load_ptr %p, %m : tile<256, f32>\n"
+                             "  %y = mul %x, %x : tile<256, f32>\n"
+                             "  store_ptr %p, %y, %m\n"
+                             "  %s = reduce sum %i, 0 : i32\n"
+                             "  store_ptr %Q, %s\n"
+                             "}\n";
+  ir_kernel *k = NULL, *spec = NULL;
+  ir_diag d;
+  ir_config cfg = {0};
+  cc_gpu g;
+  if (!CHECK(ir_parse(text, strlen(text), "ptrs.tile", &k, &d) == IR_OK &&
+             ir_verify(k, &d) == IR_OK && ir_specialize(k, &cfg, &spec, &d) == IR_OK &&
+             cc_gpu_build(spec, &g, &d) == IR_OK)) {
+    fprintf(stderr, "  %s\n", d.msg);
+    ir_kernel_free(spec);
+    ir_kernel_free(k);
+    return;
+  }
+  for (const char *const *t = all_targets; *t; t++) {
+    cg_output out;
+    char err[2048], log[8192];
+    if (!CHECK(cg_lower(&g, *t, CG_EMIT_PTX, &out, err, sizeof err) == 0)) {
+      fprintf(stderr, "  ptrs %s: %s\n", *t, err);
+      continue;
+    }
+    CHECK_CONTAINS(out.ptx, "st.global");
+    if (ptxas && !CHECK(run_ptxas(ptxas, *t, out.ptx, log, sizeof log) == 0))
+      fprintf(stderr, "  ptrs %s: ptxas failed:\n%.1000s\n", *t, log);
+    cg_output_free(&out);
+  }
+  cc_gpu_free(&g);
+  ir_kernel_free(spec);
+  ir_kernel_free(k);
+}
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* IR -> PTX time of the default matmul (cg_lower: lowering, O3, emission), median of 20. */
+static void time_default_matmul(void) {
+  ir_kernel *k, *spec;
+  cc_gpu g;
+  char err[2048];
+  if (!CHECK(build_gpu("matmul", "", &k, &spec, &g, err, sizeof err) == 0))
+    return;
+  double t[20], lower[20], opt[20], emit[20];
+  for (int i = 0; i < 20; i++) {
+    cg_output out;
+    double t0 = now_ms();
+    if (!CHECK(cg_lower(&g, "sm_90a", CG_EMIT_PTX, &out, err, sizeof err) == 0))
+      break;
+    t[i] = now_ms() - t0;
+    lower[i] = out.stats.lower_ms;
+    opt[i] = out.stats.opt_ms;
+    emit[i] = out.stats.emit_ms;
+    cg_output_free(&out);
+  }
+  qsort(t, 20, sizeof t[0], cmp_double);
+  qsort(lower, 20, sizeof t[0], cmp_double);
+  qsort(opt, 20, sizeof t[0], cmp_double);
+  qsort(emit, 20, sizeof t[0], cmp_double);
+  fprintf(stderr,
+          "matmul (default config) IR -> PTX for sm_90a, median of 20: %.1f ms (lowering %.1f, "
+          "O3 %.1f, NVPTX emission %.1f)\n",
+          (t[9] + t[10]) / 2, (lower[9] + lower[10]) / 2, (opt[9] + opt[10]) / 2,
+          (emit[9] + emit[10]) / 2);
+  cc_gpu_free(&g);
+  ir_kernel_free(spec);
+  ir_kernel_free(k);
+}
+
+int main(void) {
+  char buf[4096];
+  static item items[MAX_ITEMS];
+  queue q = {.items = items, .ptxas = find_ptxas(buf, sizeof buf)};
+  pthread_mutex_init(&q.mu, NULL);
+  for (int c = 0; c < NCONFIGS; c++)
+    for (const char *const *t = configs[c].big ? few_targets : all_targets; *t; t++)
+      items[q.n++] = (item){.c = &configs[c], .arch = *t};
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  int nthreads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu;
+  pthread_t th[8];
+  for (int i = 0; i < nthreads; i++)
+    pthread_create(&th[i], NULL, worker, &q);
+  for (int i = 0; i < nthreads; i++)
+    pthread_join(th[i], NULL);
+  pthread_mutex_destroy(&q.mu);
+  check_items(items, q.n);
+  if (!q.ptxas)
+    fprintf(stderr, "note: no ptxas found; the PTX was not assembled\n");
+
+  char err[256];
+  cg_output out;
+  ir_kernel *k, *spec;
+  cc_gpu g;
+  if (CHECK(build_gpu("bsmatmul", "", &k, &spec, &g, err, sizeof err) == 0)) {
+    CHECK_EQ_INT(-1, cg_lower(&g, "sm_42", CG_EMIT_PTX, &out, err, sizeof err));
+    CHECK_CONTAINS(err, "unknown target 'sm_42'");
+    CHECK_EQ_INT(0, cg_lower(&g, "sm_80", CG_EMIT_LLVM, &out, err, sizeof err));
+    CHECK(out.ptx == NULL);
+    CHECK_CONTAINS(out.llvm, "!\"maxntidx\", i32 128");
+    CHECK_CONTAINS(out.llvm, "@tilec_smem = external");
+    CHECK_CONTAINS(out.llvm, "addrspace(3) global [0 x i8], align 16");
+    cg_output_free(&out);
+    cg_output_free(NULL);
+    cc_gpu_free(&g);
+    ir_kernel_free(spec);
+    ir_kernel_free(k);
+  }
+  check_errors();
+  check_pointer_ops(q.ptxas);
+  time_default_matmul();
+  TEST_MAIN_END();
+}

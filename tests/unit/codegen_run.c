@@ -1,0 +1,1455 @@
+/* codegen_run.c - runs the LLVM IR of the lowering on the CPU and checks the kernels' outputs.
+ *
+ * No GPU is needed: a small SIMT interpreter executes the unoptimized LLVM IR that cg_lower
+ * builds (CG_NO_OPT), one CTA at a time, its threads meeting at the collective points: bar.sync,
+ * shfl.sync.bfly and mma.sync, whose fragment semantics are written here from the PTX ISA,
+ * independently of compiler/layout.c. Global memory is the host buffers of kn_problem, passed
+ * through rt_params_pack (so the kernel ABI is checked too); every memory access is checked
+ * against the buffers and the dynamic shared memory the lowering reported. The outputs are
+ * compared with the double-precision references (kn_problem_check), at odd shapes and several
+ * configs of each built-in kernel. ex2/lg2/rsqrt are exact here (approximations on the GPU).
+ */
+#include "codegen/codegen.h"
+#include "compiler/gpu.h"
+#include "ir/ir.h"
+#include "kernels/builtin_sources.h"
+#include "kernels/problem.h"
+#include "runtime/rt.h"
+#include "tests/unit/check.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <llvm-c/Core.h>
+#include <llvm-c/IRReader.h>
+
+/* ---- decoded program ------------------------------------------------------------------- */
+
+typedef struct V {
+  unsigned char b[16];
+} V;
+
+typedef enum { T_VOID, T_INT, T_HALF, T_BF16, T_F32, T_F64, T_PTR, T_VEC, T_STRUCT } tkind;
+
+typedef struct tdesc {
+  tkind k;
+  int bits;  /* T_INT */
+  int n;     /* T_VEC lanes */
+  tkind ek;  /* T_VEC element kind */
+  int ebits; /* T_VEC element bits (ints) */
+  int size;  /* bytes */
+} tdesc;
+
+typedef struct opd {
+  int slot; /* -1: constant c */
+  V c;
+} opd;
+
+enum {
+  C_NONE,
+  C_TID,
+  C_CTAID,
+  C_NCTAID,
+  C_BAR,
+  C_SHFL,
+  C_MMA_BF16,
+  C_MMA_F16,
+  C_MAXIMUM,
+  C_MINIMUM,
+  C_MAXNUM,
+  C_MINNUM,
+  C_SMAX,
+  C_SMIN,
+  C_UMAX,
+  C_UMIN,
+  C_ABS,
+  C_FABS,
+  C_SQRT,
+  C_CEIL,
+  C_EX2,
+  C_LG2,
+  C_RSQRT,
+  C_FPTOSI_SAT,
+  C_LDG,
+  C_STG,
+};
+
+typedef struct ins {
+  LLVMOpcode op;
+  int dst;
+  int n;
+  opd *o;
+  tdesc t, t0;
+  int pred;
+  int call, axis, width;
+  unsigned idx;
+  int64_t esize;
+  int ibits; /* GEP: index bits */
+  int succ[2];
+  int *inb;
+} ins;
+
+typedef struct prog {
+  ins *ins;
+  int nins;
+  int *bfirst; /* first instruction of each block */
+  int nblk;
+  int nslots, nparams;
+  tdesc *ptype;
+  LLVMValueRef *keys; /* hash: value -> slot or block */
+  int *vals;
+  size_t cap;
+  uint64_t smem;
+  char err[512];
+} prog;
+
+static size_t hslot(prog *P, LLVMValueRef k) {
+  size_t h = ((uintptr_t)k >> 4) * 0x9E3779B97F4A7C15ull;
+  for (size_t i = h % P->cap;; i = (i + 1) % P->cap)
+    if (P->keys[i] == k || !P->keys[i])
+      return i;
+}
+
+static void hput(prog *P, LLVMValueRef k, int v) {
+  size_t i = hslot(P, k);
+  P->keys[i] = k;
+  P->vals[i] = v;
+}
+
+static int hget(prog *P, LLVMValueRef k) {
+  size_t i = hslot(P, k);
+  return P->keys[i] ? P->vals[i] : -1;
+}
+
+static int tbytes(int bits) { return bits <= 8 ? 1 : bits / 8; }
+
+static tdesc desc(LLVMTypeRef t) {
+  tdesc d = {T_VOID, 0, 0, T_VOID, 0, 0};
+  switch (LLVMGetTypeKind(t)) {
+  case LLVMIntegerTypeKind:
+    d.k = T_INT;
+    d.bits = (int)LLVMGetIntTypeWidth(t);
+    d.size = tbytes(d.bits);
+    break;
+  case LLVMHalfTypeKind:
+    d.k = T_HALF, d.size = 2;
+    break;
+  case LLVMBFloatTypeKind:
+    d.k = T_BF16, d.size = 2;
+    break;
+  case LLVMFloatTypeKind:
+    d.k = T_F32, d.size = 4;
+    break;
+  case LLVMDoubleTypeKind:
+    d.k = T_F64, d.size = 8;
+    break;
+  case LLVMPointerTypeKind:
+    d.k = T_PTR, d.size = 8, d.bits = 64;
+    break;
+  case LLVMVectorTypeKind: {
+    tdesc e = desc(LLVMGetElementType(t));
+    d.k = T_VEC;
+    d.n = (int)LLVMGetVectorSize(t);
+    d.ek = e.k;
+    d.ebits = e.bits;
+    d.size = d.n * e.size;
+    break;
+  }
+  case LLVMStructTypeKind:
+    d.k = T_STRUCT, d.size = 16;
+    break;
+  default:
+    break;
+  }
+  return d;
+}
+
+static uint64_t mask(uint64_t x, int bits) { return bits >= 64 ? x : x & ((1ull << bits) - 1); }
+
+static uint64_t geti(const V *v, int bits) {
+  uint64_t x = 0;
+  memcpy(&x, v->b, (size_t)tbytes(bits));
+  return mask(x, bits);
+}
+
+static int64_t gets(const V *v, int bits) {
+  uint64_t x = geti(v, bits);
+  if (bits < 64 && (x >> (bits - 1) & 1))
+    x |= ~0ull << bits;
+  return (int64_t)x;
+}
+
+static void seti(V *v, uint64_t x, int bits) {
+  memset(v, 0, sizeof *v);
+  x = mask(x, bits);
+  memcpy(v->b, &x, (size_t)tbytes(bits));
+}
+
+static double getf_raw(const unsigned char *p, tkind k) {
+  uint16_t h;
+  float f;
+  double d;
+  switch (k) {
+  case T_HALF:
+    memcpy(&h, p, 2);
+    return ir_f16_bits_to_f64(h);
+  case T_BF16:
+    memcpy(&h, p, 2);
+    return ir_bf16_bits_to_f32(h);
+  case T_F32:
+    memcpy(&f, p, 4);
+    return f;
+  default:
+    memcpy(&d, p, 8);
+    return d;
+  }
+}
+
+/* Stores x rounded once (to nearest even) to kind k. */
+static void setf_raw(unsigned char *p, double x, tkind k) {
+  uint16_t h;
+  float f;
+  switch (k) {
+  case T_HALF:
+    h = ir_f64_to_f16_bits(x);
+    memcpy(p, &h, 2);
+    return;
+  case T_BF16:
+    h = ir_f32_to_bf16_bits((float)ir_round_to(IR_BF16, x));
+    memcpy(p, &h, 2);
+    return;
+  case T_F32:
+    f = (float)x;
+    memcpy(p, &f, 4);
+    return;
+  default:
+    memcpy(p, &x, 8);
+    return;
+  }
+}
+
+static double getf(const V *v, tkind k) { return getf_raw(v->b, k); }
+
+static void setf(V *v, double x, tkind k) {
+  memset(v, 0, sizeof *v);
+  setf_raw(v->b, x, k);
+}
+
+static bool cval(prog *P, LLVMValueRef c, V *out);
+
+static bool fail_decode(prog *P, LLVMValueRef v, const char *what) {
+  char *s = LLVMPrintValueToString(v);
+  snprintf(P->err, sizeof P->err, "interpreter: %s: %.300s", what, s);
+  LLVMDisposeMessage(s);
+  return false;
+}
+
+static bool cval(prog *P, LLVMValueRef c, V *out) {
+  memset(out, 0, sizeof *out);
+  tdesc d = desc(LLVMTypeOf(c));
+  if (LLVMIsAConstantInt(c)) {
+    seti(out, LLVMConstIntGetZExtValue(c), d.bits);
+    return true;
+  }
+  if (LLVMIsAConstantFP(c)) {
+    LLVMBool loses;
+    setf(out, LLVMConstRealGetDouble(c, &loses), d.k);
+    return true;
+  }
+  if (LLVMIsAConstantPointerNull(c) || LLVMIsAUndefValue(c) || LLVMIsAConstantAggregateZero(c))
+    return true;
+  if (LLVMIsAGlobalVariable(c)) {
+    memcpy(out->b, &P->smem, 8);
+    return true;
+  }
+  if (LLVMIsAConstantDataVector(c) || LLVMIsAConstantVector(c)) {
+    int es = d.size / d.n;
+    for (int i = 0; i < d.n; i++) {
+      V e;
+      if (!cval(P, LLVMGetAggregateElement(c, (unsigned)i), &e))
+        return false;
+      memcpy(out->b + i * es, e.b, (size_t)es);
+    }
+    return true;
+  }
+  if (LLVMIsAConstantExpr(c) && LLVMGetConstOpcode(c) == LLVMGetElementPtr &&
+      LLVMGetNumOperands(c) == 2) {
+    V base, idx;
+    if (!cval(P, LLVMGetOperand(c, 0), &base) || !cval(P, LLVMGetOperand(c, 1), &idx))
+      return false;
+    tdesc it = desc(LLVMTypeOf(LLVMGetOperand(c, 1))), et = desc(LLVMGetGEPSourceElementType(c));
+    uint64_t a = geti(&base, 64) + (uint64_t)(gets(&idx, it.bits) * et.size);
+    memcpy(out->b, &a, 8);
+    return true;
+  }
+  return fail_decode(P, c, "unsupported constant");
+}
+
+static bool operand(prog *P, LLVMValueRef v, opd *o) {
+  int s = hget(P, v);
+  if (s >= 0 && !LLVMIsABasicBlock(v)) {
+    o->slot = s;
+    return true;
+  }
+  o->slot = -1;
+  return cval(P, v, &o->c);
+}
+
+static const struct {
+  const char *prefix;
+  int code, axis;
+} intrinsics[] = {
+    {"llvm.nvvm.read.ptx.sreg.tid.x", C_TID, 0},
+    {"llvm.nvvm.read.ptx.sreg.ctaid.x", C_CTAID, 0},
+    {"llvm.nvvm.read.ptx.sreg.ctaid.y", C_CTAID, 1},
+    {"llvm.nvvm.read.ptx.sreg.ctaid.z", C_CTAID, 2},
+    {"llvm.nvvm.read.ptx.sreg.nctaid.x", C_NCTAID, 0},
+    {"llvm.nvvm.read.ptx.sreg.nctaid.y", C_NCTAID, 1},
+    {"llvm.nvvm.read.ptx.sreg.nctaid.z", C_NCTAID, 2},
+    {"llvm.nvvm.barrier0", C_BAR, 0},
+    {"llvm.nvvm.shfl.sync.bfly.", C_SHFL, 0},
+    {"llvm.nvvm.mma.m16n8k16.row.col.bf16", C_MMA_BF16, 0},
+    {"llvm.nvvm.mma.m16n8k16.row.col.f32.f32", C_MMA_F16, 0},
+    {"llvm.maximum.", C_MAXIMUM, 0},
+    {"llvm.minimum.", C_MINIMUM, 0},
+    {"llvm.maxnum.", C_MAXNUM, 0},
+    {"llvm.minnum.", C_MINNUM, 0},
+    {"llvm.smax.", C_SMAX, 0},
+    {"llvm.smin.", C_SMIN, 0},
+    {"llvm.umax.", C_UMAX, 0},
+    {"llvm.umin.", C_UMIN, 0},
+    {"llvm.abs.", C_ABS, 0},
+    {"llvm.fabs.", C_FABS, 0},
+    {"llvm.sqrt.", C_SQRT, 0},
+    {"llvm.ceil.", C_CEIL, 0},
+    {"llvm.nvvm.ex2.approx.", C_EX2, 0},
+    {"llvm.nvvm.lg2.approx.", C_LG2, 0},
+    {"llvm.nvvm.rsqrt.approx.", C_RSQRT, 0},
+    {"llvm.fptosi.sat.", C_FPTOSI_SAT, 0},
+};
+
+static bool decode_call(prog *P, LLVMValueRef in, ins *I) {
+  LLVMValueRef f = LLVMGetCalledValue(in);
+  if (LLVMIsAInlineAsm(f)) {
+    size_t len;
+    const char *s = LLVMGetInlineAsmAsmString(f, &len);
+    const char *ld = strstr(s, "ld.global."), *st = strstr(s, "st.global.");
+    const char *w = ld ? ld + 10 : st ? st + 10 : NULL;
+    if (!w)
+      return fail_decode(P, in, "unknown inline asm");
+    I->call = ld ? C_LDG : C_STG;
+    I->width = atoi(w + 1) / 8;
+    return true;
+  }
+  size_t len;
+  const char *name = LLVMGetValueName2(f, &len);
+  for (size_t i = 0; i < sizeof intrinsics / sizeof intrinsics[0]; i++)
+    if (!strncmp(name, intrinsics[i].prefix, strlen(intrinsics[i].prefix))) {
+      I->call = intrinsics[i].code;
+      I->axis = intrinsics[i].axis;
+      return true;
+    }
+  return fail_decode(P, in, "unknown call");
+}
+
+static bool decode(prog *P, LLVMValueRef fn) {
+  int nins = 0, nblk = 0;
+  for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(fn); b; b = LLVMGetNextBasicBlock(b), nblk++)
+    for (LLVMValueRef i = LLVMGetFirstInstruction(b); i; i = LLVMGetNextInstruction(i))
+      nins++;
+  P->nparams = (int)LLVMCountParams(fn);
+  P->cap = (size_t)(nins + nblk + P->nparams) * 2 + 16;
+  P->keys = calloc(P->cap, sizeof *P->keys);
+  P->vals = calloc(P->cap, sizeof *P->vals);
+  P->ins = calloc((size_t)nins, sizeof *P->ins);
+  P->bfirst = calloc((size_t)nblk + 1, sizeof *P->bfirst);
+  P->ptype = calloc((size_t)P->nparams + 1, sizeof *P->ptype);
+  P->nins = nins;
+  P->nblk = nblk;
+  int slot = 0;
+  for (int i = 0; i < P->nparams; i++) {
+    LLVMValueRef p = LLVMGetParam(fn, (unsigned)i);
+    P->ptype[i] = desc(LLVMTypeOf(p));
+    hput(P, p, slot++);
+  }
+  int bi = 0, ii = 0;
+  for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(fn); b; b = LLVMGetNextBasicBlock(b), bi++) {
+    hput(P, LLVMBasicBlockAsValue(b), bi);
+    P->bfirst[bi] = ii;
+    for (LLVMValueRef i = LLVMGetFirstInstruction(b); i; i = LLVMGetNextInstruction(i), ii++) {
+      P->ins[ii].dst = -1;
+      if (LLVMGetTypeKind(LLVMTypeOf(i)) != LLVMVoidTypeKind) {
+        P->ins[ii].dst = slot;
+        hput(P, i, slot++);
+      }
+    }
+  }
+  P->bfirst[nblk] = ii;
+  P->nslots = slot;
+  ii = 0;
+  for (LLVMBasicBlockRef b = LLVMGetFirstBasicBlock(fn); b; b = LLVMGetNextBasicBlock(b))
+    for (LLVMValueRef in = LLVMGetFirstInstruction(b); in; in = LLVMGetNextInstruction(in), ii++) {
+      ins *I = &P->ins[ii];
+      I->op = LLVMGetInstructionOpcode(in);
+      I->t = desc(LLVMTypeOf(in));
+      int n = LLVMGetNumOperands(in);
+      if (I->op == LLVMCall)
+        n = (int)LLVMGetNumArgOperands(in);
+      if (I->op == LLVMBr) {
+        if (LLVMIsConditional(in)) {
+          I->n = 1;
+          I->o = calloc(1, sizeof *I->o);
+          if (!operand(P, LLVMGetCondition(in), &I->o[0]))
+            return false;
+          I->succ[0] = hget(P, LLVMBasicBlockAsValue(LLVMGetSuccessor(in, 0)));
+          I->succ[1] = hget(P, LLVMBasicBlockAsValue(LLVMGetSuccessor(in, 1)));
+        } else {
+          I->succ[0] = I->succ[1] = hget(P, LLVMBasicBlockAsValue(LLVMGetSuccessor(in, 0)));
+        }
+        continue;
+      }
+      if (I->op == LLVMPHI) {
+        n = (int)LLVMCountIncoming(in);
+        I->n = n;
+        I->o = calloc((size_t)n, sizeof *I->o);
+        I->inb = calloc((size_t)n, sizeof *I->inb);
+        for (int k = 0; k < n; k++) {
+          if (!operand(P, LLVMGetIncomingValue(in, (unsigned)k), &I->o[k]))
+            return false;
+          I->inb[k] = hget(P, LLVMBasicBlockAsValue(LLVMGetIncomingBlock(in, (unsigned)k)));
+        }
+        continue;
+      }
+      I->n = n;
+      I->o = calloc((size_t)(n ? n : 1), sizeof *I->o);
+      for (int k = 0; k < n; k++)
+        if (!operand(P, LLVMGetOperand(in, (unsigned)k), &I->o[k]))
+          return false;
+      if (n)
+        I->t0 = desc(LLVMTypeOf(LLVMGetOperand(in, 0)));
+      switch (I->op) {
+      case LLVMICmp:
+        I->pred = (int)LLVMGetICmpPredicate(in);
+        break;
+      case LLVMFCmp:
+        I->pred = (int)LLVMGetFCmpPredicate(in);
+        break;
+      case LLVMGetElementPtr:
+        if (n != 2)
+          return fail_decode(P, in, "GEP with several indices");
+        I->esize = desc(LLVMGetGEPSourceElementType(in)).size;
+        I->ibits = desc(LLVMTypeOf(LLVMGetOperand(in, 1))).bits;
+        break;
+      case LLVMExtractValue:
+        I->idx = LLVMGetIndices(in)[0];
+        break;
+      case LLVMCall:
+        if (!decode_call(P, in, I))
+          return false;
+        break;
+      case LLVMLoad:
+      case LLVMStore:
+      case LLVMAdd:
+      case LLVMSub:
+      case LLVMMul:
+      case LLVMSDiv:
+      case LLVMUDiv:
+      case LLVMSRem:
+      case LLVMURem:
+      case LLVMShl:
+      case LLVMLShr:
+      case LLVMAShr:
+      case LLVMAnd:
+      case LLVMOr:
+      case LLVMXor:
+      case LLVMFAdd:
+      case LLVMFSub:
+      case LLVMFMul:
+      case LLVMFDiv:
+      case LLVMFRem:
+      case LLVMFNeg:
+      case LLVMSelect:
+      case LLVMTrunc:
+      case LLVMZExt:
+      case LLVMSExt:
+      case LLVMFPTrunc:
+      case LLVMFPExt:
+      case LLVMSIToFP:
+      case LLVMUIToFP:
+      case LLVMFPToSI:
+      case LLVMBitCast:
+      case LLVMPtrToInt:
+      case LLVMIntToPtr:
+      case LLVMInsertElement:
+      case LLVMExtractElement:
+      case LLVMRet:
+        break;
+      default:
+        return fail_decode(P, in, "unsupported instruction");
+      }
+    }
+  return true;
+}
+
+static void prog_free(prog *P) {
+  for (int i = 0; i < P->nins; i++) {
+    free(P->ins[i].o);
+    free(P->ins[i].inb);
+  }
+  free(P->ins);
+  free(P->bfirst);
+  free(P->ptype);
+  free(P->keys);
+  free(P->vals);
+}
+
+/* ---- execution ------------------------------------------------------------------------- */
+
+enum { RUN, WAIT, DONE };
+
+typedef struct thr {
+  int blk, prev, pc, state;
+  V *r;
+} thr;
+
+typedef struct range {
+  uint64_t lo, hi;
+} range;
+
+typedef struct sim {
+  prog *P;
+  int threads;
+  uint32_t ctaid[3], nctaid[3];
+  range mem[IR_MAX_ARGS + 1];
+  int nmem;
+  char err[512];
+  long long steps;
+  V *phitmp; /* one entry per instruction */
+} sim;
+
+static const V *val(thr *T, const opd *o) { return o->slot >= 0 ? &T->r[o->slot] : &o->c; }
+
+static bool mem_ok(sim *S, uint64_t a, int size) {
+  for (int i = 0; i < S->nmem; i++)
+    if (a >= S->mem[i].lo && a + (uint64_t)size <= S->mem[i].hi)
+      return true;
+  return false;
+}
+
+static int memfail(sim *S, uint64_t a, int size, const char *what) {
+  snprintf(S->err, sizeof S->err, "%s of %d bytes at %#llx is outside every buffer", what, size,
+           (unsigned long long)a);
+  return -1;
+}
+
+static double fmaxnan(double a, double b, bool max) {
+  if (isnan(a) || isnan(b))
+    return NAN;
+  return max ? (a > b ? a : b) : (a < b ? a : b);
+}
+
+static bool fcmp(int p, double a, double b) {
+  bool uno = isnan(a) || isnan(b);
+  switch ((LLVMRealPredicate)p) {
+  case LLVMRealOEQ:
+    return !uno && a == b;
+  case LLVMRealOGT:
+    return !uno && a > b;
+  case LLVMRealOGE:
+    return !uno && a >= b;
+  case LLVMRealOLT:
+    return !uno && a < b;
+  case LLVMRealOLE:
+    return !uno && a <= b;
+  case LLVMRealONE:
+    return !uno && a != b;
+  case LLVMRealUNE:
+    return uno || a != b;
+  case LLVMRealUEQ:
+    return uno || a == b;
+  default:
+    return false;
+  }
+}
+
+static bool icmp(int p, const V *x, const V *y, int bits) {
+  uint64_t a = geti(x, bits), b = geti(y, bits);
+  int64_t sa = gets(x, bits), sb = gets(y, bits);
+  switch ((LLVMIntPredicate)p) {
+  case LLVMIntEQ:
+    return a == b;
+  case LLVMIntNE:
+    return a != b;
+  case LLVMIntUGT:
+    return a > b;
+  case LLVMIntUGE:
+    return a >= b;
+  case LLVMIntULT:
+    return a < b;
+  case LLVMIntULE:
+    return a <= b;
+  case LLVMIntSGT:
+    return sa > sb;
+  case LLVMIntSGE:
+    return sa >= sb;
+  case LLVMIntSLT:
+    return sa < sb;
+  case LLVMIntSLE:
+    return sa <= sb;
+  }
+  return false;
+}
+
+static void enter(sim *S, thr *T, int blk) {
+  prog *P = S->P;
+  T->prev = T->blk;
+  T->blk = blk;
+  T->pc = P->bfirst[blk];
+  V *tmp = S->phitmp;
+  int n = 0;
+  for (int i = T->pc; i < P->bfirst[blk + 1] && P->ins[i].op == LLVMPHI; i++, n++) {
+    const ins *I = &P->ins[i];
+    int k = 0;
+    while (k < I->n && I->inb[k] != T->prev)
+      k++;
+    tmp[n] = k < I->n ? *val(T, &I->o[k]) : (V){{0}};
+  }
+  for (int j = 0; j < n; j++)
+    T->r[P->ins[T->pc + j].dst] = tmp[j];
+  T->pc += n;
+}
+
+static double call1(int code, double x) {
+  switch (code) {
+  case C_FABS:
+    return fabs(x);
+  case C_SQRT:
+    return sqrt(x);
+  case C_CEIL:
+    return ceil(x);
+  case C_EX2:
+    return exp2(x);
+  case C_LG2:
+    return log2(x);
+  default: /* C_RSQRT */
+    return 1 / sqrt(x);
+  }
+}
+
+/* A call that one thread executes alone. */
+static int call(sim *S, thr *T, const ins *I, V *r, int tid) {
+  const V *a = I->n > 0 ? val(T, &I->o[0]) : NULL, *b = I->n > 1 ? val(T, &I->o[1]) : NULL;
+  int bits = I->t.bits;
+  switch (I->call) {
+  case C_TID:
+    seti(r, (uint64_t)tid, 32);
+    return 0;
+  case C_CTAID:
+    seti(r, S->ctaid[I->axis], 32);
+    return 0;
+  case C_NCTAID:
+    seti(r, S->nctaid[I->axis], 32);
+    return 0;
+  case C_MAXIMUM:
+  case C_MINIMUM:
+    setf(r, fmaxnan(getf(a, I->t.k), getf(b, I->t.k), I->call == C_MAXIMUM), I->t.k);
+    return 0;
+  case C_MAXNUM:
+    setf(r, fmax(getf(a, I->t.k), getf(b, I->t.k)), I->t.k);
+    return 0;
+  case C_MINNUM:
+    setf(r, fmin(getf(a, I->t.k), getf(b, I->t.k)), I->t.k);
+    return 0;
+  case C_SMAX:
+  case C_SMIN: {
+    int64_t x = gets(a, bits), y = gets(b, bits);
+    seti(r, (uint64_t)((I->call == C_SMAX) == (x > y) ? x : y), bits);
+    return 0;
+  }
+  case C_UMAX:
+  case C_UMIN: {
+    uint64_t x = geti(a, bits), y = geti(b, bits);
+    seti(r, (I->call == C_UMAX) == (x > y) ? x : y, bits);
+    return 0;
+  }
+  case C_ABS: {
+    int64_t x = gets(a, bits);
+    seti(r, (uint64_t)(x < 0 ? -x : x), bits);
+    return 0;
+  }
+  case C_FPTOSI_SAT: {
+    double x = getf(a, I->t0.k);
+    int64_t v = isnan(x) ? 0 : x >= 0x1p63 ? INT64_MAX : x < -0x1p63 ? INT64_MIN : (int64_t)x;
+    seti(r, (uint64_t)v, bits);
+    return 0;
+  }
+  case C_LDG: { /* (addr, pred, fill) */
+    uint64_t addr = geti(a, 64);
+    *r = *val(T, &I->o[2]);
+    if (geti(b, 1)) {
+      if (!mem_ok(S, addr, I->width))
+        return memfail(S, addr, I->width, "global load");
+      memset(r, 0, sizeof *r);
+      memcpy(r->b, (const void *)(uintptr_t)addr, (size_t)I->width);
+    }
+    return 0;
+  }
+  case C_STG: { /* (addr, value, pred) */
+    uint64_t addr = geti(a, 64);
+    if (geti(val(T, &I->o[2]), 1)) {
+      if (!mem_ok(S, addr, I->width))
+        return memfail(S, addr, I->width, "global store");
+      memcpy((void *)(uintptr_t)addr, b->b, (size_t)I->width);
+    }
+    return 0;
+  }
+  default:
+    setf(r, call1(I->call, getf(a, I->t.k)), I->t.k);
+    return 0;
+  }
+}
+
+/* Executes one instruction of T (tid: its thread index). Returns 0, or -1 with S->err. */
+static int step(sim *S, thr *T, int tid) {
+  prog *P = S->P;
+  const ins *I = &P->ins[T->pc];
+  V r;
+  memset(&r, 0, sizeof r);
+  const V *a = I->n > 0 ? val(T, &I->o[0]) : NULL, *b = I->n > 1 ? val(T, &I->o[1]) : NULL;
+  int bits = I->t.bits;
+  S->steps++;
+  switch (I->op) {
+  case LLVMRet:
+    T->state = DONE;
+    return 0;
+  case LLVMBr:
+    enter(S, T, I->succ[I->n && !geti(a, 1) ? 1 : 0]);
+    return 0;
+  case LLVMAdd:
+    seti(&r, geti(a, bits) + geti(b, bits), bits);
+    break;
+  case LLVMSub:
+    seti(&r, geti(a, bits) - geti(b, bits), bits);
+    break;
+  case LLVMMul:
+    seti(&r, geti(a, bits) * geti(b, bits), bits);
+    break;
+  case LLVMSDiv:
+  case LLVMSRem: {
+    int64_t x = gets(a, bits), y = gets(b, bits);
+    int64_t q = y == 0 || y == -1 ? 0 : I->op == LLVMSDiv ? x / y : x % y;
+    seti(&r, (uint64_t)q, bits);
+    break;
+  }
+  case LLVMUDiv:
+  case LLVMURem: {
+    uint64_t x = geti(a, bits), y = geti(b, bits);
+    seti(&r, y == 0 ? 0 : I->op == LLVMUDiv ? x / y : x % y, bits);
+    break;
+  }
+  case LLVMShl:
+  case LLVMLShr:
+  case LLVMAShr: {
+    uint64_t sh = geti(b, bits);
+    if (sh >= (uint64_t)bits)
+      seti(&r, 0, bits);
+    else if (I->op == LLVMShl)
+      seti(&r, geti(a, bits) << sh, bits);
+    else if (I->op == LLVMLShr)
+      seti(&r, geti(a, bits) >> sh, bits);
+    else
+      seti(&r, (uint64_t)(gets(a, bits) >> sh), bits);
+    break;
+  }
+  case LLVMAnd:
+    seti(&r, geti(a, bits) & geti(b, bits), bits);
+    break;
+  case LLVMOr:
+    seti(&r, geti(a, bits) | geti(b, bits), bits);
+    break;
+  case LLVMXor:
+    seti(&r, geti(a, bits) ^ geti(b, bits), bits);
+    break;
+  case LLVMFAdd:
+    setf(&r, getf(a, I->t.k) + getf(b, I->t.k), I->t.k);
+    break;
+  case LLVMFSub:
+    setf(&r, getf(a, I->t.k) - getf(b, I->t.k), I->t.k);
+    break;
+  case LLVMFMul:
+    setf(&r, getf(a, I->t.k) * getf(b, I->t.k), I->t.k);
+    break;
+  case LLVMFDiv:
+    setf(&r, getf(a, I->t.k) / getf(b, I->t.k), I->t.k);
+    break;
+  case LLVMFRem:
+    setf(&r, fmod(getf(a, I->t.k), getf(b, I->t.k)), I->t.k);
+    break;
+  case LLVMFNeg:
+    setf(&r, -getf(a, I->t.k), I->t.k);
+    break;
+  case LLVMICmp:
+    seti(&r, icmp(I->pred, a, b, I->t0.bits), 1);
+    break;
+  case LLVMFCmp:
+    seti(&r, fcmp(I->pred, getf(a, I->t0.k), getf(b, I->t0.k)), 1);
+    break;
+  case LLVMSelect:
+    r = geti(a, 1) ? *b : *val(T, &I->o[2]);
+    break;
+  case LLVMTrunc:
+  case LLVMZExt:
+    seti(&r, geti(a, I->t0.bits), bits);
+    break;
+  case LLVMSExt:
+    seti(&r, (uint64_t)gets(a, I->t0.bits), bits);
+    break;
+  case LLVMFPTrunc:
+  case LLVMFPExt:
+    setf(&r, getf(a, I->t0.k), I->t.k);
+    break;
+  case LLVMSIToFP:
+    setf(&r, (double)gets(a, I->t0.bits), I->t.k);
+    break;
+  case LLVMUIToFP:
+    setf(&r, (double)geti(a, I->t0.bits), I->t.k);
+    break;
+  case LLVMFPToSI:
+    seti(&r, (uint64_t)(int64_t)getf(a, I->t0.k), bits);
+    break;
+  case LLVMBitCast:
+  case LLVMPtrToInt:
+  case LLVMIntToPtr:
+    memcpy(r.b, a->b, (size_t)I->t.size);
+    break;
+  case LLVMGetElementPtr:
+    seti(&r, geti(a, 64) + (uint64_t)(gets(b, I->ibits) * I->esize), 64);
+    break;
+  case LLVMLoad: {
+    uint64_t addr = geti(a, 64);
+    if (!mem_ok(S, addr, I->t.size))
+      return memfail(S, addr, I->t.size, "load");
+    memcpy(r.b, (const void *)(uintptr_t)addr, (size_t)I->t.size);
+    break;
+  }
+  case LLVMStore: {
+    uint64_t addr = geti(b, 64);
+    if (!mem_ok(S, addr, I->t0.size))
+      return memfail(S, addr, I->t0.size, "store");
+    memcpy((void *)(uintptr_t)addr, a->b, (size_t)I->t0.size);
+    break;
+  }
+  case LLVMInsertElement: {
+    int es = I->t.size / I->t.n;
+    r = *a;
+    memcpy(r.b + geti(val(T, &I->o[2]), 32) * (uint64_t)es, b->b, (size_t)es);
+    break;
+  }
+  case LLVMExtractElement: {
+    int es = I->t0.size / I->t0.n;
+    memcpy(r.b, a->b + geti(b, 32) * (uint64_t)es, (size_t)es);
+    break;
+  }
+  case LLVMExtractValue:
+    memcpy(r.b, a->b + I->idx * 4, 4);
+    break;
+  case LLVMCall:
+    if (I->call == C_BAR || I->call == C_SHFL || I->call == C_MMA_BF16 || I->call == C_MMA_F16) {
+      T->state = WAIT; /* the scheduler completes it for the whole warp or CTA */
+      return 0;
+    }
+    if (call(S, T, I, &r, tid))
+      return -1;
+    break;
+  default:
+    snprintf(S->err, sizeof S->err, "opcode %d not interpreted", (int)I->op);
+    return -1;
+  }
+  if (I->dst >= 0)
+    T->r[I->dst] = r;
+  T->pc++;
+  return 0;
+}
+
+/* mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}: the fragments of the 32 lanes of a warp as
+ * the PTX ISA defines them (groupID g = lane / 4, threadID_in_group t = lane % 4). */
+static void mma(sim *S, thr *W, const ins *I) {
+  double A[16][16], B[16][8], C[16][8];
+  tkind k = I->call == C_MMA_BF16 ? T_BF16 : T_HALF;
+  for (int l = 0; l < 32; l++) {
+    int g = l / 4, t = l % 4;
+    for (int p = 0; p < 4; p++) {
+      const V *v = val(&W[l], &I->o[p]);
+      int row = g + 8 * (p & 1), col = 2 * t + 8 * (p >> 1);
+      A[row][col] = getf_raw(v->b, k);
+      A[row][col + 1] = getf_raw(v->b + 2, k);
+    }
+    for (int p = 0; p < 2; p++) {
+      const V *v = val(&W[l], &I->o[4 + p]);
+      B[2 * t + 8 * p][g] = getf_raw(v->b, k);
+      B[2 * t + 8 * p + 1][g] = getf_raw(v->b + 2, k);
+    }
+    for (int i = 0; i < 4; i++)
+      C[g + 8 * (i >> 1)][2 * t + (i & 1)] = getf(val(&W[l], &I->o[6 + i]), T_F32);
+  }
+  for (int l = 0; l < 32; l++) {
+    int g = l / 4, t = l % 4;
+    V r;
+    memset(&r, 0, sizeof r);
+    for (int i = 0; i < 4; i++) {
+      int row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
+      double s = C[row][col];
+      for (int kk = 0; kk < 16; kk++)
+        s += A[row][kk] * B[kk][col];
+      setf_raw(r.b + 4 * i, s, T_F32);
+    }
+    W[l].r[I->dst] = r;
+  }
+  (void)S;
+}
+
+/* Runs one CTA to completion. */
+static int run_cta(sim *S, thr *th, const V *params) {
+  prog *P = S->P;
+  for (int t = 0; t < S->threads; t++) {
+    memset(th[t].r, 0, sizeof(V) * (size_t)P->nslots);
+    memcpy(th[t].r, params, sizeof(V) * (size_t)P->nparams);
+    th[t].blk = 0;
+    th[t].prev = -1;
+    th[t].pc = P->bfirst[0];
+    th[t].state = RUN;
+  }
+  for (;;) {
+    for (int t = 0; t < S->threads; t++)
+      while (th[t].state == RUN)
+        if (step(S, &th[t], t))
+          return -1;
+    bool progress = false, all_done = true, all_bar = true;
+    for (int w = 0; w < S->threads / 32; w++) {
+      thr *W = &th[w * 32];
+      const ins *I = &P->ins[W[0].pc];
+      bool same = W[0].state == WAIT && I->call != C_BAR;
+      for (int l = 1; l < 32 && same; l++)
+        same = W[l].state == WAIT && W[l].pc == W[0].pc;
+      if (!same)
+        continue;
+      if (I->call == C_SHFL) {
+        V in[32];
+        for (int l = 0; l < 32; l++)
+          in[l] = *val(&W[l], &I->o[1]);
+        int m = (int)geti(val(&W[0], &I->o[2]), 32);
+        for (int l = 0; l < 32; l++)
+          W[l].r[I->dst] = in[(l ^ m) & 31];
+      } else {
+        mma(S, W, I);
+      }
+      for (int l = 0; l < 32; l++) {
+        W[l].state = RUN;
+        W[l].pc++;
+      }
+      progress = true;
+    }
+    if (progress)
+      continue;
+    for (int t = 0; t < S->threads; t++) {
+      all_done &= th[t].state == DONE;
+      all_bar &= th[t].state == DONE || (th[t].state == WAIT && P->ins[th[t].pc].call == C_BAR);
+    }
+    if (all_done)
+      return 0;
+    if (!all_bar) {
+      snprintf(S->err, sizeof S->err, "deadlock: threads wait at different collectives");
+      return -1;
+    }
+    for (int t = 0; t < S->threads; t++)
+      if (th[t].state == WAIT) {
+        th[t].state = RUN;
+        th[t].pc++;
+      }
+  }
+}
+
+/* Runs the kernel (LLVM IR text ll, entry `name`) over its grid on p's host buffers. */
+static int run_kernel(const char *ll, const char *name, const ir_kernel *k, kn_problem *p,
+                      int threads, int smem_bytes, char *err, size_t cap) {
+  LLVMContextRef ctx = LLVMContextCreate();
+  LLVMMemoryBufferRef mb = LLVMCreateMemoryBufferWithMemoryRangeCopy(ll, strlen(ll), "k.ll");
+  LLVMModuleRef mod = NULL;
+  char *msg = NULL;
+  prog P;
+  sim S;
+  thr *th = NULL;
+  unsigned char *smem = NULL;
+  int rc = -1;
+  memset(&P, 0, sizeof P);
+  memset(&S, 0, sizeof S);
+  if (LLVMParseIRInContext(ctx, mb, &mod, &msg)) {
+    snprintf(err, cap, "cannot parse the LLVM IR: %s", msg);
+    goto done;
+  }
+  LLVMValueRef fn = LLVMGetNamedFunction(mod, name);
+  smem = calloc((size_t)smem_bytes + 16, 1);
+  P.smem = (uint64_t)(uintptr_t)smem;
+  if (!fn || !decode(&P, fn)) {
+    snprintf(err, cap, "%s", fn ? P.err : "no kernel function");
+    goto done;
+  }
+  rt_argval av[IR_MAX_ARGS];
+  memset(av, 0, sizeof av);
+  S.nmem = 0;
+  for (int a = 0; a < p->nargs; a++) {
+    const ir_argval *x = &p->args[a];
+    av[a].kind = x->kind;
+    av[a].dptr = (uint64_t)(uintptr_t)x->data;
+    av[a].rank = x->rank;
+    memcpy(av[a].shape, x->shape, sizeof x->shape);
+    memcpy(av[a].stride, x->stride, sizeof x->stride);
+    av[a].scalar = x->scalar;
+    if (x->kind != ARG_SCALAR) {
+      const ir_type *t = k->args[a].value->ty;
+      int64_t es = t->elem->kind == IR_I1 ? 1 : ir_kind_bits(t->elem->kind) / 8;
+      S.mem[S.nmem++] = (range){av[a].dptr, av[a].dptr + (uint64_t)(x->count * es)};
+    }
+  }
+  S.mem[S.nmem++] = (range){P.smem, P.smem + (uint64_t)smem_bytes};
+  rt_params rp;
+  rt_err e;
+  if (rt_params_pack(k, av, p->nargs, &rp, &e)) {
+    snprintf(err, cap, "rt_params_pack: %.1000s", e.msg);
+    goto done;
+  }
+  if (rp.count != P.nparams) {
+    snprintf(err, cap, "ABI: the runtime packs %d parameters, the kernel takes %d", rp.count,
+             P.nparams);
+    goto done;
+  }
+  V params[IR_MAX_ARGS * 9];
+  for (int i = 0; i < rp.count; i++) {
+    if (rp.psize[i] != P.ptype[i].size) {
+      snprintf(err, cap, "ABI: parameter %d is %d bytes in the runtime, %d in the kernel", i,
+               rp.psize[i], P.ptype[i].size);
+      goto done;
+    }
+    memset(&params[i], 0, sizeof params[i]);
+    memcpy(params[i].b, rp.buf + rp.offset[i], rp.psize[i]);
+  }
+  S.P = &P;
+  S.threads = threads;
+  S.phitmp = calloc((size_t)P.nins + 1, sizeof(V));
+  th = calloc((size_t)threads, sizeof *th);
+  for (int t = 0; t < threads; t++)
+    th[t].r = calloc((size_t)P.nslots, sizeof(V));
+  for (int i = 0; i < 3; i++)
+    S.nctaid[i] = rp.grid[i];
+  for (uint32_t z = 0; z < rp.grid[2]; z++)
+    for (uint32_t y = 0; y < rp.grid[1]; y++)
+      for (uint32_t x = 0; x < rp.grid[0]; x++) {
+        S.ctaid[0] = x, S.ctaid[1] = y, S.ctaid[2] = z;
+        if (run_cta(&S, th, params)) {
+          snprintf(err, cap, "CTA (%u,%u,%u): %s", x, y, z, S.err);
+          goto done;
+        }
+      }
+  rc = 0;
+done:
+  if (th)
+    for (int t = 0; t < threads; t++)
+      free(th[t].r);
+  free(th);
+  free(S.phitmp);
+  free(smem);
+  prog_free(&P);
+  if (msg)
+    LLVMDisposeMessage(msg);
+  if (mod)
+    LLVMDisposeModule(mod);
+  LLVMContextDispose(ctx);
+  return rc;
+}
+
+/* ---- the cases -------------------------------------------------------------------------- */
+
+static const char *source(const char *name) {
+  for (const struct tilec_builtin_source *s = tilec_builtin_sources; s->name; s++)
+    if (!strcmp(s->name, name))
+      return s->text;
+  return NULL;
+}
+
+/* Compiles kernel with set (and what the shape implies), runs it on the problem `shape` and
+ * checks every output against the reference. */
+static void run_case(const char *kernel, const char *shape_spec, const char *set,
+                     const char *dtype) {
+  char err[4096], what[512];
+  snprintf(what, sizeof what, "%s --shape %s --set %s --dtype %s", kernel, shape_spec, set,
+           dtype ? dtype : "bf16");
+  const char *text = source(kernel);
+  ir_kernel *k = NULL, *spec = NULL;
+  ir_diag d;
+  kn_shape shape;
+  ir_config cfg = {0};
+  kn_problem p;
+  cc_gpu g;
+  cg_output out;
+  bool have_g = false, have_p = false;
+  memset(&out, 0, sizeof out);
+  if (!CHECK(text && ir_parse(text, strlen(text), kernel, &k, &d) == IR_OK))
+    goto done;
+  if (!CHECK(kn_shape_parse(shape_spec, &shape, err, sizeof err) == 0) ||
+      !CHECK(ir_config_parse(&cfg, set, &d) == IR_OK) ||
+      !CHECK(kn_problem_config(kernel, &shape, dtype, &cfg, err, sizeof err) == 0))
+    goto done;
+  if (!CHECK(ir_specialize(k, &cfg, &spec, &d) == IR_OK)) {
+    fprintf(stderr, "  %s: %s\n", what, d.msg);
+    goto done;
+  }
+  if (!CHECK(cc_gpu_build(spec, &g, &d) == IR_OK)) {
+    fprintf(stderr, "  %s: %s\n", what, d.msg);
+    goto done;
+  }
+  have_g = true;
+  if (!CHECK(cg_lower(&g, "sm_80", CG_EMIT_LLVM | CG_NO_OPT, &out, err, sizeof err) == 0)) {
+    fprintf(stderr, "  %s: %s\n", what, err);
+    goto done;
+  }
+  have_p = true;
+  if (!CHECK(kn_problem_build(&p, kernel, spec, &shape, 7, err, sizeof err) == 0)) {
+    fprintf(stderr, "  %s: %s\n", what, err);
+    goto done;
+  }
+  if (!CHECK(run_kernel(out.llvm, out.name, spec, &p, out.stats.threads, out.stats.smem_bytes, err,
+                        sizeof err) == 0)) {
+    fprintf(stderr, "  %s: %s\n", what, err);
+    goto done;
+  }
+  if (!CHECK(kn_problem_check(&p, err, sizeof err) == 0))
+    goto done;
+  for (int i = 0; i < p.nchecks; i++) {
+    const kn_cmp_result *r = &p.checks[i].r;
+    if (!CHECK(r->pass))
+      fprintf(stderr, "  %s: output %s: err %.3g (tol %.3g), %lld non-finite (first at %lld)\n",
+              what, p.checks[i].name, r->err, r->tol, (long long)r->n_nonfinite,
+              (long long)r->first_nonfinite);
+  }
+done:
+  if (have_p)
+    kn_problem_free(&p);
+  cg_output_free(&out);
+  if (have_g)
+    cc_gpu_free(&g);
+  ir_kernel_free(spec);
+  ir_kernel_free(k);
+}
+
+/* Compiles a kernel given as text and runs it on generic buffers (kn_problem for files) twice:
+ * on the IR interpreter and on the lowering; every output must agree (integers exactly, floats
+ * to a relative 1e-5 of the output's largest magnitude). */
+static void run_text_case(const char *name, const char *text, const char *shape_spec,
+                          const char *set) {
+  char err[4096], what[512];
+  snprintf(what, sizeof what, "%s --shape %s --set %s", name, shape_spec, set);
+  ir_kernel *k = NULL, *spec = NULL;
+  ir_diag d;
+  kn_shape shape;
+  ir_config cfg = {0};
+  kn_problem p1, p2;
+  cc_gpu g;
+  cg_output out;
+  int have = 0;
+  memset(&out, 0, sizeof out);
+  if (!CHECK(ir_parse(text, strlen(text), name, &k, &d) == IR_OK) ||
+      !CHECK(ir_verify(k, &d) == IR_OK)) {
+    fprintf(stderr, "  %s\n", d.msg);
+    goto done;
+  }
+  if (!CHECK(kn_shape_parse(shape_spec, &shape, err, sizeof err) == 0) ||
+      !CHECK(ir_config_parse(&cfg, set, &d) == IR_OK) ||
+      !CHECK(kn_problem_config("", &shape, NULL, &cfg, err, sizeof err) == 0) ||
+      !CHECK(ir_specialize(k, &cfg, &spec, &d) == IR_OK)) {
+    fprintf(stderr, "  %s: %s\n", what, d.msg);
+    goto done;
+  }
+  if (!CHECK(kn_problem_build(&p1, "", spec, &shape, 3, err, sizeof err) == 0))
+    goto done;
+  have = 1;
+  if (!CHECK(kn_problem_build(&p2, "", spec, &shape, 3, err, sizeof err) == 0))
+    goto done;
+  have = 2;
+  ir_interp_opts io = {.nthreads = 1};
+  if (!CHECK(ir_interp_run(spec, p1.args, p1.nargs, &io, &d) == IR_OK)) {
+    fprintf(stderr, "  %s: %s\n", what, d.msg);
+    goto done;
+  }
+  if (!CHECK(cc_gpu_build(spec, &g, &d) == IR_OK)) {
+    fprintf(stderr, "  %s: %s\n", what, d.msg);
+    goto done;
+  }
+  have = 3;
+  if (!CHECK(cg_lower(&g, "sm_80", CG_EMIT_LLVM | CG_NO_OPT, &out, err, sizeof err) == 0) ||
+      !CHECK(run_kernel(out.llvm, out.name, spec, &p2, out.stats.threads, out.stats.smem_bytes, err,
+                        sizeof err) == 0)) {
+    fprintf(stderr, "  %s: %s\n", what, err);
+    goto done;
+  }
+  for (int b = 0; b < p1.nbufs; b++) {
+    const kn_buf *x = &p1.bufs[b], *y = &p2.bufs[b];
+    if (!x->output)
+      continue;
+    double big = 0;
+    for (int64_t i = 0; i < x->count; i++) {
+      double v = fabs(ir_buf_get(x->kind, x->data, i));
+      big = isfinite(v) && v > big ? v : big;
+    }
+    int64_t bad = -1;
+    for (int64_t i = 0; i < x->count && bad < 0; i++) {
+      double u = ir_buf_get(x->kind, x->data, i), v = ir_buf_get(y->kind, y->data, i);
+      bool same = ir_kind_is_float(x->kind)
+                      ? (isnan(u) && isnan(v)) || u == v || fabs(u - v) <= 1e-5 * big
+                      : u == v;
+      if (!same)
+        bad = i;
+    }
+    if (!CHECK(bad < 0))
+      fprintf(stderr, "  %s: output %s differs first at element %lld: interpreter %g, lowered %g\n",
+              what, x->name, (long long)bad, ir_buf_get(x->kind, x->data, bad),
+              ir_buf_get(y->kind, y->data, bad));
+  }
+done:
+  if (have >= 3)
+    cc_gpu_free(&g);
+  if (have >= 2)
+    kn_problem_free(&p2);
+  if (have >= 1)
+    kn_problem_free(&p1);
+  cg_output_free(&out);
+  ir_kernel_free(spec);
+  ir_kernel_free(k);
+}
+
+/* Attention's score block: dot with a transposed operand, index tiles broadcast both ways, a
+ * causal mask converted into the MMA layout, a row max through shuffles (and across warps). */
+static const char scores_tile[] =
+    "kernel scores\n"
+    "tunables {\n"
+    "  BM = 32 in [16, 32, 64]\n"
+    "  BN = 32 in [16, 32, 64]\n"
+    "  WARPS = 2 in [1, 2, 4, 8]\n"
+    "}\n"
+    "args (%Q: tensor<bf16>[S, 64], %K: tensor<bf16>[SKV, 64], %O: out tensor<f32>[S, SKV], "
+    "%M: out tensor<f32>[S, NB], %I: out tensor<i32>[S, SKV])\n"
+    "grid (cdiv(S, BM), cdiv(SKV, BN))\n"
+    "{\n"
+    "  %qb = program_id 0 : i32\n"
+    "  %kb = program_id 1 : i32\n"
+    "  %bm = const BM : i32\n"
+    "  %bn = const BN : i32\n"
+    "  %zero = const 0 : i32\n"
+    "  %m0 = mul %qb, %bm : i32\n"
+    "  %n0 = mul %kb, %bn : i32\n"
+    "  %q = load %Q[%m0, %zero] : tile<BM, 64, bf16>\n"
+    "  %k = load %K[%n0, %zero] : tile<BN, 64, bf16>\n"
+    "  %kt = trans %k : tile<64, BN, bf16>\n"
+    "  %s0 = zeros : tile<BM, BN, f32>\n"
+    "  %qk = dot %q, %kt, %s0 : tile<BM, BN, f32>\n"
+    "  %rows = arange 0, BM : tile<BM, i32>\n"
+    "  %qidx = add %rows, %m0 : tile<BM, i32>\n"
+    "  %qidx2 = expand_dims %qidx, 1 : tile<BM, 1, i32>\n"
+    "  %qidxb = broadcast %qidx2 : tile<BM, BN, i32>\n"
+    "  %cols = arange 0, BN : tile<BN, i32>\n"
+    "  %kidx = add %cols, %n0 : tile<BN, i32>\n"
+    "  %kidx2 = expand_dims %kidx, 0 : tile<1, BN, i32>\n"
+    "  %kidxb = broadcast %kidx2 : tile<BM, BN, i32>\n"
+    "  %before = cmp le %kidxb, %qidxb : tile<BM, BN, i1>\n"
+    "  %ninf = const -1000.0 : f32\n"
+    "  %ninf_s = full %ninf : tile<BM, BN, f32>\n"
+    "  %s = select %before, %qk, %ninf_s : tile<BM, BN, f32>\n"
+    "  store %O[%m0, %n0], %s\n"
+    "  %mx = reduce max %s, 1 : tile<BM, f32>\n"
+    "  store %M[%m0, %kb], %mx\n"
+    "  %hundred = const 100 : i32\n"
+    "  %qi = mul %qidxb, %hundred : tile<BM, BN, i32>\n"
+    "  %idx = add %qi, %kidxb : tile<BM, BN, i32>\n"
+    "  store %I[%m0, %n0], %idx\n"
+    "}\n";
+
+/* Ops the built-in kernels do not use: integer div/rem/cdiv/shifts/min/max with runtime
+ * divisors, casts both ways, exp/log/sqrt/rsqrt/abs/neg, a fill value, an inout tensor whose
+ * tile is replicated across warps (BLOCK below the CTA footprint: only one copy may store), a
+ * reduction to a scalar, a scalar loop-carried value, and if with results. */
+static const char ops1_tile[] =
+    "kernel ops1\n"
+    "tunables {\n"
+    "  BLOCK = 128 in [32, 64, 128, 256]\n"
+    "  WARPS = 4 in [1, 2, 4, 8]\n"
+    "}\n"
+    "args (%X: tensor<f32>[N], %I: tensor<i32>[N], %Y: inout tensor<f32>[N], "
+    "%J: out tensor<i32>[N], %F: out tensor<f32>[N], %S: out tensor<f32>[G], alpha: f32, n: i32)\n"
+    "grid (cdiv(N, BLOCK))\n"
+    "{\n"
+    "  %pid = program_id 0 : i32\n"
+    "  %bs = const BLOCK : i32\n"
+    "  %off = mul %pid, %bs : i32\n"
+    "  %x = load %X[%off] fill 1.5 : tile<BLOCK, f32>\n"
+    "  %y = load %Y[%off] : tile<BLOCK, f32>\n"
+    "  %i = load %I[%off] fill -7 : tile<BLOCK, i32>\n"
+    "  %a = const alpha : f32\n"
+    "  %ax = mul %x, %a : tile<BLOCK, f32>\n"
+    "  %r = add %ax, %y : tile<BLOCK, f32>\n"
+    "  store %Y[%off], %r\n"
+    "  %seven = const 7 : i32\n"
+    "  %one = const 1 : i32\n"
+    "  %m = and %i, %seven : tile<BLOCK, i32>\n"
+    "  %dv = add %m, %one : tile<BLOCK, i32>\n"
+    "  %big = const 1000 : i32\n"
+    "  %ib = mul %i, %big : tile<BLOCK, i32>\n"
+    "  %q = div %ib, %dv : tile<BLOCK, i32>\n"
+    "  %re = rem %ib, %dv : tile<BLOCK, i32>\n"
+    "  %cd = cdiv %ib, %dv : tile<BLOCK, i32>\n"
+    "  %sh = shl %i, %m : tile<BLOCK, i32>\n"
+    "  %sr = shr %ib, %dv : tile<BLOCK, i32>\n"
+    "  %t1 = add %q, %re : tile<BLOCK, i32>\n"
+    "  %t2 = sub %cd, %sh : tile<BLOCK, i32>\n"
+    "  %t3 = max %t1, %t2 : tile<BLOCK, i32>\n"
+    "  %t4 = min %t3, %sr : tile<BLOCK, i32>\n"
+    "  %t5 = xor %t4, %i : tile<BLOCK, i32>\n"
+    "  %t6 = abs %t5 : tile<BLOCK, i32>\n"
+    "  %xi = cast %ax : tile<BLOCK, i32>\n"
+    "  %t7 = add %t6, %xi : tile<BLOCK, i32>\n"
+    "  store %J[%off], %t7\n"
+    "  %ab = abs %x : tile<BLOCK, f32>\n"
+    "  %l = log %ab : tile<BLOCK, f32>\n"
+    "  %e = exp %x : tile<BLOCK, f32>\n"
+    "  %sq = sqrt %ab : tile<BLOCK, f32>\n"
+    "  %rs = rsqrt %e : tile<BLOCK, f32>\n"
+    "  %if = cast %i : tile<BLOCK, f32>\n"
+    "  %f1 = add %l, %sq : tile<BLOCK, f32>\n"
+    "  %f2 = mul %f1, %rs : tile<BLOCK, f32>\n"
+    "  %neg = neg %f2 : tile<BLOCK, f32>\n"
+    "  %pos = cmp gt %x, %if : tile<BLOCK, i1>\n"
+    "  %f3 = select %pos, %neg, %if : tile<BLOCK, f32>\n"
+    "  %h = cast %f3 : tile<BLOCK, bf16>\n"
+    "  %hh = add %h, %h : tile<BLOCK, bf16>\n"
+    "  %f4 = cast %hh : tile<BLOCK, f32>\n"
+    "  store %F[%off], %f4\n"
+    "  %sum = reduce sum %r, 0 : f32\n"
+    "  %zero = const 0 : i32\n"
+    "  %nn = const n : i32\n"
+    "  %acc = for %k = %zero to %nn step %one iter(%s = %sum) : f32 {\n"
+    "    %kf = cast %k : f32\n"
+    "    %s2 = add %s, %kf : f32\n"
+    "    yield %s2\n"
+    "  }\n"
+    "  %odd = rem %pid, %one : i32\n"
+    "  %isodd = cmp ne %odd, %zero : i1\n"
+    "  %res = if %isodd : f32 {\n"
+    "    yield %acc\n"
+    "  } else {\n"
+    "    %neg2 = neg %acc : f32\n"
+    "    yield %neg2\n"
+    "  }\n"
+    "  store %S[%pid], %res\n"
+    "}\n";
+
+/* 2-D shape ops: trans, reshape twice, reductions along both axes (integer max, and a sum whose
+ * axis the warps split), f16 arithmetic, expand_dims/broadcast of a reduced row. */
+static const char ops2_tile[] =
+    "kernel ops2\n"
+    "tunables {\n"
+    "  WARPS = 4 in [1, 2, 4, 8]\n"
+    "}\n"
+    "args (%A: tensor<f32>[M, K], %O: out tensor<f32>[K, M], %R0: out tensor<f32>[K], "
+    "%R1: out tensor<i32>[M], %H: out tensor<f16>[M, K], %B: out tensor<f32>[M, K])\n"
+    "grid (1)\n"
+    "{\n"
+    "  %z = const 0 : i32\n"
+    "  %a = load %A[%z, %z] : tile<64, 16, f32>\n"
+    "  %t = trans %a : tile<16, 64, f32>\n"
+    "  store %O[%z, %z], %t\n"
+    "  %r0 = reduce sum %a, 0 : tile<16, f32>\n"
+    "  store %R0[%z], %r0\n"
+    "  %ten = const 10.0 : f32\n"
+    "  %a10 = mul %a, %ten : tile<64, 16, f32>\n"
+    "  %ai = cast %a10 : tile<64, 16, i32>\n"
+    "  %r1 = reduce max %ai, 1 : tile<64, i32>\n"
+    "  store %R1[%z], %r1\n"
+    "  %rs = reshape %a : tile<32, 32, f32>\n"
+    "  %rs2 = reshape %rs : tile<64, 16, f32>\n"
+    "  %h = cast %rs2 : tile<64, 16, f16>\n"
+    "  %h2 = mul %h, %h : tile<64, 16, f16>\n"
+    "  store %H[%z, %z], %h2\n"
+    "  %mn = reduce min %a, 1 : tile<64, f32>\n"
+    "  %mn2 = expand_dims %mn, 1 : tile<64, 1, f32>\n"
+    "  %mnb = broadcast %mn2 : tile<64, 16, f32>\n"
+    "  %d = sub %a, %mnb : tile<64, 16, f32>\n"
+    "  store %B[%z, %z], %d\n"
+    "}\n";
+
+static const char axpy_tile[] = "kernel axpy\n"
+                                "tunables {\n"
+                                "  BLOCK = 128 in [128, 256, 512]\n"
+                                "}\n"
+                                "args (%X: tensor<f32>[N], %Y: inout tensor<f32>[N], alpha: f32)\n"
+                                "grid (cdiv(N, BLOCK))\n"
+                                "{\n"
+                                "  %pid = program_id 0 : i32\n"
+                                "  %bs = const BLOCK : i32\n"
+                                "  %off = mul %pid, %bs : i32\n"
+                                "  %x = load %X[%off] : tile<BLOCK, f32>\n"
+                                "  %y = load %Y[%off] : tile<BLOCK, f32>\n"
+                                "  %a = const alpha : f32\n"
+                                "  %ax = mul %x, %a : tile<BLOCK, f32>\n"
+                                "  %r = add %ax, %y : tile<BLOCK, f32>\n"
+                                "  store %Y[%off], %r\n"
+                                "}\n";
+
+int main(int argc, char **argv) {
+  static const struct {
+    const char *kernel, *shape, *set, *dtype;
+  } cases[] = {
+      {"matmul", "M=70,N=50,K=40", "BM=32,BN=32,BK=16,WARPS=1", NULL},
+      {"matmul", "M=70,N=50,K=40", "BM=16,BN=64,BK=32,WARPS=2", "f16"},
+      {"matmul", "M=100,N=70,K=33", "BM=64,BN=32,BK=16,WARPS=4,TC=f32", NULL},
+      {"matmul", "M=40,N=72,K=48,transb=1", "BM=32,BN=64,BK=16,WARPS=8", NULL},
+      {"matmul", "M=130,N=100,K=64", "", NULL},
+      {"attention", "H=2,S=40,D=64", "BM=16,BN=16,WARPS=1", NULL},
+      {"attention", "H=2,HKV=1,S=50,SKV=70,D=64,causal=1", "BM=32,BN=32,WARPS=2", "f16"},
+      {"attention", "B=2,H=1,S=70,D=128", "BM=64,BN=32,WARPS=4", NULL},
+      {"attention", "H=1,S=100,D=64,causal=1", "BM=64,BN=64,WARPS=8", NULL},
+      {"bsattention", "H=2,S=70,mask=sliding:32", "BM=32,BN=32,WARPS=2", NULL},
+      {"bsattention", "H=1,S=130,mask=causal", "", NULL},
+      {"bsmatmul", "M=70,N=64,K=96,block=32", "BM=32,WARPS=2", NULL},
+      {"bsmatmul", "M=50,N=40,K=64,block=16", "BM=16,WARPS=1", "f16"},
+      {"bsmatmul", "M=130,N=100,K=64", "", NULL},
+  };
+  if (argc == 4) { /* codegen_run FILE.tile SHAPE SET: one kernel of your own */
+    FILE *f = fopen(argv[1], "rb");
+    static char text[1 << 16];
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f)
+      fclose(f);
+    text[n] = 0;
+    run_text_case(argv[1], text, argv[2], argv[3]);
+    return TEST_MAIN_END();
+  }
+  static const char *const score_sets[] = {"BM=32,BN=32,WARPS=1", "BM=32,BN=32,WARPS=2",
+                                           "BM=64,BN=16,WARPS=4", "BM=16,BN=64,WARPS=8"};
+  for (size_t i = 0; i < sizeof score_sets / sizeof score_sets[0]; i++)
+    if (argc < 2 || !strcmp(argv[1], "scores"))
+      run_text_case("scores", scores_tile, "S=40,SKV=70,NB=3", score_sets[i]);
+  static const char *const ops1_sets[] = {"BLOCK=32,WARPS=1", "BLOCK=64,WARPS=4",
+                                          "BLOCK=128,WARPS=8", "BLOCK=256,WARPS=2"};
+  for (size_t i = 0; i < sizeof ops1_sets / sizeof ops1_sets[0]; i++)
+    if (argc < 2 || !strcmp(argv[1], "ops"))
+      run_text_case("ops1", ops1_tile, "N=300,G=10,alpha=0.75,n=5", ops1_sets[i]);
+  static const char *const ops2_sets[] = {"WARPS=1", "WARPS=2", "WARPS=4", "WARPS=8"};
+  for (size_t i = 0; i < sizeof ops2_sets / sizeof ops2_sets[0]; i++)
+    if (argc < 2 || !strcmp(argv[1], "ops"))
+      run_text_case("ops2", ops2_tile, "M=50,K=13", ops2_sets[i]);
+  if (argc < 2 || !strcmp(argv[1], "ops"))
+    run_text_case("axpy", axpy_tile, "N=1000,alpha=0.5", "BLOCK=128");
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    if (argc < 2 || strstr(cases[i].kernel, argv[1]))
+      run_case(cases[i].kernel, cases[i].shape, cases[i].set, cases[i].dtype);
+  TEST_MAIN_END();
+}
