@@ -40,6 +40,8 @@ static int usage(FILE *f) {
         "  run KERNEL|FILE.tile --shape K=V,... [--set K=V,...] [--dtype bf16|f16]\n"
         "          [--interp | --gpu [--arch sm_XX] [--reps N]] [--check] [--seed N]\n"
         "          [--threads N] [--json] [--save DIR]\n"
+        "  bench compile KERNEL|FILE.tile [--set ...] [--arch sm_XX] [--reps N]\n"
+        "                                         median time of each compile phase\n"
         "\n"
         "Built-in kernels: matmul, attention, bsattention, bsmatmul. See docs/cli.md.\n",
         f);
@@ -134,7 +136,8 @@ typedef struct {
   bool check, json, interp, gpu;
   uint64_t seed;
   int threads;
-  int reps; /* timed GPU launches */
+  int reps;      /* timed GPU launches, or compilations of `bench compile` */
+  bool reps_set; /* --reps given */
 } opts;
 
 static int parse_opts(int argc, char **argv, opts *o) {
@@ -181,9 +184,10 @@ static int parse_opts(int argc, char **argv, opts *o) {
                            : "a non-negative integer");
       if (threads)
         o->threads = (int)v;
-      else if (reps)
+      else if (reps) {
         o->reps = (int)v;
-      else
+        o->reps_set = true;
+      } else
         o->seed = v;
     } else if (a[0] == '-' && a[1])
       return die(EXIT_FAIL, "unknown option '%s' (tilec --help)", a);
@@ -583,6 +587,86 @@ done:
   return rc;
 }
 
+/* `tilec bench compile KERNEL`: the time of each compile phase for one config, median of
+ * --reps (default 20) compilations in this process. */
+static int cmd_bench_compile(const opts *o) {
+  enum { SPEC, LAYOUT, LOWER, OPT, EMIT, TOTAL, LINK, NPHASE };
+  static const char *names[NPHASE] = {
+      "specialize",     "layouts (GPU IR)", "lower to LLVM IR",        "LLVM O3",
+      "NVPTX emission", "IR -> PTX total",  "PTX -> cubin (nvJitLink)"};
+  const char *arch = o->arch ? o->arch : "sm_90a";
+  int reps = o->reps_set ? o->reps : 20;
+  if (reps < 1)
+    return die(EXIT_FAIL, "bench compile needs --reps of at least 1");
+  if (!cg_target_find(arch))
+    return die(EXIT_FAIL, "--arch %s: unknown target", arch);
+  ir_kernel *k;
+  int rc = load(o->kernel, &k);
+  if (rc)
+    return rc;
+  double *t = calloc((size_t)reps * NPHASE, sizeof *t);
+  kn_shape shape;
+  char err[4096];
+  bool linked = true;
+  if (!t || kn_shape_parse(o->shape, &shape, err, sizeof err)) {
+    rc = die(EXIT_FAIL, "%s", t ? err : "out of memory");
+    goto done;
+  }
+  for (int r = 0; r < reps && !rc; r++) {
+    ir_kernel *spec = NULL;
+    ir_config cfg;
+    cc_gpu g = {0};
+    cg_output out = {0};
+    ir_diag d;
+    double t0 = now();
+    if ((rc = specialize(o, k, &shape, &cfg, &spec)))
+      break;
+    double t1 = now();
+    if (cc_gpu_build(spec, &g, &d)) {
+      fprintf(stderr, "%s\n", d.msg);
+      rc = EXIT_FAIL;
+    } else if (cg_lower(&g, arch, CG_EMIT_PTX, &out, err, sizeof err)) {
+      rc = die(EXIT_FAIL, "%s", err);
+    } else {
+      double *row = t + (size_t)r * NPHASE;
+      row[SPEC] = 1e3 * (t1 - t0);
+      row[LOWER] = out.stats.lower_ms;
+      row[OPT] = out.stats.opt_ms;
+      row[EMIT] = out.stats.emit_ms;
+      row[TOTAL] = 1e3 * (now() - t0);
+      row[LAYOUT] = row[TOTAL] - row[SPEC] - row[LOWER] - row[OPT] - row[EMIT];
+      rt_blob cubin = {0};
+      rt_err e;
+      double t2 = now();
+      if (linked && rt_nvjitlink_ptx(out.ptx, strlen(out.ptx), arch, NULL, 0, &cubin, &e)) {
+        fprintf(stderr, "tilec: nvJitLink: %s (PTX -> cubin not timed)\n", e.msg);
+        linked = false;
+      }
+      row[LINK] = 1e3 * (now() - t2);
+      rt_blob_free(&cubin);
+    }
+    cg_output_free(&out);
+    cc_gpu_free(&g);
+    ir_kernel_free(spec);
+  }
+  if (rc)
+    goto done;
+  printf("%s for %s, median of %d compilations (ms)\n", o->kernel, arch, reps);
+  double col[1024];
+  for (int ph = 0; ph < NPHASE; ph++) {
+    if (ph == LINK && !linked)
+      continue;
+    int n = reps < 1024 ? reps : 1024;
+    for (int r = 0; r < n; r++)
+      col[r] = t[(size_t)r * NPHASE + ph];
+    printf("  %-26s %9.2f\n", names[ph], rt_median(col, n));
+  }
+done:
+  free(t);
+  ir_kernel_free(k);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2)
     return usage(stderr);
@@ -592,8 +676,14 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "--version"))
     return printf("tilec %s\n", TILEC_VERSION) < 0;
   opts o;
-  if (parse_opts(argc - 2, argv + 2, &o))
+  bool bench = !strcmp(cmd, "bench");
+  if (bench && (argc < 3 || strcmp(argv[2], "compile")))
+    return die(EXIT_FAIL, "usage: tilec bench compile KERNEL|FILE.tile [--set ...] [--arch sm_XX] "
+                          "[--reps N]");
+  if (parse_opts(argc - 2 - bench, argv + 2 + bench, &o))
     return EXIT_FAIL;
+  if (bench)
+    return o.kernel ? cmd_bench_compile(&o) : die(EXIT_FAIL, "bench compile needs a kernel");
   if (!strcmp(cmd, "info"))
     return cmd_info();
   if (!strcmp(cmd, "check") || !strcmp(cmd, "print") || !strcmp(cmd, "compile") ||
