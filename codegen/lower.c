@@ -428,7 +428,7 @@ static const int *dups(lw *L, linfo *li) {
   int *first = malloc(sizeof(int) * (size_t)n);
   li->dup = alloc(L, sizeof(int) * (size_t)li->a.nregs);
   if (!first)
-    abort(); /* host out of memory, as in the IR arena */
+    abort(); /* ok: host out of memory aborts, as in the IR arena (docs/ir.md, Limits) */
   for (int64_t i = 0; i < n; i++)
     first[i] = -1;
   for (int r = 0; r < li->a.nregs; r++) {
@@ -528,7 +528,7 @@ static bool findregs(lw *L, const linfo *src, const linfo *dst, mapk k, int axis
   int64_t n = numel(src->rank, src->shape);
   int *tab = malloc(sizeof(int) * (size_t)n);
   if (!tab)
-    abort(); /* host out of memory */
+    abort(); /* ok: host out of memory aborts, as in the IR arena (docs/ir.md, Limits) */
   for (int64_t i = 0; i < n; i++)
     tab[i] = -1;
   bool ok = true;
@@ -1607,7 +1607,7 @@ static bool lower_reduce(lw *L, const ir_op *op) {
   int64_t len = lin->shape[axis];
   unsigned char *seen = malloc((size_t)len);
   if (!seen)
-    abort(); /* host out of memory */
+    abort(); /* ok: host out of memory aborts, as in the IR arena (docs/ir.md, Limits) */
   for (int j = 0; j < nout && ok; j++) {
     memset(seen, 0, (size_t)len);
     int64_t count = 0;
