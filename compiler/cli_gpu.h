@@ -30,4 +30,17 @@ typedef struct cli_gpu_result {
 int cli_gpu_run(const cc_gpu *g, kn_problem *p, const char *arch, int reps, cli_gpu_result *r,
                 char *err, size_t errcap);
 
+/* Host cost of one launch, in microseconds of wall time per launch issued (launches are
+ * asynchronous: this is the time the caller's thread spends, not the kernel's). */
+typedef struct cli_launch_cost {
+  int launches;
+  double raw_us;   /* cuLaunchKernel with a parameter array built once */
+  double tilec_us; /* packing the arguments from tensor descriptors, then the launch */
+} cli_launch_cost;
+
+/* `tilec bench launch`: compiles and loads g like cli_gpu_run, then issues n launches each way
+ * (twice; the second round is reported). Same return codes as cli_gpu_run. */
+int cli_gpu_bench_launch(const cc_gpu *g, kn_problem *p, const char *arch, int n,
+                         cli_launch_cost *c, char *err, size_t errcap);
+
 #endif

@@ -42,6 +42,8 @@ static int usage(FILE *f) {
         "          [--threads N] [--json] [--save DIR]\n"
         "  bench compile KERNEL|FILE.tile [--set ...] [--arch sm_XX] [--reps N]\n"
         "                                         median time of each compile phase\n"
+        "  bench launch KERNEL|FILE.tile --shape ... [--set ...] [--reps N]\n"
+        "                                         host cost per launch vs cuLaunchKernel\n"
         "\n"
         "Built-in kernels: matmul, attention, bsattention, bsmatmul. See docs/cli.md.\n",
         f);
@@ -505,33 +507,57 @@ static void report(const opts *o, const kn_problem *p, const char *cfg_text, con
   }
 }
 
-static int cmd_run(const opts *o) {
+/* What a run needs: the kernel, its specialization for --set/--shape/--dtype, the effective
+ * config as text and JSON, and the problem's host buffers. */
+typedef struct prepared {
+  ir_kernel *k, *spec;
+  kn_problem p;
+  ir_config cfg;
+  char cfg_text[1024], cfg_json[1024];
+} prepared;
+
+static void unprepare(prepared *r) {
+  kn_problem_free(&r->p);
+  ir_kernel_free(r->spec);
+  ir_kernel_free(r->k);
+  r->k = r->spec = NULL;
+}
+
+/* Loads, specializes and builds the problem of o; on failure prints why and cleans up. */
+static int prepare(const opts *o, prepared *r) {
+  memset(r, 0, sizeof *r);
   if (!o->shape && kn_is_builtin(o->kernel))
     return die(EXIT_FAIL, "run needs --shape (e.g. --shape M=256,N=256,K=256)");
-  ir_kernel *k, *spec = NULL;
-  int rc = load(o->kernel, &k);
+  int rc = load(o->kernel, &r->k);
   if (rc)
     return rc;
   kn_shape shape;
-  kn_problem p;
-  memset(&p, 0, sizeof p);
-  ir_config cfg;
-  char err[1024], cfg_text[1024], cfg_json[1024];
+  char err[1024];
+  if (kn_shape_parse(o->shape, &shape, err, sizeof err))
+    rc = die(EXIT_FAIL, "%s", err);
+  else if (!(rc = specialize(o, r->k, &shape, &r->cfg, &r->spec))) {
+    config_text(r->k, &r->cfg, false, r->cfg_text, sizeof r->cfg_text);
+    config_text(r->k, &r->cfg, true, r->cfg_json, sizeof r->cfg_json);
+    if (kn_problem_build(&r->p, kn_is_builtin(o->kernel) ? o->kernel : "", r->spec, &shape, o->seed,
+                         err, sizeof err))
+      rc = die(EXIT_FAIL, "%s", err);
+  }
+  if (rc)
+    unprepare(r);
+  return rc;
+}
+
+static int cmd_run(const opts *o) {
+  prepared pr;
+  int rc = prepare(o, &pr);
+  if (rc)
+    return rc;
+  ir_kernel *spec = pr.spec;
+  kn_problem *pp = &pr.p;
+  const char *cfg_text = pr.cfg_text, *cfg_json = pr.cfg_json;
+  char err[1024];
   double secs = 0;
   bool pass = true;
-  if (kn_shape_parse(o->shape, &shape, err, sizeof err)) {
-    rc = die(EXIT_FAIL, "%s", err);
-    goto done;
-  }
-  if ((rc = specialize(o, k, &shape, &cfg, &spec)))
-    goto done;
-  config_text(k, &cfg, false, cfg_text, sizeof cfg_text);
-  config_text(k, &cfg, true, cfg_json, sizeof cfg_json);
-  if (kn_problem_build(&p, kn_is_builtin(o->kernel) ? o->kernel : "", spec, &shape, o->seed, err,
-                       sizeof err)) {
-    rc = die(EXIT_FAIL, "%s", err);
-    goto done;
-  }
   cli_gpu_result gr = {0};
   if (o->gpu) {
     cc_gpu g;
@@ -541,25 +567,25 @@ static int cmd_run(const opts *o) {
       rc = EXIT_FAIL;
       goto done;
     }
-    rc = cli_gpu_run(&g, &p, o->arch, o->reps, &gr, err, sizeof err);
+    rc = cli_gpu_run(&g, pp, o->arch, o->reps, &gr, err, sizeof err);
     cc_gpu_free(&g);
     if (rc) { /* an environment problem is one line of its own (`no CUDA driver: ...`) */
       rc = rc == EXIT_ENV ? die(rc, "%s", err) : die(rc, "--gpu: %s", err);
       goto done;
     }
     secs = gr.median_ms * 1e-3;
-    if (o->check && p.flops > MAX_CPU_CHECK_FLOPS) {
+    if (o->check && pp->flops > MAX_CPU_CHECK_FLOPS) {
       rc = die(EXIT_FAIL,
                "--check: this problem (%.3g flops) is too large for the C reference "
                "on the CPU; check a smaller shape",
-               p.flops);
+               pp->flops);
       goto done;
     }
   } else {
     ir_interp_opts io = {.nthreads = o->threads ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN)};
     ir_diag d;
     double t0 = now();
-    if (ir_interp_run(spec, p.args, p.nargs, &io, &d)) {
+    if (ir_interp_run(spec, pp->args, pp->nargs, &io, &d)) {
       fprintf(stderr, "%s\n", d.msg);
       rc = EXIT_FAIL;
       goto done;
@@ -567,23 +593,52 @@ static int cmd_run(const opts *o) {
     secs = now() - t0;
   }
   if (o->check) {
-    if (kn_problem_check(&p, err, sizeof err)) {
+    if (kn_problem_check(pp, err, sizeof err)) {
       rc = die(EXIT_FAIL, "%s", err);
       goto done;
     }
-    for (int i = 0; i < p.nchecks; i++)
-      pass = pass && p.checks[i].r.pass;
+    for (int i = 0; i < pp->nchecks; i++)
+      pass = pass && pp->checks[i].r.pass;
   }
-  if (o->save && kn_problem_save(&p, o->save, cfg_json, err, sizeof err)) {
+  if (o->save && kn_problem_save(pp, o->save, cfg_json, err, sizeof err)) {
     rc = die(EXIT_FAIL, "--save: %s", err);
     goto done;
   }
-  report(o, &p, cfg_text, cfg_json, secs, pass, o->gpu ? &gr : NULL);
+  report(o, pp, cfg_text, cfg_json, secs, pass, o->gpu ? &gr : NULL);
   rc = pass ? EXIT_OK : EXIT_FAIL;
 done:
-  kn_problem_free(&p);
-  ir_kernel_free(spec);
-  ir_kernel_free(k);
+  unprepare(&pr);
+  return rc;
+}
+
+/* `tilec bench launch KERNEL --shape ...`: host cost per launch, tilec's argument packing plus
+ * cuLaunchKernel against cuLaunchKernel alone, over --reps launches (default 20000). */
+static int cmd_bench_launch(const opts *o) {
+  prepared pr;
+  int rc = prepare(o, &pr);
+  if (rc)
+    return rc;
+  cc_gpu g;
+  ir_diag d;
+  char err[1024];
+  cli_launch_cost c;
+  int n = o->reps_set ? o->reps : 20000;
+  if (n < 1)
+    rc = die(EXIT_FAIL, "bench launch needs --reps of at least 1");
+  else if (cc_gpu_build(pr.spec, &g, &d)) {
+    fprintf(stderr, "%s\n", d.msg);
+    rc = EXIT_FAIL;
+  } else {
+    rc = cli_gpu_bench_launch(&g, &pr.p, o->arch, n, &c, err, sizeof err);
+    cc_gpu_free(&g);
+    if (rc)
+      rc = die(rc, "%s", err);
+    else
+      printf("%s %s: %d launches each\n  raw cuLaunchKernel  %8.3f us/launch\n"
+             "  tilec (pack+launch) %8.3f us/launch (+%.3f us)\n",
+             o->kernel, pr.p.summary, c.launches, c.raw_us, c.tilec_us, c.tilec_us - c.raw_us);
+  }
+  unprepare(&pr);
   return rc;
 }
 
@@ -677,13 +732,15 @@ int main(int argc, char **argv) {
     return printf("tilec %s\n", TILEC_VERSION) < 0;
   opts o;
   bool bench = !strcmp(cmd, "bench");
-  if (bench && (argc < 3 || strcmp(argv[2], "compile")))
-    return die(EXIT_FAIL, "usage: tilec bench compile KERNEL|FILE.tile [--set ...] [--arch sm_XX] "
-                          "[--reps N]");
+  if (bench && (argc < 3 || (strcmp(argv[2], "compile") && strcmp(argv[2], "launch"))))
+    return die(EXIT_FAIL, "usage: tilec bench compile|launch KERNEL|FILE.tile [--set ...] "
+                          "[--shape ...] [--arch sm_XX] [--reps N]");
   if (parse_opts(argc - 2 - bench, argv + 2 + bench, &o))
     return EXIT_FAIL;
+  if (bench && !o.kernel)
+    return die(EXIT_FAIL, "bench %s needs a kernel", argv[2]);
   if (bench)
-    return o.kernel ? cmd_bench_compile(&o) : die(EXIT_FAIL, "bench compile needs a kernel");
+    return !strcmp(argv[2], "compile") ? cmd_bench_compile(&o) : cmd_bench_launch(&o);
   if (!strcmp(cmd, "info"))
     return cmd_info();
   if (!strcmp(cmd, "check") || !strcmp(cmd, "print") || !strcmp(cmd, "compile") ||

@@ -67,6 +67,11 @@ run attn_4k_causal attention --shape B=4,H=32,S=4096,D=128,causal=1 --reps 20
 run bsattn_4k_25 bsattention --shape B=4,H=32,S=4096,D=128,mask=random:0.25 --reps 20
 run bsmm_4096_25 bsmatmul --shape M=4096,N=4096,K=4096,block=64,density=0.25 --reps 20
 
+# host cost per launch, tilec's packing + cuLaunchKernel vs cuLaunchKernel alone
+"$TILEC" bench launch matmul --shape M=128,N=128,K=128 --set BM=64,BN=64 \
+  >"$OUT/bench_launch.txt" 2>&1 || echo "bench launch failed" >>"$OUT/bench_launch.txt"
+rows+=("$(tr '\n' ' ' <"$OUT/bench_launch.txt")")
+
 echo
 echo "== tests/gpu/run.sh: $n runs, details in $OUT =="
 printf '%s\n' "${rows[@]}" | tee "$OUT/table.txt"
