@@ -114,30 +114,6 @@ void ir_exec_wrap_cells(ir_kind k, ir_cell *r, int64_t n) {
 
 /* ---- buffers -------------------------------------------------------------------------- */
 
-static int64_t ld_int(ir_kind k, const unsigned char *p, int64_t e) {
-  switch (k) {
-  case IR_I1:
-    return p[e] != 0;
-  case IR_I8:
-    return (int8_t)p[e];
-  case IR_I16: {
-    int16_t v;
-    memcpy(&v, p + 2 * e, 2);
-    return v;
-  }
-  case IR_I32: {
-    int32_t v;
-    memcpy(&v, p + 4 * e, 4);
-    return v;
-  }
-  default: {
-    int64_t v;
-    memcpy(&v, p + 8 * e, 8);
-    return v;
-  }
-  }
-}
-
 static void st_int(ir_kind k, unsigned char *p, int64_t e, int64_t v) {
   switch (k) {
   case IR_I1:
@@ -201,7 +177,7 @@ void ir_exec_read(ir_kind k, const void *base, int64_t e, int64_t st, int64_t n,
     return;
   default:
     for (int64_t i = 0; i < n; i++)
-      out[i].i = ld_int(k, p, e + i * st);
+      out[i].i = ir_buf_get_int(k, p, e + i * st);
     return;
   }
 }

@@ -186,9 +186,7 @@ double ir_f8_bits_to_f64(ir_kind k, uint8_t b) {
   return dec(k == IR_F8E5M2 ? &f_e5m2 : &f_e4m3, b);
 }
 
-/* Element i of a host buffer in the storage form of kind k (docs/ir.md, "Buffers"). Integers
- * beyond 2^53 lose precision as doubles; the interpreter reads them as int64 itself. */
-double ir_buf_get(ir_kind k, const void *base, int64_t i) {
+int64_t ir_buf_get_int(ir_kind k, const void *base, int64_t i) {
   const unsigned char *p = base;
   switch (k) {
   case IR_I1:
@@ -205,11 +203,25 @@ double ir_buf_get(ir_kind k, const void *base, int64_t i) {
     memcpy(&v, p + 4 * i, 4);
     return v;
   }
-  case IR_I64: {
+  default: {
     int64_t v;
     memcpy(&v, p + 8 * i, 8);
-    return (double)v;
+    return v;
   }
+  }
+}
+
+/* Element i of a host buffer in the storage form of kind k (docs/ir.md, "Buffers"). Integers
+ * beyond 2^53 lose precision as doubles; the interpreter reads them as int64 itself. */
+double ir_buf_get(ir_kind k, const void *base, int64_t i) {
+  const unsigned char *p = base;
+  switch (k) {
+  case IR_I1:
+  case IR_I8:
+  case IR_I16:
+  case IR_I32:
+  case IR_I64:
+    return (double)ir_buf_get_int(k, base, i);
   case IR_F16: {
     uint16_t v;
     memcpy(&v, p + 2 * i, 2);

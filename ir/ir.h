@@ -408,6 +408,8 @@ uint8_t ir_f64_to_f8_bits(ir_kind k, double x);
 double ir_f8_bits_to_f64(ir_kind k, uint8_t b);
 /* Reads/writes element i of a buffer stored as kind k (see docs/ir.md "Buffers"). */
 double ir_buf_get(ir_kind k, const void *base, int64_t i);
+/* Element i of a buffer of integer kind k (i1 ... i64), exactly (ir_buf_get rounds past 2^53). */
+int64_t ir_buf_get_int(ir_kind k, const void *base, int64_t i);
 void ir_buf_set(ir_kind k, void *base, int64_t i, double v);
 
 /* ---- CPU interpreter ------------------------------------------------------------------- */

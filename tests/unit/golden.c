@@ -12,25 +12,8 @@
 #include <string.h>
 
 #include "check.h"
+#include "tests/unit/files.h"
 #include "ir/ir.h"
-
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-    free(buf);
-    buf = NULL;
-  }
-  if (buf)
-    buf[n] = 0;
-  fclose(f);
-  return buf;
-}
 
 static void compare(const char *path, const char *actual) {
   if (getenv("TILEC_UPDATE_GOLDEN")) {

@@ -19,24 +19,7 @@
 #include "ir/ir.h"
 #include "kernels/builtin_sources.h"
 #include "tests/unit/check.h"
-
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  if (!f)
-    return NULL;
-  fseek(f, 0, SEEK_END);
-  long n = ftell(f);
-  fseek(f, 0, SEEK_SET);
-  char *buf = malloc((size_t)n + 1);
-  if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-    free(buf);
-    buf = NULL;
-  }
-  if (buf)
-    buf[n] = 0;
-  fclose(f);
-  return buf;
-}
+#include "tests/unit/files.h"
 
 /* PTX of a kernel's default config for arch; NULL (and a message) on failure. */
 static char *ptx_of(const char *text, const char *name, const char *arch) {
