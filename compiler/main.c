@@ -16,13 +16,13 @@
 
 #include "codegen/codegen.h"
 #include "compiler/cli_gpu.h"
+#include "compiler/cli_util.h"
 #include "compiler/gpu.h"
 #include "ir/ir.h"
+#include "ir/version.h"
 #include "kernels/builtin_sources.h"
 #include "kernels/problem.h"
 #include "runtime/rt.h"
-
-#define TILEC_VERSION "0.1.0"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_ENV = 2 };
 
@@ -66,28 +66,6 @@ die(int code, const char *fmt, ...) {
 
 /* ---- loading kernels ------------------------------------------------------------------- */
 
-static char *read_file(const char *path, size_t *len, char *err, size_t cap) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(err, cap, "cannot open %s: %s", path, strerror(errno));
-    return NULL;
-  }
-  size_t max = IR_MAX_FILE_BYTES + 1, n = 0;
-  char *buf = malloc(max + 1);
-  if (buf)
-    n = fread(buf, 1, max, f);
-  bool bad = !buf || ferror(f);
-  fclose(f);
-  if (bad) {
-    snprintf(err, cap, "cannot read %s", path);
-    free(buf);
-    return NULL;
-  }
-  buf[n] = 0;
-  *len = n;
-  return buf;
-}
-
 static const char *builtin_text(const char *name) {
   for (const struct tilec_builtin_source *s = tilec_builtin_sources; s->name; s++)
     if (strcmp(s->name, name) == 0)
@@ -105,7 +83,7 @@ static int load(const char *what, ir_kernel **k) {
     len = strlen(text);
     snprintf(file, sizeof file, "<builtin>/%s.tile", what);
   } else {
-    owned = read_file(what, &len, err, sizeof err);
+    owned = cli_read_file(what, &len, err, sizeof err);
     if (!owned) {
       if (!strchr(what, '/') && !strstr(what, ".tile"))
         return die(EXIT_FAIL,
@@ -206,29 +184,6 @@ static int parse_opts(int argc, char **argv, opts *o) {
   return EXIT_OK;
 }
 
-/* ---- JSON helpers ------------------------------------------------------------------------ */
-
-static void json_str(FILE *f, const char *s) {
-  fputc('"', f);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      fprintf(f, "\\%c", c);
-    else if (c < 0x20)
-      fprintf(f, "\\u%04x", c);
-    else
-      fputc(c, f);
-  }
-  fputc('"', f);
-}
-
-static void json_num(FILE *f, double v) {
-  if (isfinite(v))
-    fprintf(f, "%.6g", v);
-  else
-    fputs("null", f);
-}
-
 /* The effective config: every tunable and type variable of k with its bound value. */
 static void config_text(const ir_kernel *k, const ir_config *cfg, bool json, char *buf,
                         size_t cap) {
@@ -269,7 +224,7 @@ static int cmd_info(void) {
   char llvm[64];
   cg_llvm_version(llvm, sizeof llvm);
   const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
-  printf("tilec %s\n", TILEC_VERSION);
+  printf("tilec %s\n", TILEC_VERSION_STRING);
   printf("llvm: %s (linked in; NVPTX targets sm_80 sm_86 sm_89 sm_90 sm_90a)\n", llvm);
   if (getenv("TILEC_DB"))
     printf("tuning db: %s (TILEC_DB)\n", getenv("TILEC_DB"));
@@ -442,29 +397,29 @@ static void report(const opts *o, const kn_problem *p, const char *cfg_text, con
   double gflops = p->flops > 0 && secs > 0 ? p->flops / secs * 1e-9 : 0;
   if (o->json) {
     printf("{\"kernel\": ");
-    json_str(stdout, o->kernel);
+    cli_json_str(stdout, o->kernel);
     printf(", \"problem\": ");
-    json_str(stdout, p->summary);
+    cli_json_str(stdout, p->summary);
     printf(", \"config\": %s, \"mode\": \"%s\", \"seed\": %llu, \"seconds\": ", cfg_json,
            gr ? "gpu" : "interp", (unsigned long long)o->seed);
-    json_num(stdout, secs);
+    cli_json_num(stdout, secs);
     printf(", \"gflops\": ");
-    json_num(stdout, gflops);
+    cli_json_num(stdout, gflops);
     if (gr) {
       printf(", \"gpu\": {\"device\": ");
-      json_str(stdout, gr->device);
+      cli_json_str(stdout, gr->device);
       printf(", \"key\": ");
-      json_str(stdout, gr->key);
+      cli_json_str(stdout, gr->key);
       printf(", \"arch\": \"%s\", \"threads\": %d, \"smem_bytes\": %d, \"regs\": %d, "
              "\"local_bytes\": %d, \"compile_ms\": ",
              gr->arch, gr->threads, gr->smem_bytes, gr->regs, gr->local_bytes);
-      json_num(stdout, gr->compile_ms);
+      cli_json_num(stdout, gr->compile_ms);
       printf(", \"reps\": %d, \"median_ms\": ", gr->reps);
-      json_num(stdout, gr->median_ms);
+      cli_json_num(stdout, gr->median_ms);
       printf(", \"min_ms\": ");
-      json_num(stdout, gr->min_ms);
+      cli_json_num(stdout, gr->min_ms);
       printf(", \"max_ms\": ");
-      json_num(stdout, gr->max_ms);
+      cli_json_num(stdout, gr->max_ms);
       printf("}");
     }
     if (o->check) {
@@ -472,13 +427,13 @@ static void report(const opts *o, const kn_problem *p, const char *cfg_text, con
       for (int i = 0; i < p->nchecks; i++) {
         const kn_cmp_result *r = &p->checks[i].r;
         printf("%s{\"name\": ", i ? ", " : "");
-        json_str(stdout, p->checks[i].name);
+        cli_json_str(stdout, p->checks[i].name);
         printf(", \"pass\": %s, \"err\": ", r->pass ? "true" : "false");
-        json_num(stdout, r->err);
+        cli_json_num(stdout, r->err);
         printf(", \"tol\": ");
-        json_num(stdout, r->tol);
+        cli_json_num(stdout, r->tol);
         printf(", \"max_abs_err\": ");
-        json_num(stdout, r->max_abs_err);
+        cli_json_num(stdout, r->max_abs_err);
         printf(", \"nonfinite\": %lld}", (long long)r->n_nonfinite);
       }
       printf("]}");
@@ -729,7 +684,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))
     return usage(stdout);
   if (!strcmp(cmd, "--version"))
-    return printf("tilec %s\n", TILEC_VERSION) < 0;
+    return printf("tilec %s\n", TILEC_VERSION_STRING) < 0;
   opts o;
   bool bench = !strcmp(cmd, "bench");
   if (bench && (argc < 3 || (strcmp(argv[2], "compile") && strcmp(argv[2], "launch"))))
