@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "codegen/codegen.h"
+#include "compiler/cli_bench.h"
 #include "compiler/cli_gpu.h"
 #include "compiler/cli_util.h"
 #include "compiler/gpu.h"
@@ -44,6 +45,8 @@ static int usage(FILE *f) {
         "                                         median time of each compile phase\n"
         "  bench launch KERNEL|FILE.tile --shape ... [--set ...] [--reps N]\n"
         "                                         host cost per launch vs cuLaunchKernel\n"
+        "  bench matmul [--shapes MxNxK,...] [--set ...] [--dtype bf16|f16] [--reps N] [--json]\n"
+        "                                         tilec matmul vs cuBLASLt, same process\n"
         "\n"
         "Built-in kernels: matmul, attention, bsattention, bsmatmul. See docs/cli.md.\n",
         f);
@@ -685,11 +688,14 @@ int main(int argc, char **argv) {
     return usage(stdout);
   if (!strcmp(cmd, "--version"))
     return printf("tilec %s\n", TILEC_VERSION_STRING) < 0;
+  if (!strcmp(cmd, "bench") && argc >= 3 && !strcmp(argv[2], "matmul"))
+    return cli_bench_matmul(argc - 3, argv + 3);
   opts o;
   bool bench = !strcmp(cmd, "bench");
   if (bench && (argc < 3 || (strcmp(argv[2], "compile") && strcmp(argv[2], "launch"))))
     return die(EXIT_FAIL, "usage: tilec bench compile|launch KERNEL|FILE.tile [--set ...] "
-                          "[--shape ...] [--arch sm_XX] [--reps N]");
+                          "[--shape ...] [--arch sm_XX] [--reps N], or tilec bench matmul "
+                          "[--shapes MxNxK,...]");
   if (parse_opts(argc - 2 - bench, argv + 2 + bench, &o))
     return EXIT_FAIL;
   if (bench && !o.kernel)

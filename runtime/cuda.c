@@ -334,6 +334,10 @@ static void leave(bool pushed) {
   }
 }
 
+rt_status rt_ctx_enter(const rt_ctx *c, bool *pushed, rt_err *e) { return enter(c, pushed, e); }
+
+void rt_ctx_leave(bool pushed) { leave(pushed); }
+
 rt_status rt_ctx_open(int ordinal, unsigned flags, rt_ctx **out, rt_err *e) {
   *out = NULL;
   CUdevice dev;

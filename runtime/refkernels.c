@@ -221,15 +221,31 @@ static const char ref_bsmatmul[] =
     "  st(Y, m * ldy + n, ty, acc);\n"
     "}\n";
 
+static const char ref_fill[] =
+    "/* p[i] = lo + (hi - lo) * u(seed, i), u uniform in [0, 1) from a 64-bit mix of i. */\n"
+    "extern \"C\" __global__ void tilec_ref_fill(void *p, i64 n, int dt, u64 seed, float lo,\n"
+    "                                          float hi) {\n"
+    "  for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n;\n"
+    "       i += (i64)gridDim.x * blockDim.x) {\n"
+    "    u64 x = ((u64)i + 1) * 0x9E3779B97F4A7C15ull ^ seed;\n"
+    "    x ^= x >> 33;\n"
+    "    x *= 0xff51afd7ed558ccdull;\n"
+    "    x ^= x >> 33;\n"
+    "    x *= 0xc4ceb9fe1a85ec53ull;\n"
+    "    x ^= x >> 33;\n"
+    "    st(p, i, dt, lo + (hi - lo) * ((float)(x >> 40) * (1.0f / 16777216.0f)));\n"
+    "  }\n"
+    "}\n";
+
 const char *const rt_ref_kernel_names[] = {"tilec_ref_matmul", "tilec_ref_attention",
-                                           "tilec_ref_bsmatmul", NULL};
+                                           "tilec_ref_bsmatmul", "tilec_ref_fill", NULL};
 
 static char ref_source[sizeof ref_common + sizeof ref_matmul + sizeof ref_mask +
-                       sizeof ref_attention + sizeof ref_bsmatmul];
+                       sizeof ref_attention + sizeof ref_bsmatmul + sizeof ref_fill];
 static pthread_once_t ref_once = PTHREAD_ONCE_INIT;
 
 static void join_source(void) {
-  const char *parts[] = {ref_common, ref_matmul, ref_mask, ref_attention, ref_bsmatmul};
+  const char *parts[] = {ref_common, ref_matmul, ref_mask, ref_attention, ref_bsmatmul, ref_fill};
   size_t n = 0;
   for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
     size_t len = strlen(parts[i]);
@@ -276,7 +292,8 @@ rt_status rt_refs_load(rt_ctx *c, const char *arch, rt_refs *out, rt_err *e) {
     return s;
   if ((s = rt_module_func(out->module, "tilec_ref_matmul", &out->matmul, e)) ||
       (s = rt_module_func(out->module, "tilec_ref_attention", &out->attention, e)) ||
-      (s = rt_module_func(out->module, "tilec_ref_bsmatmul", &out->bsmatmul, e))) {
+      (s = rt_module_func(out->module, "tilec_ref_bsmatmul", &out->bsmatmul, e)) ||
+      (s = rt_module_func(out->module, "tilec_ref_fill", &out->fill, e))) {
     rt_refs_unload(out);
     return s;
   }
@@ -361,4 +378,19 @@ rt_status rt_ref_bsmatmul(rt_ctx *c, const rt_refs *r, const rt_ref_bsmatmul_arg
                     &v.K, &v.block,   &v.ldx,     &v.ldy,    &tx,  &tw,  &ty};
   rt_launch_cfg cfg = {{cdiv16(a->N), cdiv16(a->M), 1}, {16, 16, 1}, 0};
   return rt_launch(c, r->bsmatmul, &cfg, params, e);
+}
+
+rt_status rt_ref_fill(rt_ctx *c, const rt_refs *r, uint64_t dptr, int64_t n, rt_dtype dt,
+                      uint64_t seed, float lo, float hi, rt_err *e) {
+  if (!r || !r->fill)
+    return rt_fail(e, RT_ERR_ARG, "fill: the reference kernels are not loaded");
+  if (n < 0 || bad_dtype(dt) || !(lo <= hi))
+    return rt_fail(e, RT_ERR_ARG, "fill: bad count, element type or range");
+  if (n == 0)
+    return RT_OK;
+  int dti = (int)dt;
+  void *params[] = {&dptr, &n, &dti, &seed, &lo, &hi};
+  int64_t blocks = (n + 255) / 256;
+  rt_launch_cfg cfg = {{(uint32_t)(blocks < 65536 ? blocks : 65536), 1, 1}, {256, 1, 1}, 0};
+  return rt_launch(c, r->fill, &cfg, params, e);
 }

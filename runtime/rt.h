@@ -338,7 +338,7 @@ extern const char *const rt_ref_kernel_names[];
 
 typedef struct rt_refs {
   rt_module *module;
-  rt_func *matmul, *attention, *bsmatmul;
+  rt_func *matmul, *attention, *bsmatmul, *fill;
 } rt_refs;
 
 /* Compiles rt_ref_source() with NVRTC for `arch` ("sm_90"; PTX for compute_XX when NVRTC cannot
@@ -392,5 +392,30 @@ typedef struct rt_ref_bsmatmul_args {
 rt_status rt_ref_matmul(rt_ctx *c, const rt_refs *r, const rt_ref_matmul_args *a, rt_err *e);
 rt_status rt_ref_attention(rt_ctx *c, const rt_refs *r, const rt_ref_attention_args *a, rt_err *e);
 rt_status rt_ref_bsmatmul(rt_ctx *c, const rt_refs *r, const rt_ref_bsmatmul_args *a, rt_err *e);
+
+/* Fills n elements of type dt at dptr with values uniform in [lo, hi), a hash of (seed, index)
+ * rounded to dt: random device inputs for problems too large to build on the host. Async. */
+rt_status rt_ref_fill(rt_ctx *c, const rt_refs *r, uint64_t dptr, int64_t n, rt_dtype dt,
+                      uint64_t seed, float lo, float hi, rt_err *e);
+
+/* ---- cuBLASLt (the baseline of `tilec bench matmul`) ------------------------------------- */
+
+/* Opens libcublasLt (.so.13, .so.12, unversioned; TILEC_LIBCUBLASLT names the exact file;
+ * same search as NVRTC), once. version (may be NULL) receives "13.1.0 (<path>)".
+ * RT_ERR_NO_LIBRARY when absent. */
+rt_status rt_cublaslt_load(char *version, size_t cap, rt_err *e);
+
+/* A planned row-major C[M][N] = A[M][K] . B[K][N] (B[N][K] when transb) with f32 accumulation:
+ * cuBLASLt's heuristic algorithm for the shape, its workspace allocated in c. */
+typedef struct rt_gemm rt_gemm;
+
+/* tab: bf16 or f16 inputs; tc: the same or f32. The caller owns *out (rt_gemm_free). */
+rt_status rt_gemm_plan(rt_ctx *c, int64_t M, int64_t N, int64_t K, ir_kind tab, ir_kind tc,
+                       bool transb, rt_gemm **out, rt_err *e);
+
+/* Enqueues one product on the plan's context stream (asynchronous). */
+rt_status rt_gemm_run(rt_gemm *g, uint64_t A, uint64_t B, uint64_t C, rt_err *e);
+
+void rt_gemm_free(rt_gemm *g); /* frees the plan and its workspace; NULL is a no-op */
 
 #endif

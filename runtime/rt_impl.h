@@ -4,6 +4,7 @@
 #ifndef TILEC_RUNTIME_RT_IMPL_H
 #define TILEC_RUNTIME_RT_IMPL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "runtime/rt.h"
@@ -29,6 +30,11 @@ void rt_err_append_log(rt_err *e, const char *log);
  * file's path in path; on failure returns NULL and stores the first loader error in why. */
 void *rt_dl_search(const char *env, const char *const *names, char *path, size_t pathcap, char *why,
                    size_t whycap);
+
+/* Makes c's context current on the calling thread for calls into another CUDA library
+ * (cuBLASLt): pushes it when another context is current (*pushed tells rt_ctx_leave to pop). */
+rt_status rt_ctx_enter(const rt_ctx *c, bool *pushed, rt_err *e);
+void rt_ctx_leave(bool pushed);
 
 /* rt_lib_query for each library (cuda.c, nvrtc.c). */
 void rt_lib_query_cuda(rt_lib_info *out);

@@ -72,6 +72,11 @@ run bsmm_4096_25 bsmatmul --shape M=4096,N=4096,K=4096,block=64,density=0.25 --r
   >"$OUT/bench_launch.txt" 2>&1 || echo "bench launch failed" >>"$OUT/bench_launch.txt"
 rows+=("$(tr '\n' ' ' <"$OUT/bench_launch.txt")")
 
+# tilec matmul vs cuBLASLt in this process (the DESIGN.md shapes); table in bench_matmul.txt
+timeout 300 "$TILEC" bench matmul --reps 20 >"$OUT/bench_matmul.txt" 2>&1 ||
+  echo "bench matmul failed (exit $?)" >>"$OUT/bench_matmul.txt"
+rows+=("$(cat "$OUT/bench_matmul.txt")")
+
 echo
 echo "== tests/gpu/run.sh: $n runs, details in $OUT =="
 printf '%s\n' "${rows[@]}" | tee "$OUT/table.txt"
