@@ -69,7 +69,7 @@ static int live_mem, live_modules, live_streams, live_events;
 static _Thread_local CUcontext stack[MAX_STACK];
 static _Thread_local int depth;
 static double clock_ms;
-static long launches;
+static long launches, memsets;
 
 static struct {
   unsigned dims[7]; /* grid x y z, block x y z, smem */
@@ -196,6 +196,14 @@ CUresult cuDeviceGetName(char *name, int len, CUdevice dev) {
   if (dev < 0 || dev >= device_count() || len < 1)
     return CUDA_ERROR_INVALID_VALUE;
   snprintf(name, (size_t)len, "Fake GPU");
+  return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGetPCIBusId(char *pciBusId, int len, CUdevice dev) {
+  NEED_INIT();
+  if (dev < 0 || dev >= device_count() || len < 1)
+    return CUDA_ERROR_INVALID_VALUE;
+  snprintf(pciBusId, (size_t)len, "0000:%02x:00.0", 0x3b + dev);
   return CUDA_SUCCESS;
 }
 
@@ -382,6 +390,18 @@ CUresult cuMemsetD8_v2(CUdeviceptr dstDevice, unsigned char uc, size_t N) {
   NEED_CTX();
   FAIL_IF("cuMemsetD8_v2", CUDA_ERROR_UNKNOWN);
   memset((void *)(uintptr_t)dstDevice, uc, N);
+  return CUDA_SUCCESS;
+}
+
+CUresult cuMemsetD32Async(CUdeviceptr dstDevice, unsigned int ui, size_t N, CUstream hStream) {
+  NEED_CTX();
+  FAIL_IF("cuMemsetD32Async", CUDA_ERROR_UNKNOWN);
+  if (hStream && hStream->magic != 0x5713)
+    return CUDA_ERROR_INVALID_HANDLE;
+  uint32_t *p = (uint32_t *)(uintptr_t)dstDevice;
+  for (size_t i = 0; i < N; i++)
+    p[i] = ui;
+  memsets++;
   return CUDA_SUCCESS;
 }
 
@@ -677,7 +697,7 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDi
 /* ---- test hooks -------------------------------------------------------------------------- */
 
 /* Live objects of one kind: "mem", "module", "stream", "event", "primary" (retains), "depth"
- * (this thread's context stack), "launches". -1 for an unknown kind. */
+ * (this thread's context stack), "launches", "memsets" (cuMemsetD32Async calls: L2 flushes). -1 for an unknown kind. */
 long fakecuda_live(const char *what);
 long fakecuda_live(const char *what) {
   if (!strcmp(what, "mem"))
@@ -694,6 +714,8 @@ long fakecuda_live(const char *what) {
     return depth;
   if (!strcmp(what, "launches"))
     return launches;
+  if (!strcmp(what, "memsets"))
+    return memsets;
   return -1;
 }
 
