@@ -546,7 +546,9 @@ static at_status start(at_worker *w, at_err *e) {
       (s = at_msg_addf(&m, e, "warmup", "%d", p->warmup)) ||
       (s = at_msg_addf(&m, e, "flush", "%d", !p->no_flush)) ||
       (s = at_msg_addf(&m, e, "rotate", "%d", !p->no_rotate)) ||
-      (s = at_msg_addf(&m, e, "check", "%d", !p->no_check))) {
+      (s = at_msg_addf(&m, e, "check", "%d", !p->no_check)) ||
+      (p->cpu_check_flops > 0 &&
+       (s = at_msg_addf(&m, e, "cpu_check_flops", "%.17g", p->cpu_check_flops)))) {
     at_msg_free(&m);
     reap(w, true, NULL, 0);
     return s;

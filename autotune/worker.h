@@ -38,6 +38,8 @@ typedef struct at_problem_desc {
   bool no_flush;    /* do not flush the L2 between repetitions */
   bool no_rotate;   /* never rotate between copies of the inputs */
   bool no_check;    /* time without validating (no reference: kernels under development) */
+  double cpu_check_flops; /* above this many flops the reference is computed on the GPU (NVRTC
+                             reference kernels) instead of the CPU; <= 0: 2e10 */
 } at_problem_desc;
 
 enum { AT_MAX_SAMPLES = 100000 };

@@ -35,7 +35,8 @@
 
 enum { IN_FD = 3, OUT_FD = 4, MAX_COPIES = 8 };
 
-/* Above this many flops the CPU reference would hold a candidate's validation too long. */
+/* Above this many flops (by default) the reference is computed on the GPU: the CPU reference
+ * would hold the start of a sweep too long. */
 #define MAX_CPU_CHECK_FLOPS 2e10
 
 /* One scripted outcome of the test mode (TILEC_WORKER_FAKE). */
@@ -56,11 +57,14 @@ typedef struct worker {
   kn_shape shape;
   uint64_t seed;
   int reps, warmup;
+  double cpu_check_flops;
   /* the device */
   rt_ctx *ctx;
   rt_device_info dev;
   bool have_dev;
   rt_flusher fl;
+  rt_refs refs; /* NVRTC reference kernels, loaded on first use */
+  bool have_refs;
   /* the problem's data: host buffers and reference, device copies of every buffer */
   kn_problem prob;
   bool have_prob;
@@ -336,33 +340,146 @@ static rt_status upload(worker *w, rt_err *e) {
   return RT_OK;
 }
 
+/* The index of buffer `name` in p, or -1. */
+static int buf_index(const kn_problem *p, const char *name) {
+  for (int b = 0; b < p->nbufs; b++)
+    if (!strcmp(p->bufs[b].name, name))
+      return b;
+  return -1;
+}
+
+/* Runs the NVRTC reference of the built-in kernel on the uploaded inputs (copy 0) into f32
+ * device buffers and stores the results as the problem's references (p->ref), in the order and
+ * layout of the CPU references, so that kn_problem_check compares with them. */
+static int gpu_reference(worker *w, rt_err *e, char *err, size_t cap) {
+  kn_problem *p = &w->prob;
+  const char *outs[2] = {NULL, NULL};
+  if (!strcmp(p->kernel, "matmul"))
+    outs[0] = "C";
+  else if (!strcmp(p->kernel, "bsmatmul"))
+    outs[0] = "Y";
+  else
+    outs[0] = "O", outs[1] = "LSE";
+  int nout = outs[1] ? 2 : 1, ob[2] = {buf_index(p, outs[0]), outs[1] ? buf_index(p, outs[1]) : 0};
+  uint64_t ref[2] = {0, 0}, doc = 0;
+  float *host = NULL;
+  int rc = -1;
+  rt_status s = RT_OK;
+  if (ob[0] < 0 || ob[1] < 0)
+    return put(err, cap, "no GPU reference for the buffers of %s", p->kernel), -1;
+  if (!w->have_refs) {
+    if ((s = rt_refs_load(w->ctx, w->dev.arch, &w->refs, e)))
+      goto fail;
+    w->have_refs = true;
+  }
+  for (int i = 0; i < nout; i++)
+    if ((s = rt_mem_alloc(w->ctx, (size_t)p->bufs[ob[i]].count * sizeof(float), &ref[i], e)))
+      goto fail;
+#define DPTR(name) w->dptr[0][buf_index(p, name) < 0 ? 0 : buf_index(p, name)]
+#define DT(name) (rt_dtype)rt_dtype_of(p->bufs[buf_index(p, name) < 0 ? 0 : buf_index(p, name)].kind)
+  if (!strcmp(p->kernel, "matmul")) {
+    const kn_buf *a = &p->bufs[buf_index(p, "A")], *c = &p->bufs[ob[0]];
+    int64_t M = a->shape[0], K = a->shape[1], N = c->shape[1];
+    rt_ref_matmul_args m = {.M = M, .N = N, .K = K, .A = DPTR("A"), .B = DPTR("B"), .C = ref[0],
+                            .sa_m = K, .sa_k = 1, .sb_k = p->transb ? 1 : N,
+                            .sb_n = p->transb ? K : 1, .sc_m = N, .sc_n = 1, .ta = DT("A"),
+                            .tb = DT("B"), .tc = RT_DT_F32};
+    s = rt_ref_matmul(w->ctx, &w->refs, &m, e);
+  } else if (!strcmp(p->kernel, "bsmatmul")) {
+    const kn_buf *x = &p->bufs[buf_index(p, "X")], *y = &p->bufs[ob[0]];
+    rt_ref_bsmatmul_args m = {.M = x->shape[0], .N = y->shape[1], .K = x->shape[1],
+                              .block = p->bsr.block, .X = DPTR("X"), .row_ptr = DPTR("row_ptr"),
+                              .col_idx = DPTR("col_idx"), .values = DPTR("W"), .Y = ref[0],
+                              .ldx = x->shape[1], .ldy = y->shape[1], .tx = DT("X"),
+                              .tw = DT("W"), .ty = RT_DT_F32};
+    s = rt_ref_bsmatmul(w->ctx, &w->refs, &m, e);
+  } else {
+    const kn_buf *q = &p->bufs[buf_index(p, "Q")], *k = &p->bufs[buf_index(p, "K")];
+    if (p->mask.ndoc_tokens > 0 &&
+        ((s = rt_mem_alloc(w->ctx, (size_t)p->mask.ndoc_tokens * 4, &doc, e)) ||
+         (s = rt_memcpy_htod(w->ctx, doc, p->mask.doc, (size_t)p->mask.ndoc_tokens * 4, e))))
+      goto fail;
+    rt_ref_attention_args a = {.B = (int32_t)q->shape[0], .H = (int32_t)q->shape[1],
+                               .HKV = (int32_t)k->shape[1], .S = q->shape[2], .SKV = k->shape[2],
+                               .D = (int32_t)q->shape[3], .Q = DPTR("Q"), .K = DPTR("K"),
+                               .V = DPTR("V"), .O = ref[0], .LSE = ref[1], .tin = DT("Q"),
+                               .tout = RT_DT_F32, .scale = (float)p->scale};
+    rt_ref_attention_mask(&a, &p->mask, doc);
+    s = rt_ref_attention(w->ctx, &w->refs, &a, e);
+  }
+#undef DPTR
+#undef DT
+  if (s || (s = rt_ctx_sync(w->ctx, e)))
+    goto fail;
+  for (int i = 0; i < nout; i++) {
+    const kn_buf *b = &p->bufs[ob[i]];
+    double *r = malloc((size_t)(b->count ? b->count : 1) * sizeof *r);
+    free(host);
+    host = malloc((size_t)(b->count ? b->count : 1) * sizeof *host);
+    if (!r || !host) {
+      free(r);
+      put(err, cap, "out of host memory");
+      goto done;
+    }
+    p->ref[p->nref] = r; /* owned by the problem from here on (kn_problem_free) */
+    p->ref_buf[p->nref++] = ob[i];
+    if ((s = rt_memcpy_dtoh(w->ctx, host, ref[i], (size_t)b->count * sizeof *host, e)))
+      goto fail;
+    for (int64_t j = 0; j < b->count; j++)
+      r[j] = host[j];
+  }
+  rc = 0;
+  goto done;
+fail:
+  put(err, cap, "the GPU reference: %s", e->msg);
+done:
+  if (rc)
+    for (int i = 0; i < p->nref; i++) { /* no half-made reference stays behind */
+      free(p->ref[i]);
+      p->ref[i] = NULL;
+    }
+  if (rc)
+    p->nref = 0;
+  free(host);
+  for (int i = 0; i < 2; i++)
+    rt_mem_free(w->ctx, ref[i]);
+  rt_mem_free(w->ctx, doc);
+  return rc;
+}
+
 /* Builds the problem of the specialized kernel spec, reusing the current one (its device data
  * and reference) when the data are the same. Returns 0, or nonzero with a message. */
-static int use_problem(worker *w, const ir_kernel *spec, rt_err *e, char *err, size_t cap) {
+static at_status use_problem(worker *w, const ir_kernel *spec, rt_err *e, char *err, size_t cap) {
   kn_problem np;
   if (kn_problem_build(&np, w->builtin ? w->kernel : "", spec, &w->shape, w->seed, err, cap)) {
     kn_problem_free(&np);
-    return -1;
+    return AT_ERR_ARG;
   }
   if (w->have_prob && same_data(&w->prob, &np)) {
     kn_problem_free(&np);
-    return 0;
+    return AT_OK;
   }
   drop_problem(w);
   w->prob = np;
   w->have_prob = true;
-  if (w->check && w->builtin && w->prob.flops > MAX_CPU_CHECK_FLOPS)
-    return put(err, cap,
-               "%s: %.3g flops is too large for the CPU reference (limit %.3g); tune a "
-               "smaller shape, or time without validation (no_check)",
-               w->prob.summary, w->prob.flops, MAX_CPU_CHECK_FLOPS),
-           -1;
-  if (w->check && w->builtin && kn_problem_check(&w->prob, err, cap)) /* the reference, once */
-    return -1;
-  rt_status s = upload(w, e);
-  if (s)
-    return put(err, cap, "%s", e->msg), -1;
-  return 0;
+  at_status s = AT_OK;
+  e->status = RT_OK;
+  if (upload(w, e))
+    put(err, cap, "%s", e->msg);
+  else if (w->check && w->builtin && w->prob.flops > w->cpu_check_flops) { /* the reference */
+    if (gpu_reference(w, e, err, cap) && !e->status)
+      s = AT_ERR_INTERNAL;
+  } else if (w->check && w->builtin && kn_problem_check(&w->prob, err, cap))
+    s = AT_ERR_ARG;
+  if (e->status)
+    s = rt_status_is_env(e->status) ? AT_ERR_ENV : AT_ERR_INTERNAL;
+  if (!s && w->check && w->builtin && w->prob.nref == 0) {
+    put(err, cap, "the reference of %s was not computed", w->prob.kernel);
+    s = AT_ERR_INTERNAL;
+  }
+  if (s) /* never keep data whose upload or reference is incomplete */
+    drop_problem(w);
+  return s;
 }
 
 /* Parses the kernel of a PROBLEM: a built-in name, or the text in `source`. */
@@ -375,9 +492,9 @@ static int load_kernel(worker *w, const char *name, const char *source, char *er
         text = b->text;
     if (!text)
       return put(err, cap, "'%s' is not a built-in kernel and no source was given", name), -1;
-    put(file, sizeof file, "<builtin>/%s.tile", name);
+    snprintf(file, sizeof file, "<builtin>/%s.tile", name);
   } else {
-    put(file, sizeof file, "%s", name);
+    snprintf(file, sizeof file, "%s", name);
   }
   ir_diag d;
   if (ir_parse(text, strlen(text), file, &w->k, &d) || ir_verify(w->k, &d)) {
@@ -394,8 +511,8 @@ static int specialize(worker *w, const char *config, ir_kernel **spec, char *err
   ir_diag d;
   if (config[0] && ir_config_parse(&cfg, config, &d))
     return put(err, cap, "config '%s': %s", config, d.msg), -1;
-  if (kn_problem_config(w->builtin ? w->kernel : "", &w->shape, w->dtype[0] ? w->dtype : NULL, &cfg,
-                        err, cap))
+  if (kn_problem_config(w->builtin ? w->kernel : "", &w->shape, w->dtype[0] ? w->dtype : NULL,
+                        &cfg, err, cap))
     return -1;
   if (ir_specialize(w->k, &cfg, spec, &d))
     return put(err, cap, "config '%s': %s", config, d.msg), -1;
@@ -489,6 +606,7 @@ static void on_problem(worker *w, const at_msg *m) {
   w->flush = at_msg_int(m, "flush", 1) != 0;
   w->rotate = at_msg_int(m, "rotate", 1) != 0;
   w->check = at_msg_int(m, "check", 1) != 0;
+  w->cpu_check_flops = at_msg_num(m, "cpu_check_flops", MAX_CPU_CHECK_FLOPS);
   if (w->reps < 1 || w->reps > AT_MAX_SAMPLES || w->warmup < 0 || w->warmup > 10000) {
     reply_error(AT_ERR_ARG, "PROBLEM: reps must be in 1..100000 and warmup in 0..10000");
     return;
@@ -533,9 +651,10 @@ static void on_problem(worker *w, const at_msg *m) {
   }
   /* The problem of the default config: inputs, device data and the reference, built once. */
   ir_kernel *spec = NULL;
-  if (!specialize(w, "", &spec, err, sizeof err) && use_problem(w, spec, &e, err, sizeof err)) {
+  if (!specialize(w, "", &spec, err, sizeof err) &&
+      (s = use_problem(w, spec, &e, err, sizeof err))) {
     ir_kernel_free(spec);
-    reply_error(AT_ERR_ARG, err);
+    reply_error(s, err);
     return;
   }
   ir_kernel_free(spec);
@@ -764,6 +883,7 @@ static void on_measure(worker *w, const at_msg *m) {
   rt_err e = {0};
   result r = {.status = AT_RUN_OK, .max_err = NAN, .sm_mhz = -1, .mem_mhz = -1};
   bool lost = false, built = false;
+  at_status as;
   if (specialize(w, config, &spec, err, sizeof err)) {
     reply_error(AT_ERR_ARG, err);
     goto done;
@@ -774,8 +894,8 @@ static void on_measure(worker *w, const at_msg *m) {
   } else if ((built = true, cg_lower(&g, w->arch, CG_NO_OPT, &lo, err, sizeof err))) {
     r.status = AT_RUN_COMPILE;
     put(r.detail, sizeof r.detail, "%s", err);
-  } else if (use_problem(w, spec, &e, err, sizeof err)) {
-    reply_error(AT_ERR_ARG, err);
+  } else if ((as = use_problem(w, spec, &e, err, sizeof err))) {
+    reply_error(as, err);
     goto done;
   } else {
     lost = run_candidate(w, spec, &lo, img, n, &r);
@@ -836,6 +956,8 @@ int cli_worker_main(int argc, char **argv) {
       break;
   }
   drop_problem(&w);
+  if (w.have_refs)
+    rt_refs_unload(&w.refs);
   rt_flusher_close(w.ctx, &w.fl);
   rt_ctx_close(w.ctx);
   ir_kernel_free(w.k);

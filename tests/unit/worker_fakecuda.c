@@ -170,6 +170,27 @@ static void test_launch_failures(const char *ptx) {
   unsetenv("FAKECUDA_FAIL");
 }
 
+/* Above cpu_check_flops the reference comes from the NVRTC reference kernels (compiled here,
+ * launched on the fake driver, which computes nothing: the candidate still cannot pass). */
+static void test_gpu_reference(const char *ptx) {
+  at_err e = {0};
+  at_problem_desc p = problem;
+  p.cpu_check_flops = 1;
+  at_worker *w = start(FAKECUDA_LIB, NULL, &p, AT_OK, &e);
+  if (!w) {
+    fprintf(stderr, "  (NVRTC missing? %s)\n", e.msg);
+    return;
+  }
+  at_outcome out;
+  CHECK_EQ_INT(AT_OK, at_worker_measure(w, "BM=64,BN=64", ptx, strlen(ptx) + 1, &out, &e));
+  CHECK(out.status == AT_RUN_WRONG);
+  CHECK_CONTAINS(out.detail, "output C");
+  at_worker_stop(w);
+  /* A reference kernel that cannot be loaded is an environment problem of the start. */
+  start(FAKECUDA_LIB, "cuModuleLoadDataEx", &p, AT_ERR_INTERNAL, &e);
+  CHECK_CONTAINS(e.msg, "the GPU reference");
+}
+
 /* Without validation the candidate is timed: warm-up, then reps launches between events, each
  * after an L2 flush (the fake's launches take 1, 3, 2 ms in turn). */
 static void test_timing(const char *ptx) {
@@ -218,6 +239,7 @@ int main(void) {
   test_env_errors();
   test_measure(ptx);
   test_launch_failures(ptx);
+  test_gpu_reference(ptx);
   test_timing(ptx);
   free(ptx);
   CHECK_EQ_INT(0, zombie_children());
