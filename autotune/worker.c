@@ -351,7 +351,8 @@ at_status at_msg_write(int fd, const at_msg *m, double deadline, at_err *e) {
 
 #define DEVICE_INTS(X)                                                                             \
   X(cc_major)                                                                                      \
-  X(cc_minor) X(sm_count) X(smem_per_block_optin) X(smem_per_sm) X(l2_bytes) X(regs_per_sm)        \
+  X(cc_minor)                                                                                      \
+  X(sm_count) X(smem_per_block_optin) X(smem_per_sm) X(l2_bytes) X(regs_per_sm)                    \
       X(max_threads_per_block) X(mem_clock_khz) X(mem_bus_width) X(sm_clock_khz) X(driver_version)
 
 at_status at_device_encode(const at_device *d, at_msg *m, at_err *e) {

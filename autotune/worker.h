@@ -34,10 +34,10 @@ typedef struct at_problem_desc {
   const char *shape, *dtype, *arch; /* --shape text; dtype (NULL: default); target arch (NULL:
                                        the device's own, sm_90a on compute capability 9.0) */
   uint64_t seed;
-  int reps, warmup; /* timed repetitions (<= 0: 50), warm-up launches (< 0: 5) */
-  bool no_flush;    /* do not flush the L2 between repetitions */
-  bool no_rotate;   /* never rotate between copies of the inputs */
-  bool no_check;    /* time without validating (no reference: kernels under development) */
+  int reps, warmup;       /* timed repetitions (<= 0: 50), warm-up launches (< 0: 5) */
+  bool no_flush;          /* do not flush the L2 between repetitions */
+  bool no_rotate;         /* never rotate between copies of the inputs */
+  bool no_check;          /* time without validating (no reference: kernels under development) */
   double cpu_check_flops; /* above this many flops the reference is computed on the GPU (NVRTC
                              reference kernels) instead of the CPU; <= 0: 2e10 */
 } at_problem_desc;

@@ -376,22 +376,43 @@ static int gpu_reference(worker *w, rt_err *e, char *err, size_t cap) {
     if ((s = rt_mem_alloc(w->ctx, (size_t)p->bufs[ob[i]].count * sizeof(float), &ref[i], e)))
       goto fail;
 #define DPTR(name) w->dptr[0][buf_index(p, name) < 0 ? 0 : buf_index(p, name)]
-#define DT(name) (rt_dtype)rt_dtype_of(p->bufs[buf_index(p, name) < 0 ? 0 : buf_index(p, name)].kind)
+#define DT(name)                                                                                   \
+  (rt_dtype) rt_dtype_of(p->bufs[buf_index(p, name) < 0 ? 0 : buf_index(p, name)].kind)
   if (!strcmp(p->kernel, "matmul")) {
     const kn_buf *a = &p->bufs[buf_index(p, "A")], *c = &p->bufs[ob[0]];
     int64_t M = a->shape[0], K = a->shape[1], N = c->shape[1];
-    rt_ref_matmul_args m = {.M = M, .N = N, .K = K, .A = DPTR("A"), .B = DPTR("B"), .C = ref[0],
-                            .sa_m = K, .sa_k = 1, .sb_k = p->transb ? 1 : N,
-                            .sb_n = p->transb ? K : 1, .sc_m = N, .sc_n = 1, .ta = DT("A"),
-                            .tb = DT("B"), .tc = RT_DT_F32};
+    rt_ref_matmul_args m = {.M = M,
+                            .N = N,
+                            .K = K,
+                            .A = DPTR("A"),
+                            .B = DPTR("B"),
+                            .C = ref[0],
+                            .sa_m = K,
+                            .sa_k = 1,
+                            .sb_k = p->transb ? 1 : N,
+                            .sb_n = p->transb ? K : 1,
+                            .sc_m = N,
+                            .sc_n = 1,
+                            .ta = DT("A"),
+                            .tb = DT("B"),
+                            .tc = RT_DT_F32};
     s = rt_ref_matmul(w->ctx, &w->refs, &m, e);
   } else if (!strcmp(p->kernel, "bsmatmul")) {
     const kn_buf *x = &p->bufs[buf_index(p, "X")], *y = &p->bufs[ob[0]];
-    rt_ref_bsmatmul_args m = {.M = x->shape[0], .N = y->shape[1], .K = x->shape[1],
-                              .block = p->bsr.block, .X = DPTR("X"), .row_ptr = DPTR("row_ptr"),
-                              .col_idx = DPTR("col_idx"), .values = DPTR("W"), .Y = ref[0],
-                              .ldx = x->shape[1], .ldy = y->shape[1], .tx = DT("X"),
-                              .tw = DT("W"), .ty = RT_DT_F32};
+    rt_ref_bsmatmul_args m = {.M = x->shape[0],
+                              .N = y->shape[1],
+                              .K = x->shape[1],
+                              .block = p->bsr.block,
+                              .X = DPTR("X"),
+                              .row_ptr = DPTR("row_ptr"),
+                              .col_idx = DPTR("col_idx"),
+                              .values = DPTR("W"),
+                              .Y = ref[0],
+                              .ldx = x->shape[1],
+                              .ldy = y->shape[1],
+                              .tx = DT("X"),
+                              .tw = DT("W"),
+                              .ty = RT_DT_F32};
     s = rt_ref_bsmatmul(w->ctx, &w->refs, &m, e);
   } else {
     const kn_buf *q = &p->bufs[buf_index(p, "Q")], *k = &p->bufs[buf_index(p, "K")];
@@ -399,11 +420,20 @@ static int gpu_reference(worker *w, rt_err *e, char *err, size_t cap) {
         ((s = rt_mem_alloc(w->ctx, (size_t)p->mask.ndoc_tokens * 4, &doc, e)) ||
          (s = rt_memcpy_htod(w->ctx, doc, p->mask.doc, (size_t)p->mask.ndoc_tokens * 4, e))))
       goto fail;
-    rt_ref_attention_args a = {.B = (int32_t)q->shape[0], .H = (int32_t)q->shape[1],
-                               .HKV = (int32_t)k->shape[1], .S = q->shape[2], .SKV = k->shape[2],
-                               .D = (int32_t)q->shape[3], .Q = DPTR("Q"), .K = DPTR("K"),
-                               .V = DPTR("V"), .O = ref[0], .LSE = ref[1], .tin = DT("Q"),
-                               .tout = RT_DT_F32, .scale = (float)p->scale};
+    rt_ref_attention_args a = {.B = (int32_t)q->shape[0],
+                               .H = (int32_t)q->shape[1],
+                               .HKV = (int32_t)k->shape[1],
+                               .S = q->shape[2],
+                               .SKV = k->shape[2],
+                               .D = (int32_t)q->shape[3],
+                               .Q = DPTR("Q"),
+                               .K = DPTR("K"),
+                               .V = DPTR("V"),
+                               .O = ref[0],
+                               .LSE = ref[1],
+                               .tin = DT("Q"),
+                               .tout = RT_DT_F32,
+                               .scale = (float)p->scale};
     rt_ref_attention_mask(&a, &p->mask, doc);
     s = rt_ref_attention(w->ctx, &w->refs, &a, e);
   }
@@ -511,8 +541,8 @@ static int specialize(worker *w, const char *config, ir_kernel **spec, char *err
   ir_diag d;
   if (config[0] && ir_config_parse(&cfg, config, &d))
     return put(err, cap, "config '%s': %s", config, d.msg), -1;
-  if (kn_problem_config(w->builtin ? w->kernel : "", &w->shape, w->dtype[0] ? w->dtype : NULL,
-                        &cfg, err, cap))
+  if (kn_problem_config(w->builtin ? w->kernel : "", &w->shape, w->dtype[0] ? w->dtype : NULL, &cfg,
+                        err, cap))
     return -1;
   if (ir_specialize(w->k, &cfg, spec, &d))
     return put(err, cap, "config '%s': %s", config, d.msg), -1;

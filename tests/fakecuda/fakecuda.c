@@ -14,7 +14,9 @@
  *   FAKECUDA_DEVICES=n             device count (default 1)
  * PTX text containing FAKECUDA_BAD_PTX fails to load with a JIT error log. Built with
  * -DFAKECUDA_NO_LAUNCH it lacks cuLaunchKernel (a driver missing a symbol).
- * fakecuda_live() and fakecuda_last_launch() let tests check for leaks and launches.
+ * fakecuda_live() and fakecuda_last_launch() let tests check for leaks and launches. The three
+ * NVML calls runtime/measure.c makes are here too (TILEC_LIBNVML=this library): SM 1755 MHz,
+ * memory 3201 MHz for the device at PCI bus id 0000:3b:00.0 (the fake's cuDeviceGetPCIBusId).
  */
 #include <cuda.h>
 #include <elf.h>
@@ -693,6 +695,28 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDi
   return CUDA_SUCCESS;
 }
 #endif
+
+/* ---- NVML (the same library stands in for libnvidia-ml.so.1 through TILEC_LIBNVML) ---------- */
+
+int nvmlInit_v2(void);
+int nvmlInit_v2(void) { return injected("nvmlInit_v2", CUDA_ERROR_UNKNOWN) ? 1 : 0; }
+
+int nvmlDeviceGetHandleByPciBusId_v2(const char *bus, void **device);
+int nvmlDeviceGetHandleByPciBusId_v2(const char *bus, void **device) {
+  unsigned b = 0;
+  if (sscanf(bus, "0000:%x:00.0", &b) != 1 || b < 0x3b || (int)(b - 0x3b) >= device_count())
+    return 6; /* NVML_ERROR_NOT_FOUND */
+  *device = &primary;
+  return 0;
+}
+
+int nvmlDeviceGetClockInfo(void *device, int type, unsigned *clock);
+int nvmlDeviceGetClockInfo(void *device, int type, unsigned *clock) {
+  if (device != &primary || (type != 1 && type != 2))
+    return 2; /* NVML_ERROR_INVALID_ARGUMENT */
+  *clock = type == 1 ? 1755 : 3201; /* SM, memory (MHz) */
+  return 0;
+}
 
 /* ---- test hooks -------------------------------------------------------------------------- */
 

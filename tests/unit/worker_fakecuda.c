@@ -6,7 +6,8 @@
  * non-finite); FAKECUDA_FAIL injects a launch failure (`fault`, the worker is replaced) and an
  * out-of-resources launch (`resources`, the same worker goes on); no driver or no device gives
  * AT_ERR_ENV with the driver's message. The timing path runs with no_check (fake launches take
- * 1, 3, 2 ms in turn). The test process itself never maps a driver.
+ * 1, 3, 2 ms in turn) and NVML's clocks come from the fake too. The test process itself never
+ * maps a driver.
  */
 #include <errno.h>
 #include <math.h>
@@ -121,6 +122,7 @@ static void test_measure(const char *ptx) {
   CHECK_CONTAINS(out.detail, "4096 non-finite");
   CHECK(isinf(out.max_err));
   CHECK(isnan(out.median_ms));
+  CHECK_EQ_INT(-1, out.sm_clock_mhz); /* not timed */
 
   /* An image the driver rejects is a compile error, and the worker goes on. */
   int pid = at_worker_pid(w);
@@ -197,7 +199,9 @@ static void test_timing(const char *ptx) {
   at_err e = {0};
   at_problem_desc p = problem;
   p.no_check = true;
+  setenv("TILEC_LIBNVML", FAKECUDA_LIB, 1); /* the fake driver also fakes NVML's clocks */
   at_worker *w = start(FAKECUDA_LIB, NULL, &p, AT_OK, &e);
+  unsetenv("TILEC_LIBNVML");
   if (!w)
     return;
   at_outcome out;
@@ -213,7 +217,8 @@ static void test_timing(const char *ptx) {
     CHECK_CONTAINS(out.detail, "not validated");
     CHECK_CONTAINS(out.detail, "L2 flushed");
     CHECK_CONTAINS(out.detail, "rotating copies"); /* 64x64 matrices are far below 48 MiB */
-    CHECK_EQ_INT(-1, out.sm_clock_mhz);            /* no NVML here */
+    CHECK_EQ_INT(1755, out.sm_clock_mhz);
+    CHECK_EQ_INT(3201, out.mem_clock_mhz);
   } else {
     fprintf(stderr, "  %s\n", out.detail);
   }
