@@ -352,8 +352,9 @@ at_status at_msg_write(int fd, const at_msg *m, double deadline, at_err *e) {
 #define DEVICE_INTS(X)                                                                             \
   X(cc_major)                                                                                      \
   X(cc_minor)                                                                                      \
-  X(sm_count) X(smem_per_block_optin) X(smem_per_sm) X(l2_bytes) X(regs_per_sm)                    \
-      X(max_threads_per_block) X(mem_clock_khz) X(mem_bus_width) X(sm_clock_khz) X(driver_version)
+  X(sm_count)                                                                                      \
+  X(smem_per_block_optin) X(smem_per_sm) X(l2_bytes) X(regs_per_sm) X(max_threads_per_block)       \
+      X(mem_clock_khz) X(mem_bus_width) X(sm_clock_khz) X(driver_version)
 
 at_status at_device_encode(const at_device *d, at_msg *m, at_err *e) {
   at_status s;
@@ -680,6 +681,16 @@ static at_status measure(at_worker *w, const char *config, const void *cubin, si
   double deadline = at_now() + w->timeout_s;
   at_err why = {0};
   s = at_msg_write(w->to_fd, &m, deadline, &why);
+  if (s == AT_ERR_IO) { /* it died idle, before this request (EPIPE): not this candidate's fault */
+    reap(w, true, NULL, 0);
+    if ((s = start(w, e))) {
+      at_msg_free(&m);
+      return s;
+    }
+    w->restarts++;
+    deadline = at_now() + w->timeout_s;
+    s = at_msg_write(w->to_fd, &m, deadline, &why);
+  }
   at_msg_free(&m);
   if (!s)
     s = at_msg_read(&w->rd, deadline, &r, &why);

@@ -136,6 +136,19 @@ static void test_sweep(void) {
   CHECK_EQ_INT(AT_OK, at_worker_measure(w, "BM=96", "x", 1, &out, &e));
   CHECK(out.status == AT_RUN_OK);
 
+  /* A worker that dies while idle (killed from outside): the next candidate is not blamed, a
+   * new worker measures it. */
+  int restarts = at_worker_restarts(w);
+  pid = at_worker_pid(w);
+  kill(pid, SIGKILL);
+  for (int i = 0; i < 500 && zombie_children() == 0; i++)
+    usleep(2000); /* until it is a zombie: its pipes are closed */
+  CHECK_EQ_INT(AT_OK, at_worker_measure(w, "BM=96", "x", 1, &out, &e));
+  CHECK(out.status == AT_RUN_OK);
+  CHECK_EQ_INT(restarts + 1, at_worker_restarts(w));
+  CHECK(at_worker_pid(w) != pid);
+  CHECK_EQ_INT(0, zombie_children());
+
   at_device d;
   CHECK_EQ_INT(AT_OK, at_worker_device(w, &d, &e));
   CHECK_EQ_STR("fake|sm_90a|132sm|141GiB", d.key);
