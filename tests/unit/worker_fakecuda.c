@@ -33,11 +33,12 @@ static const char *exe;
 static const at_problem_desc problem = {
     .kernel = "matmul", .shape = "M=64,N=64,K=64", .seed = 3, .reps = 9, .warmup = 1};
 
-/* PTX of matmul for config on sm_90a, compiled here like the tuner does (malloc'd). */
-static char *compile(const char *config) {
+/* PTX of a built-in kernel for a shape and config on sm_90a, compiled here like the tuner does
+ * (malloc'd; NULL on failure). */
+static char *compile_for(const char *kernel, const char *shape_text, const char *config) {
   const char *text = NULL;
   for (const struct tilec_builtin_source *b = tilec_builtin_sources; b->name; b++)
-    if (!strcmp(b->name, "matmul"))
+    if (!strcmp(b->name, kernel))
       text = b->text;
   ir_kernel *k = NULL, *spec = NULL;
   ir_diag d;
@@ -47,9 +48,9 @@ static char *compile(const char *config) {
   cc_gpu g;
   cg_output out = {0};
   char *ptx = NULL;
-  if (!ir_parse(text, strlen(text), "matmul.tile", &k, &d) && !ir_verify(k, &d) &&
-      !ir_config_parse(&cfg, config, &d) && !kn_shape_parse(problem.shape, &shape, err, 1024) &&
-      !kn_problem_config("matmul", &shape, NULL, &cfg, err, sizeof err) &&
+  if (text && !ir_parse(text, strlen(text), "kernel.tile", &k, &d) && !ir_verify(k, &d) &&
+      !ir_config_parse(&cfg, config, &d) && !kn_shape_parse(shape_text, &shape, err, 1024) &&
+      !kn_problem_config(kernel, &shape, NULL, &cfg, err, sizeof err) &&
       !ir_specialize(k, &cfg, &spec, &d) && !cc_gpu_build(spec, &g, &d)) {
     if (!cg_lower(&g, "sm_90a", CG_EMIT_PTX, &out, err, sizeof err)) {
       ptx = out.ptx;
@@ -62,6 +63,8 @@ static char *compile(const char *config) {
   ir_kernel_free(k);
   return ptx;
 }
+
+static char *compile(const char *config) { return compile_for("matmul", problem.shape, config); }
 
 static at_worker *start(const char *lib, const char *fail, const at_problem_desc *p, at_status want,
                         at_err *e) {
@@ -193,6 +196,28 @@ static void test_gpu_reference(const char *ptx) {
   CHECK_CONTAINS(e.msg, "the GPU reference");
 }
 
+/* bsattention's data depend on BM and BN (the block layout): each config gets its own problem,
+ * and going back to the first config finds its data again. */
+static void test_block_layout(void) {
+  static const char *const shape = "H=2,S=128,D=64,mask=causal";
+  static const char *const configs[] = {"BM=64,BN=64", "BM=64,BN=32", "BM=64,BN=64"};
+  at_err e = {0};
+  at_problem_desc p = {.kernel = "bsattention", .shape = shape, .seed = 5, .reps = 3};
+  at_worker *w = start(FAKECUDA_LIB, NULL, &p, AT_OK, &e);
+  for (int i = 0; w && i < 3; i++) {
+    char *ptx = compile_for("bsattention", shape, configs[i]);
+    if (!CHECK(ptx != NULL))
+      continue;
+    at_outcome out;
+    CHECK_EQ_INT(AT_OK, at_worker_measure(w, configs[i], ptx, strlen(ptx) + 1, &out, &e));
+    CHECK(out.status == AT_RUN_WRONG); /* validated against its own reference: O and LSE */
+    CHECK_CONTAINS(out.detail, "output O");
+    free(ptx);
+  }
+  CHECK_EQ_INT(0, at_worker_restarts(w));
+  at_worker_stop(w);
+}
+
 /* Without validation the candidate is timed: warm-up, then reps launches between events, each
  * after an L2 flush (the fake's launches take 1, 3, 2 ms in turn). */
 static void test_timing(const char *ptx) {
@@ -245,6 +270,7 @@ int main(void) {
   test_measure(ptx);
   test_launch_failures(ptx);
   test_gpu_reference(ptx);
+  test_block_layout();
   test_timing(ptx);
   free(ptx);
   CHECK_EQ_INT(0, zombie_children());
