@@ -192,7 +192,7 @@ static int parse_frame(const char *buf, size_t len, at_msg *m, size_t *used, at_
         at_fail(e, AT_ERR_IO, "worker protocol: bad field header in %s", type);
       goto partial;
     }
-    char name[AT_MSG_MAX_NAME + 16];
+    char name[48]; /* %47s below */
     unsigned long long flen;
     memcpy(line, buf + start, (size_t)hl);
     line[hl] = 0;
