@@ -353,8 +353,9 @@ at_status at_msg_write(int fd, const at_msg *m, double deadline, at_err *e) {
   X(cc_major)                                                                                      \
   X(cc_minor)                                                                                      \
   X(sm_count)                                                                                      \
-  X(smem_per_block_optin) X(smem_per_sm) X(l2_bytes) X(regs_per_sm) X(max_threads_per_block)       \
-      X(mem_clock_khz) X(mem_bus_width) X(sm_clock_khz) X(driver_version)
+  X(smem_per_block_optin)                                                                          \
+  X(smem_per_sm) X(l2_bytes) X(regs_per_sm) X(max_threads_per_block) X(mem_clock_khz)              \
+      X(mem_bus_width) X(sm_clock_khz) X(driver_version)
 
 at_status at_device_encode(const at_device *d, at_msg *m, at_err *e) {
   at_status s;
@@ -574,6 +575,16 @@ static at_status start(at_worker *w, at_err *e) {
   return AT_OK;
 }
 
+/* Restarts the worker when it is not running (counted in restarts). */
+static at_status ensure_running(at_worker *w, at_err *e) {
+  if (w->pid >= 0)
+    return AT_OK;
+  at_status s = start(w, e);
+  if (!s)
+    w->restarts++;
+  return s;
+}
+
 static char *dup_or_null(const char *s, bool *oom) {
   if (!s)
     return NULL;
@@ -665,12 +676,9 @@ static at_status measure(at_worker *w, const char *config, const void *cubin, si
     return at_fail(e, AT_ERR_ARG, "at_worker_measure: no worker, config or image");
   if (!w->has_problem)
     return at_fail(e, AT_ERR_ARG, "at_worker_measure: this worker was started without a problem");
-  at_status s;
-  if (w->pid < 0) {
-    if ((s = start(w, e)))
-      return s;
-    w->restarts++;
-  }
+  at_status s = ensure_running(w, e);
+  if (s)
+    return s;
   at_msg m, r;
   at_msg_init(&m, "MEASURE");
   if ((s = at_msg_add(&m, "config", config, strlen(config), e)) ||
@@ -832,12 +840,9 @@ at_status at_worker_device(at_worker *w, at_device *out, at_err *e) {
     *out = w->dev;
     return AT_OK;
   }
-  at_status s;
-  if (w->pid < 0) {
-    if ((s = start(w, e)))
-      return s;
-    w->restarts++;
-  }
+  at_status s = ensure_running(w, e);
+  if (s)
+    return s;
   at_msg m, r;
   at_msg_init(&m, "DEVICE");
   double deadline = at_now() + w->start_timeout_s;

@@ -109,6 +109,17 @@ static void reply_error(at_status s, const char *msg) {
   at_msg_free(&m);
 }
 
+/* A READY or DEVICE reply: the device's fields. */
+static void reply_device(const char *type, const at_device *d) {
+  at_msg m;
+  at_msg_init(&m, type);
+  if (at_device_encode(d, &m, NULL))
+    reply_error(AT_ERR_OOM, "out of host memory");
+  else
+    send_or_die(&m);
+  at_msg_free(&m);
+}
+
 typedef struct result {
   at_run status;
   double *samples;
@@ -628,13 +639,7 @@ static void on_device(worker *w) {
 #ifdef TILEC_TEST_HOOKS
 reply:;
 #endif
-  at_msg m;
-  at_msg_init(&m, "DEVICE");
-  if (at_device_encode(&d, &m, NULL))
-    reply_error(AT_ERR_OOM, "out of host memory");
-  else
-    send_or_die(&m);
-  at_msg_free(&m);
+  reply_device("DEVICE", &d);
 }
 
 static void on_problem(worker *w, const at_msg *m) {
@@ -716,13 +721,7 @@ static void on_problem(worker *w, const at_msg *m) {
 #ifdef TILEC_TEST_HOOKS
 ready:;
 #endif
-  at_msg r;
-  at_msg_init(&r, "READY");
-  if (at_device_encode(&d, &r, NULL))
-    reply_error(AT_ERR_OOM, "out of host memory");
-  else
-    send_or_die(&r);
-  at_msg_free(&r);
+  reply_device("READY", &d);
 }
 
 /* ---- one measurement ---------------------------------------------------------------------- */

@@ -796,28 +796,18 @@ rt_status rt_time(rt_ctx *c, rt_timed_fn fn, void *user, int warmup, int reps, r
 rt_launch_class rt_err_launch_class(const rt_err *e) {
   if (!e || e->status == RT_OK)
     return RT_LAUNCH_OTHER;
-  switch ((CUresult)e->code) {
-  case CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES:
+  CUresult r = (CUresult)e->code;
+  if (r == CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES)
     return RT_LAUNCH_RESOURCES;
-  case CUDA_ERROR_INVALID_VALUE: /* block or shared memory over the limits */
-    return strncmp(e->msg, "cuLaunchKernel", 14) == 0 || strncmp(e->msg, "cuFuncSetAttribute", 18) == 0
+  if (r == CUDA_ERROR_INVALID_VALUE) /* from these two calls: block or shared memory too large */
+    return !strncmp(e->msg, "cuLaunchKernel", 14) || !strncmp(e->msg, "cuFuncSetAttribute", 18)
                ? RT_LAUNCH_RESOURCES
                : RT_LAUNCH_OTHER;
-  case CUDA_ERROR_LAUNCH_FAILED:
-  case CUDA_ERROR_LAUNCH_TIMEOUT:
-  case CUDA_ERROR_ILLEGAL_ADDRESS:
-  case CUDA_ERROR_ILLEGAL_INSTRUCTION:
-  case CUDA_ERROR_MISALIGNED_ADDRESS:
-  case CUDA_ERROR_INVALID_ADDRESS_SPACE:
-  case CUDA_ERROR_INVALID_PC:
-  case CUDA_ERROR_HARDWARE_STACK_ERROR:
-  case CUDA_ERROR_ASSERT:
-  case CUDA_ERROR_CONTEXT_IS_DESTROYED:
-  case CUDA_ERROR_ECC_UNCORRECTABLE:
+  /* every other launch-class error of classify() is a sticky kernel fault */
+  if (classify(r, RT_ERR_CUDA) == RT_ERR_LAUNCH || r == CUDA_ERROR_CONTEXT_IS_DESTROYED ||
+      r == CUDA_ERROR_ECC_UNCORRECTABLE)
     return RT_LAUNCH_FAULT;
-  default:
-    return RT_LAUNCH_OTHER;
-  }
+  return RT_LAUNCH_OTHER;
 }
 
 rt_status rt_flusher_open(rt_ctx *c, size_t bytes, rt_flusher *f, rt_err *e) {

@@ -713,7 +713,7 @@ int nvmlDeviceGetHandleByPciBusId_v2(const char *bus, void **device) {
 int nvmlDeviceGetClockInfo(void *device, int type, unsigned *clock);
 int nvmlDeviceGetClockInfo(void *device, int type, unsigned *clock) {
   if (device != &primary || (type != 1 && type != 2))
-    return 2; /* NVML_ERROR_INVALID_ARGUMENT */
+    return 2;                       /* NVML_ERROR_INVALID_ARGUMENT */
   *clock = type == 1 ? 1755 : 3201; /* SM, memory (MHz) */
   return 0;
 }
@@ -721,7 +721,8 @@ int nvmlDeviceGetClockInfo(void *device, int type, unsigned *clock) {
 /* ---- test hooks -------------------------------------------------------------------------- */
 
 /* Live objects of one kind: "mem", "module", "stream", "event", "primary" (retains), "depth"
- * (this thread's context stack), "launches", "memsets" (cuMemsetD32Async calls: L2 flushes). -1 for an unknown kind. */
+ * (this thread's context stack), "launches", "memsets" (cuMemsetD32Async calls: L2 flushes). -1 for
+ * an unknown kind. */
 long fakecuda_live(const char *what);
 long fakecuda_live(const char *what) {
   if (!strcmp(what, "mem"))
