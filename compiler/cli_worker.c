@@ -2,14 +2,15 @@
  * a process of its own, so that a faulting, hanging or crashing candidate never harms the tuner.
  *
  * Requests come on fd 3, replies go to fd 4 (autotune/worker.h: the frames; docs/tuning-worker.md:
- * the messages). PROBLEM opens device 0, parses the kernel and builds the problem once (host
- * inputs, device buffers, the CPU reference). MEASURE re-specializes the kernel for the config
- * (the argument ABI, the grid) and lowers it without optimizing (threads, shared memory: cheap),
- * loads the parent's cubin, poisons the outputs, launches once, validates, then times warm-up
- * and `reps` launches with CUDA events, each after an L2 flush and on the next copy of the
- * inputs when the working set fits in the L2. A sticky CUDA error (illegal address, ...) means a
- * dead context: the worker replies `fault` and exits. With TILEC_TEST_HOOKS, TILEC_WORKER_FAKE
- * names a script of outcomes and no CUDA call is made (tests of the fault isolation).
+ * the messages). PROBLEM opens device 0 (primary context, default stream), parses the kernel and
+ * builds the problem once (host inputs, device buffers, the CPU reference). MEASURE re-specializes
+ * the kernel for the config (the argument ABI, the grid) and lowers it without optimizing (threads,
+ * shared memory: cheap), loads the parent's cubin, poisons the outputs, launches once, validates,
+ * then times warm-up and `reps` launches with CUDA events, each after an L2 flush and on the next
+ * copy of the inputs when the working set fits in the L2. A sticky CUDA error (illegal address,
+ * ...) means a dead context: the worker replies `fault` and exits. With TILEC_TEST_HOOKS,
+ * TILEC_WORKER_FAKE names a script of outcomes and no CUDA call is made (tests of the fault
+ * isolation).
  */
 #define _GNU_SOURCE /* prctl */
 #include "compiler/cli_worker.h"
@@ -612,8 +613,9 @@ static at_status open_device(worker *w, char *err, size_t cap) {
     return AT_OK;
   rt_err e = {0};
   rt_status s;
-  if ((s = rt_ctx_open(0, RT_CTX_OWN_STREAM, &w->ctx, &e)) ||
-      (s = rt_device_query(0, &w->dev, &e))) {
+  /* The legacy default stream: the synchronous poison memset and copies are ordered with the
+   * launches (a non-blocking stream would not wait for them). */
+  if ((s = rt_ctx_open(0, 0, &w->ctx, &e)) || (s = rt_device_query(0, &w->dev, &e))) {
     put(err, cap, "%s", e.msg);
     return rt_status_is_env(s) ? AT_ERR_ENV : AT_ERR_INTERNAL;
   }
