@@ -12,45 +12,13 @@
 #include <sys/wait.h>
 
 #include "autotune/worker.h"
-#include "codegen/codegen.h"
-#include "compiler/gpu.h"
-#include "kernels/builtin_sources.h"
-#include "kernels/problem.h"
 #include "tests/unit/check.h"
 #include "tests/unit/worker_util.h"
 
 #define SHAPE "M=512,N=512,K=512"
 #define CONFIG "BM=64,BN=64"
 
-/* PTX of the built-in matmul for CONFIG, for arch (malloc'd; NULL on failure). */
-static char *compile(const char *arch) {
-  const char *text = NULL;
-  for (const struct tilec_builtin_source *b = tilec_builtin_sources; b->name; b++)
-    if (!strcmp(b->name, "matmul"))
-      text = b->text;
-  ir_kernel *k = NULL, *spec = NULL;
-  ir_diag d;
-  ir_config cfg = {0};
-  kn_shape shape;
-  char err[1024];
-  cc_gpu g;
-  cg_output out = {0};
-  char *ptx = NULL;
-  if (text && !ir_parse(text, strlen(text), "matmul.tile", &k, &d) && !ir_verify(k, &d) &&
-      !ir_config_parse(&cfg, CONFIG, &d) && !kn_shape_parse(SHAPE, &shape, err, sizeof err) &&
-      !kn_problem_config("matmul", &shape, NULL, &cfg, err, sizeof err) &&
-      !ir_specialize(k, &cfg, &spec, &d) && !cc_gpu_build(spec, &g, &d)) {
-    if (!cg_lower(&g, arch, CG_EMIT_PTX, &out, err, sizeof err)) {
-      ptx = out.ptx;
-      out.ptx = NULL;
-    }
-    cg_output_free(&out);
-    cc_gpu_free(&g);
-  }
-  ir_kernel_free(spec);
-  ir_kernel_free(k);
-  return ptx;
-}
+static char *compile(const char *arch) { return compile_candidate("matmul", SHAPE, CONFIG, arch); }
 
 /* A PTX module whose kernel `matmul` has no parameters (the driver ignores the extra launch
  * arguments) and the given body. */

@@ -17,10 +17,6 @@
 #include <unistd.h>
 
 #include "autotune/worker.h"
-#include "codegen/codegen.h"
-#include "compiler/gpu.h"
-#include "kernels/builtin_sources.h"
-#include "kernels/problem.h"
 #include "tests/unit/check.h"
 #include "tests/unit/worker_util.h"
 
@@ -33,35 +29,8 @@ static const char *exe;
 static const at_problem_desc problem = {
     .kernel = "matmul", .shape = "M=64,N=64,K=64", .seed = 3, .reps = 9, .warmup = 1};
 
-/* PTX of a built-in kernel for a shape and config on sm_90a, compiled here like the tuner does
- * (malloc'd; NULL on failure). */
-static char *compile_for(const char *kernel, const char *shape_text, const char *config) {
-  const char *text = NULL;
-  for (const struct tilec_builtin_source *b = tilec_builtin_sources; b->name; b++)
-    if (!strcmp(b->name, kernel))
-      text = b->text;
-  ir_kernel *k = NULL, *spec = NULL;
-  ir_diag d;
-  ir_config cfg = {0};
-  kn_shape shape;
-  char err[1024];
-  cc_gpu g;
-  cg_output out = {0};
-  char *ptx = NULL;
-  if (text && !ir_parse(text, strlen(text), "kernel.tile", &k, &d) && !ir_verify(k, &d) &&
-      !ir_config_parse(&cfg, config, &d) && !kn_shape_parse(shape_text, &shape, err, 1024) &&
-      !kn_problem_config(kernel, &shape, NULL, &cfg, err, sizeof err) &&
-      !ir_specialize(k, &cfg, &spec, &d) && !cc_gpu_build(spec, &g, &d)) {
-    if (!cg_lower(&g, "sm_90a", CG_EMIT_PTX, &out, err, sizeof err)) {
-      ptx = out.ptx;
-      out.ptx = NULL;
-    }
-    cg_output_free(&out);
-    cc_gpu_free(&g);
-  }
-  ir_kernel_free(spec);
-  ir_kernel_free(k);
-  return ptx;
+static char *compile_for(const char *kernel, const char *shape, const char *config) {
+  return compile_candidate(kernel, shape, config, "sm_90a");
 }
 
 static char *compile(const char *config) { return compile_for("matmul", problem.shape, config); }

@@ -1,6 +1,7 @@
 /* tests/unit/worker_util.h — what the worker tests check about the test process itself: open
  * file descriptors, zombie children, whether a CUDA driver was loaded, and where the tilec
- * binary (the worker executable) is. Header-only (each test is one translation unit).
+ * binary (the worker executable) is; and the PTX of a candidate, compiled like the tuner does.
+ * Header-only (each test is one translation unit).
  */
 #ifndef TILEC_TESTS_WORKER_UTIL_H
 #define TILEC_TESTS_WORKER_UTIL_H
@@ -11,6 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "codegen/codegen.h"
+#include "compiler/gpu.h"
+#include "kernels/builtin_sources.h"
+#include "kernels/problem.h"
 
 /* Open file descriptors of this process (entries of /proc/self/fd, minus the one listing it). */
 static inline int open_fds(void) {
@@ -72,6 +78,38 @@ static inline const char *tilec_exe(void) {
     return NULL;
   snprintf(path, sizeof path, "%s/tilec", dir);
   return access(path, X_OK) == 0 ? path : NULL;
+}
+
+/* PTX of a built-in kernel for a --shape and a --set config on arch, compiled as the tuner
+ * does (malloc'd; NULL on any failure). */
+static inline char *compile_candidate(const char *kernel, const char *shape_text,
+                                      const char *config, const char *arch) {
+  const char *text = NULL;
+  for (const struct tilec_builtin_source *b = tilec_builtin_sources; b->name; b++)
+    if (!strcmp(b->name, kernel))
+      text = b->text;
+  ir_kernel *k = NULL, *spec = NULL;
+  ir_diag d;
+  ir_config cfg = {0};
+  kn_shape shape;
+  char err[1024];
+  cc_gpu g;
+  cg_output out = {0};
+  char *ptx = NULL;
+  if (text && !ir_parse(text, strlen(text), "kernel.tile", &k, &d) && !ir_verify(k, &d) &&
+      !ir_config_parse(&cfg, config, &d) && !kn_shape_parse(shape_text, &shape, err, sizeof err) &&
+      !kn_problem_config(kernel, &shape, NULL, &cfg, err, sizeof err) &&
+      !ir_specialize(k, &cfg, &spec, &d) && !cc_gpu_build(spec, &g, &d)) {
+    if (!cg_lower(&g, arch, CG_EMIT_PTX, &out, err, sizeof err)) {
+      ptx = out.ptx;
+      out.ptx = NULL;
+    }
+    cg_output_free(&out);
+    cc_gpu_free(&g);
+  }
+  ir_kernel_free(spec);
+  ir_kernel_free(k);
+  return ptx;
 }
 
 #endif
