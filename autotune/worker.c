@@ -354,8 +354,9 @@ at_status at_msg_write(int fd, const at_msg *m, double deadline, at_err *e) {
   X(cc_minor)                                                                                      \
   X(sm_count)                                                                                      \
   X(smem_per_block_optin)                                                                          \
-  X(smem_per_sm) X(l2_bytes) X(regs_per_sm) X(max_threads_per_block) X(mem_clock_khz)              \
-      X(mem_bus_width) X(sm_clock_khz) X(driver_version)
+  X(smem_per_sm)                                                                                   \
+  X(l2_bytes) X(regs_per_sm) X(max_threads_per_block) X(mem_clock_khz) X(mem_bus_width)            \
+      X(sm_clock_khz) X(driver_version)
 
 at_status at_device_encode(const at_device *d, at_msg *m, at_err *e) {
   at_status s;
@@ -700,8 +701,13 @@ static at_status measure(at_worker *w, const char *config, const void *cubin, si
     s = at_msg_write(w->to_fd, &m, deadline, &why);
   }
   at_msg_free(&m);
-  if (!s)
-    s = at_msg_read(&w->rd, deadline, &r, &why);
+  /* PROGRESS frames move the deadline: "problem" (the worker rebuilds the problem data and the
+   * reference: the start limit applies), "candidate" (the candidate's own limit starts now). */
+  while (!s && !(s = at_msg_read(&w->rd, deadline, &r, &why)) && !strcmp(r.type, "PROGRESS")) {
+    const char *phase = at_msg_get(&r, "phase", NULL);
+    deadline = at_now() + (phase && !strcmp(phase, "problem") ? w->start_timeout_s : w->timeout_s);
+    at_msg_free(&r);
+  }
   if (s == AT_ERR_OOM)
     return at_fail(e, s, "%s", why.msg);
   if (s) {

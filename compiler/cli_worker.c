@@ -41,7 +41,16 @@ enum { IN_FD = 3, OUT_FD = 4, MAX_COPIES = 8 };
 #define MAX_CPU_CHECK_FLOPS 2e10
 
 /* One scripted outcome of the test mode (TILEC_WORKER_FAKE). */
-typedef enum { FK_OK, FK_WRONG, FK_CRASH, FK_HANG, FK_RESOURCES, FK_EXIT, FK_SLOW } fake_action;
+typedef enum {
+  FK_OK,
+  FK_WRONG,
+  FK_CRASH,
+  FK_HANG,
+  FK_RESOURCES,
+  FK_EXIT,
+  FK_SLOW,
+  FK_REBUILD
+} fake_action;
 
 typedef struct fake_line {
   char *config;
@@ -69,7 +78,9 @@ typedef struct worker {
   /* the problem's data: host buffers and reference, device copies of every buffer */
   kn_problem prob;
   bool have_prob;
-  bool keyed; /* prob was built for data_key() == key */
+  bool keyed;     /* prob was built for data_key() == key */
+  bool measuring; /* inside a MEASURE */
+  bool rebuilt;   /* this MEASURE rebuilt the problem (PROGRESS "problem" was sent) */
   char key[64];
   int ncopies;
   uint64_t dptr[MAX_COPIES][KN_MAX_BUFS];
@@ -107,6 +118,17 @@ static void reply_error(at_status s, const char *msg) {
     at_msg_init(&m, "ERROR"); /* out of memory: the bare type still tells the parent */
   }
   send_or_die(&m);
+  at_msg_free(&m);
+}
+
+/* A PROGRESS frame inside a MEASURE: "problem" before rebuilding the problem's data and
+ * reference (the parent's start limit applies), "candidate" when the candidate's own time
+ * starts again. */
+static void progress(const char *phase) {
+  at_msg m;
+  at_msg_init(&m, "PROGRESS");
+  if (!at_msg_add(&m, "phase", phase, strlen(phase), NULL))
+    send_or_die(&m);
   at_msg_free(&m);
 }
 
@@ -169,16 +191,17 @@ static int fake_load(worker *w, const char *path, char *err, size_t cap) {
     char verb[16] = "", extra;
     int got = tab ? sscanf(tab + 1, "%15s %lf %lf %c", verb, &fl.ms, &fl.sleep_s, &extra) : 0;
     static const char *const verbs[] = {"ok",        "wrong", "crash", "hang",
-                                        "resources", "exit",  "slow"};
-    static const int args[] = {1, 0, 0, 0, 0, 0, 2};
+                                        "resources", "exit",  "slow",  "rebuild"};
+    static const int args[] = {1, 0, 0, 0, 0, 0, 2, 2};
+    enum { NVERBS = sizeof verbs / sizeof verbs[0] };
     int v = 0;
-    while (v < 7 && strcmp(verb, verbs[v]))
+    while (v < NVERBS && strcmp(verb, verbs[v]))
       v++;
-    if (!tab || v == 7 || got != 1 + args[v] || fl.ms < 0 || fl.sleep_s < 0) {
+    if (!tab || v == NVERBS || got != 1 + args[v] || fl.ms < 0 || fl.sleep_s < 0) {
       rc = -1;
       put(err, cap,
           "TILEC_WORKER_FAKE %s:%d: expected 'CONFIG<TAB>ok MS | wrong | crash | hang | "
-          "resources | exit | slow MS SECONDS'",
+          "resources | exit | slow MS SECONDS | rebuild MS SECONDS'",
           path, lineno);
       break;
     }
@@ -254,10 +277,15 @@ static void fake_measure(worker *w, const char *config) {
     r.status = AT_RUN_RESOURCES;
     put(r.detail, sizeof r.detail, "fake: too many resources requested for launch");
     break;
+  case FK_REBUILD: /* like a MEASURE that rebuilds the problem's data for SECONDS */
   case FK_SLOW: {
+    if (fl->action == FK_REBUILD)
+      progress("problem");
     struct timespec t = {(time_t)fl->sleep_s, (long)((fl->sleep_s - floor(fl->sleep_s)) * 1e9)};
     while (nanosleep(&t, &t) && errno == EINTR) {
     }
+    if (fl->action == FK_REBUILD)
+      progress("candidate");
   }
     /* fall through */
   case FK_OK: {
@@ -512,7 +540,11 @@ static at_status use_problem(worker *w, const ir_kernel *spec, rt_err *e, char *
   char key[64];
   bool keyed = data_key(w, spec, key, sizeof key);
   if (w->have_prob && keyed && w->keyed && !strcmp(key, w->key))
-    return AT_OK; /* the same data: no rebuild */
+    return AT_OK;                    /* the same data: no rebuild */
+  if (w->measuring && !w->rebuilt) { /* the parent allows the start limit for this */
+    progress("problem");
+    w->rebuilt = true;
+  }
   kn_problem np;
   if (kn_problem_build(&np, w->builtin ? w->kernel : "", spec, &w->shape, w->seed, err, cap)) {
     kn_problem_free(&np);
@@ -944,16 +976,24 @@ static void on_measure(worker *w, const at_msg *m) {
     reply_error(AT_ERR_ARG, err);
     goto done;
   }
-  if (cc_gpu_build(spec, &g, &d)) {
+  built = !cc_gpu_build(spec, &g, &d);
+  if (!built) {
     r.status = AT_RUN_COMPILE;
     put(r.detail, sizeof r.detail, "%s", d.msg);
-  } else if ((built = true, cg_lower(&g, w->arch, CG_NO_OPT, &lo, err, sizeof err))) {
+  } else if (cg_lower(&g, w->arch, CG_NO_OPT, &lo, err, sizeof err)) {
     r.status = AT_RUN_COMPILE;
     put(r.detail, sizeof r.detail, "%s", err);
-  } else if ((as = use_problem(w, spec, &e, err, sizeof err))) {
-    reply_error(as, err);
-    goto done;
   } else {
+    w->measuring = true;
+    w->rebuilt = false;
+    as = use_problem(w, spec, &e, err, sizeof err);
+    w->measuring = false;
+    if (as) {
+      reply_error(as, err);
+      goto done;
+    }
+    if (w->rebuilt)
+      progress("candidate");
     lost = run_candidate(w, spec, &lo, img, n, &r);
   }
   reply_result(&r);
