@@ -706,9 +706,16 @@ static void on_problem(worker *w, const at_msg *m) {
     return;
   }
   at_device d;
+  const char *source = at_msg_get(m, "source", NULL);
+  w->builtin = !source && kn_is_builtin(kernel);
+  if (load_kernel(w, kernel, source, err, sizeof err) ||
+      kn_shape_parse(shape, &w->shape, err, sizeof err)) {
+    reply_error(AT_ERR_ARG, err);
+    return;
+  }
 #ifdef TILEC_TEST_HOOKS
   const char *fake = getenv("TILEC_WORKER_FAKE");
-  if (fake) {
+  if (fake) { /* the kernel and shape are checked as usual; nothing else touches a device */
     w->fake = true;
     if (fake_load(w, fake, err, sizeof err)) {
       reply_error(AT_ERR_ARG, err);
@@ -718,13 +725,6 @@ static void on_problem(worker *w, const at_msg *m) {
     goto ready;
   }
 #endif
-  const char *source = at_msg_get(m, "source", NULL);
-  w->builtin = !source && kn_is_builtin(kernel);
-  if (load_kernel(w, kernel, source, err, sizeof err) ||
-      kn_shape_parse(shape, &w->shape, err, sizeof err)) {
-    reply_error(AT_ERR_ARG, err);
-    return;
-  }
   if ((s = open_device(w, err, sizeof err))) {
     reply_error(s, err);
     return;

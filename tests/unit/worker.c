@@ -205,6 +205,17 @@ static void test_start_errors(void) {
   CHECK_EQ_INT(AT_ERR_ARG, at_worker_start(&o, &problem, &w, &e));
   CHECK_CONTAINS(e.msg, "cannot open /nonexistent/script");
 
+  /* The kernel and the shape are checked in test mode too. */
+  write_script("X\tok 1\n");
+  at_problem_desc bad = problem;
+  bad.kernel = "nosuchkernel";
+  CHECK_EQ_INT(AT_ERR_ARG, at_worker_start(&o, &bad, &w, &e));
+  CHECK_CONTAINS(e.msg, "'nosuchkernel' is not a built-in kernel");
+  bad = problem;
+  bad.shape = "M=1,M=2";
+  CHECK_EQ_INT(AT_ERR_ARG, at_worker_start(&o, &bad, &w, &e));
+  CHECK_CONTAINS(e.msg, "key 'M' given twice");
+
   /* TILEC_WORKER_EXE names the executable when the options do not. */
   write_script("X\tok 1\n");
   setenv("TILEC_WORKER_EXE", "/nonexistent/from-env", 1);
