@@ -355,10 +355,11 @@ at_status at_msg_write(int fd, const at_msg *m, double deadline, at_err *e) {
   X(sm_count)                                                                                      \
   X(smem_per_block_optin)                                                                          \
   X(smem_per_sm)                                                                                   \
-  X(l2_bytes) X(regs_per_sm) X(max_threads_per_block) X(mem_clock_khz) X(mem_bus_width)            \
-      X(sm_clock_khz) X(driver_version)
+  X(l2_bytes)                                                                                      \
+  X(regs_per_sm) X(max_threads_per_block) X(mem_clock_khz) X(mem_bus_width) X(sm_clock_khz)        \
+      X(driver_version)
 
-at_status at_device_encode(const at_device *d, at_msg *m, at_err *e) {
+at_status at_device_encode(const at_gpu_info *d, at_msg *m, at_err *e) {
   at_status s;
   if ((s = at_msg_add(m, "dev_key", d->key, strlen(d->key), e)) ||
       (s = at_msg_add(m, "dev_name", d->name, strlen(d->name), e)) ||
@@ -373,7 +374,7 @@ at_status at_device_encode(const at_device *d, at_msg *m, at_err *e) {
   return AT_OK;
 }
 
-bool at_device_decode(const at_msg *m, at_device *d) {
+bool at_device_decode(const at_msg *m, at_gpu_info *d) {
   memset(d, 0, sizeof *d);
   const char *key = at_msg_get(m, "dev_key", NULL), *name = at_msg_get(m, "dev_name", NULL),
              *arch = at_msg_get(m, "dev_arch", NULL);
@@ -402,7 +403,7 @@ struct at_worker {
   at_reader rd;
   int restarts;
   bool have_dev;
-  at_device dev;
+  at_gpu_info dev;
 };
 
 /* Moves fd to a number >= 5 (so the child's dup2 onto 3 and 4 never meets it), close-on-exec. */
@@ -839,7 +840,7 @@ done:
   return s;
 }
 
-at_status at_worker_device(at_worker *w, at_device *out, at_err *e) {
+at_status at_worker_device(at_worker *w, at_gpu_info *out, at_err *e) {
   if (!w || !out)
     return at_fail(e, AT_ERR_ARG, "at_worker_device: no worker");
   if (w->have_dev) {

@@ -56,7 +56,7 @@ typedef struct at_outcome {
 /* What the device looks like, asked of the worker so that the parent learns it without
  * initialising CUDA. In test mode (TILEC_WORKER_FAKE) a fixed fake device whose key starts
  * with "fake|". */
-typedef struct at_device {
+typedef struct at_gpu_info {
   char key[192];  /* the tuning DB's device key (rt_device_key) */
   char name[256]; /* "NVIDIA H200" */
   char arch[16];  /* the target the worker uses when the problem names none: "sm_90a" */
@@ -65,7 +65,7 @@ typedef struct at_device {
   int mem_clock_khz, mem_bus_width, sm_clock_khz; /* peak memory clock, bus bits, SM clock */
   uint64_t total_mem;
   int driver_version;
-} at_device;
+} at_gpu_info;
 
 /* Spawns a worker and, when p is not NULL, sends it the problem and waits until it has built
  * it (host and device buffers, the reference). p == NULL starts a device-only worker (only
@@ -90,7 +90,7 @@ at_status at_worker_retime(at_worker *w, const char *const *configs, const void 
                            const size_t *sizes, int n, int rounds, at_outcome *out, at_err *e);
 
 /* The worker's device (cached after the first call). */
-at_status at_worker_device(at_worker *w, at_device *out, at_err *e);
+at_status at_worker_device(at_worker *w, at_gpu_info *out, at_err *e);
 
 /* Restarts so far (a fault, a timeout or a death each cost one). */
 int at_worker_restarts(const at_worker *w);
@@ -173,8 +173,8 @@ at_status at_msg_write(int fd, const at_msg *m, double deadline, at_err *e);
 
 /* The device as fields of a message (READY, DEVICE) and back. decode: false when a field is
  * missing. */
-at_status at_device_encode(const at_device *d, at_msg *m, at_err *e);
-bool at_device_decode(const at_msg *m, at_device *d);
+at_status at_device_encode(const at_gpu_info *d, at_msg *m, at_err *e);
+bool at_device_decode(const at_msg *m, at_gpu_info *d);
 
 /* Seconds on CLOCK_MONOTONIC. */
 double at_now(void);

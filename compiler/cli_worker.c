@@ -133,7 +133,7 @@ static void progress(const char *phase) {
 }
 
 /* A READY or DEVICE reply: the device's fields. */
-static void reply_device(const char *type, const at_device *d) {
+static void reply_device(const char *type, const at_gpu_info *d) {
   at_msg m;
   at_msg_init(&m, type);
   if (at_device_encode(d, &m, NULL))
@@ -223,7 +223,7 @@ static int fake_load(worker *w, const char *path, char *err, size_t cap) {
 }
 
 /* The fixed device of the test mode (the key says it is fake). */
-static void fake_device(at_device *d) {
+static void fake_device(at_gpu_info *d) {
   memset(d, 0, sizeof *d);
   put(d->key, sizeof d->key, "fake|sm_90a|132sm|141GiB");
   put(d->name, sizeof d->name, "fake (TILEC_WORKER_FAKE)");
@@ -618,7 +618,7 @@ static int specialize(worker *w, const char *config, ir_kernel **spec, char *err
   return 0;
 }
 
-static void device_of(const worker *w, at_device *d) {
+static void device_of(const worker *w, at_gpu_info *d) {
   memset(d, 0, sizeof *d);
   const rt_device_info *x = &w->dev;
   put(d->key, sizeof d->key, "%s", x->key);
@@ -656,7 +656,7 @@ static at_status open_device(worker *w, char *err, size_t cap) {
 }
 
 static void on_device(worker *w) {
-  at_device d;
+  at_gpu_info d;
   char err[1024];
 #ifdef TILEC_TEST_HOOKS
   if (getenv("TILEC_WORKER_FAKE")) {
@@ -705,7 +705,7 @@ static void on_problem(worker *w, const at_msg *m) {
     reply_error(AT_ERR_ARG, "PROBLEM: reps must be in 1..100000 and warmup in 0..10000");
     return;
   }
-  at_device d;
+  at_gpu_info d;
   const char *source = at_msg_get(m, "source", NULL);
   w->builtin = !source && kn_is_builtin(kernel);
   if (load_kernel(w, kernel, source, err, sizeof err) ||

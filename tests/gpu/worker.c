@@ -45,7 +45,7 @@ int main(void) {
   if (at_worker_start(&o, &p, &w, &e) == AT_ERR_ENV)
     TEST_SKIP("%s", e.msg);
   REQUIRE(w != NULL);
-  at_device dev;
+  at_gpu_info dev;
   REQUIRE(at_worker_device(w, &dev, &e) == AT_OK);
   fprintf(stderr, "device %s (%s), L2 %d B\n", dev.key, dev.arch, dev.l2_bytes);
   char *good = compile(dev.arch);

@@ -149,7 +149,7 @@ static void test_sweep(void) {
   CHECK(at_worker_pid(w) != pid);
   CHECK_EQ_INT(0, zombie_children());
 
-  at_device d;
+  at_gpu_info d;
   CHECK_EQ_INT(AT_OK, at_worker_device(w, &d, &e));
   CHECK_EQ_STR("fake|sm_90a|132sm|141GiB", d.key);
   CHECK_EQ_STR("sm_90a", d.arch);
@@ -235,7 +235,7 @@ static void test_start_errors(void) {
   /* A device-only worker answers DEVICE and refuses MEASURE. */
   o.exe = exe;
   if (CHECK(at_worker_start(&o, NULL, &w, &e) == AT_OK)) {
-    at_device d;
+    at_gpu_info d;
     CHECK_EQ_INT(AT_OK, at_worker_device(w, &d, &e));
     CHECK_CONTAINS(d.key, "fake|");
     at_outcome out;

@@ -59,7 +59,7 @@ static void test_env_errors(void) {
   CHECK_CONTAINS(e.msg, "cuInit failed: CUDA_ERROR_NO_DEVICE");
   /* Device-only workers report the same through DEVICE. */
   at_worker *w = start("/nonexistent/libcuda.so.1", NULL, NULL, AT_OK, &e);
-  at_device d;
+  at_gpu_info d;
   CHECK_EQ_INT(AT_ERR_ENV, at_worker_device(w, &d, &e));
   CHECK_CONTAINS(e.msg, "no CUDA driver");
   at_worker_stop(w);
@@ -79,7 +79,7 @@ static void test_measure(const char *ptx) {
   at_worker *w = start(FAKECUDA_LIB, NULL, &problem, AT_OK, &e);
   if (!w)
     return;
-  at_device d;
+  at_gpu_info d;
   CHECK_EQ_INT(AT_OK, at_worker_device(w, &d, &e));
   CHECK_EQ_STR("Fake GPU|sm_90|132sm|140GiB", d.key);
   CHECK_EQ_STR("sm_90a", d.arch);
