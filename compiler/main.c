@@ -18,6 +18,7 @@
 #include "compiler/cli_bench.h"
 #include "compiler/cli_gpu.h"
 #include "compiler/cli_util.h"
+#include "compiler/cli_worker.h"
 #include "compiler/gpu.h"
 #include "ir/ir.h"
 #include "ir/version.h"
@@ -686,6 +687,8 @@ int main(int argc, char **argv) {
   const char *cmd = argv[1];
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))
     return usage(stdout);
+  if (!strcmp(cmd, "__worker")) /* the autotuner's measuring process (hidden) */
+    return cli_worker_main(argc - 2, argv + 2);
   if (!strcmp(cmd, "--version"))
     return printf("tilec %s\n", TILEC_VERSION_STRING) < 0;
   if (!strcmp(cmd, "bench") && argc >= 3 && !strcmp(argv[2], "matmul"))

@@ -51,6 +51,7 @@ rt_status rt_fail(rt_err *e, rt_status s, const char *fmt, ...) {
     vsnprintf(e->msg, sizeof e->msg, fmt, ap);
     va_end(ap);
     e->status = s;
+    e->code = 0;
   }
   return s;
 }

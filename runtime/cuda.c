@@ -74,6 +74,8 @@ void rt_device_key(const rt_device_info *d, char *buf, size_t cap) {
   X(cuMemcpyHtoD_v2, NULL)                                                                         \
   X(cuMemcpyDtoH_v2, NULL)                                                                         \
   X(cuMemsetD8_v2, NULL)                                                                           \
+  X(cuMemsetD32Async, NULL)                                                                        \
+  X(cuDeviceGetPCIBusId, NULL)                                                                     \
   X(cuStreamCreate, NULL)                                                                          \
   X(cuStreamDestroy_v2, NULL)                                                                      \
   X(cuStreamSynchronize, NULL)                                                                     \
@@ -185,6 +187,8 @@ static rt_status cu_fail(rt_err *e, CUresult r, rt_status dflt, const char *call
     rt_fail(e, s, "%s failed: %s (%s)", call, name, str);
   else
     rt_fail(e, s, "%s failed: CUDA error %d (%s)", call, (int)r, str);
+  if (e)
+    e->code = (int)r;
   if (e && r == CUDA_ERROR_STUB_LIBRARY)
     snprintf(e->msg + strlen(e->msg), sizeof e->msg - strlen(e->msg),
              "; %s is the toolkit's stub, not the driver's libcuda.so.1", drv.path);
@@ -708,17 +712,15 @@ rt_status rt_launch(rt_ctx *c, rt_func *f, const rt_launch_cfg *cfg, void **para
 
 /* ---- timing ------------------------------------------------------------------------------ */
 
-rt_status rt_time(rt_ctx *c, rt_timed_fn fn, void *user, int warmup, int reps, rt_timing *out,
-                  rt_err *e) {
-  memset(out, 0, sizeof *out);
-  if (reps < 1 || reps > 100000 || warmup < 0)
+rt_status rt_time_samples(rt_ctx *c, rt_timed_fn fn, rt_timed_fn before, void *user, int warmup,
+                          int reps, double *ms, rt_err *e) {
+  if (!c || !fn || !ms || reps < 1 || reps > 100000 || warmup < 0)
     return rt_fail(e, RT_ERR_ARG, "rt_time: reps must be in 1..100000 (got %d), warmup >= 0", reps);
   CUevent *ev = calloc(2 * (size_t)reps, sizeof *ev);
-  double *ms = calloc((size_t)reps, sizeof *ms);
   bool pushed = false, entered = false;
   rt_status s = RT_OK;
   CUresult r;
-  if (!ev || !ms) {
+  if (!ev) {
     s = rt_fail(e, RT_ERR_OOM, "out of host memory");
     goto done;
   }
@@ -731,9 +733,11 @@ rt_status rt_time(rt_ctx *c, rt_timed_fn fn, void *user, int warmup, int reps, r
       goto done;
     }
   for (int i = 0; i < warmup; i++)
-    if ((s = fn(user, e)))
+    if ((before && (s = before(user, e))) || (s = fn(user, e)))
       goto done;
   for (int i = 0; i < reps; i++) {
+    if (before && (s = before(user, e)))
+      goto done;
     if ((r = drv.cuEventRecord(ev[2 * i], c->stream))) {
       s = cu_fail(e, r, RT_ERR_CUDA, "cuEventRecord");
       goto done;
@@ -749,7 +753,6 @@ rt_status rt_time(rt_ctx *c, rt_timed_fn fn, void *user, int warmup, int reps, r
     s = cu_fail(e, r, RT_ERR_CUDA, "cuEventSynchronize");
     goto done;
   }
-  double sum = 0;
   for (int i = 0; i < reps; i++) {
     float t = 0;
     if ((r = drv.cuEventElapsedTime_v2(&t, ev[2 * i], ev[2 * i + 1]))) {
@@ -757,13 +760,7 @@ rt_status rt_time(rt_ctx *c, rt_timed_fn fn, void *user, int warmup, int reps, r
       goto done;
     }
     ms[i] = t;
-    sum += t;
   }
-  out->reps = reps;
-  out->mean_ms = sum / reps;
-  out->median_ms = rt_median(ms, reps); /* sorts ms */
-  out->min_ms = ms[0];
-  out->max_ms = ms[reps - 1];
 done:
   if (ev)
     for (int i = 0; i < 2 * reps; i++)
@@ -772,8 +769,86 @@ done:
   if (entered)
     leave(pushed);
   free(ev);
+  return s;
+}
+
+rt_status rt_time(rt_ctx *c, rt_timed_fn fn, void *user, int warmup, int reps, rt_timing *out,
+                  rt_err *e) {
+  memset(out, 0, sizeof *out);
+  if (reps < 1 || reps > 100000 || warmup < 0)
+    return rt_fail(e, RT_ERR_ARG, "rt_time: reps must be in 1..100000 (got %d), warmup >= 0", reps);
+  double *ms = calloc((size_t)reps, sizeof *ms);
+  if (!ms)
+    return rt_fail(e, RT_ERR_OOM, "out of host memory");
+  rt_status s = rt_time_samples(c, fn, NULL, user, warmup, reps, ms, e);
+  if (!s) {
+    double sum = 0;
+    for (int i = 0; i < reps; i++)
+      sum += ms[i];
+    out->reps = reps;
+    out->mean_ms = sum / reps;
+    out->median_ms = rt_median(ms, reps); /* sorts ms */
+    out->min_ms = ms[0];
+    out->max_ms = ms[reps - 1];
+  }
   free(ms);
   return s;
+}
+
+/* ---- launch errors, L2 flush, PCI identity ---------------------------------------------- */
+
+rt_launch_class rt_err_launch_class(const rt_err *e) {
+  if (!e || e->status == RT_OK)
+    return RT_LAUNCH_OTHER;
+  CUresult r = (CUresult)e->code;
+  if (r == CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES)
+    return RT_LAUNCH_RESOURCES;
+  if (r == CUDA_ERROR_INVALID_VALUE) /* from these two calls: block or shared memory too large */
+    return !strncmp(e->msg, "cuLaunchKernel", 14) || !strncmp(e->msg, "cuFuncSetAttribute", 18)
+               ? RT_LAUNCH_RESOURCES
+               : RT_LAUNCH_OTHER;
+  /* every other launch-class error of classify() is a sticky kernel fault */
+  if (classify(r, RT_ERR_CUDA) == RT_ERR_LAUNCH || r == CUDA_ERROR_CONTEXT_IS_DESTROYED ||
+      r == CUDA_ERROR_ECC_UNCORRECTABLE)
+    return RT_LAUNCH_FAULT;
+  return RT_LAUNCH_OTHER;
+}
+
+rt_status rt_flusher_open(rt_ctx *c, size_t bytes, rt_flusher *f, rt_err *e) {
+  memset(f, 0, sizeof *f);
+  bytes = (bytes + 3) & ~(size_t)3;
+  rt_status s = rt_mem_alloc(c, bytes, &f->dptr, e);
+  if (!s)
+    f->bytes = bytes;
+  return s;
+}
+
+rt_status rt_flush_l2(rt_ctx *c, rt_flusher *f, rt_err *e) {
+  if (!c || !f || !f->dptr)
+    return rt_fail(e, RT_ERR_ARG, "rt_flush_l2: no context or no flush buffer");
+  bool pushed;
+  rt_status s = enter(c, &pushed, e);
+  if (s)
+    return s;
+  CUresult r = drv.cuMemsetD32Async((CUdeviceptr)f->dptr, ++f->round, f->bytes / 4, c->stream);
+  leave(pushed);
+  return r ? cu_fail(e, r, RT_ERR_CUDA, "cuMemsetD32Async") : RT_OK;
+}
+
+void rt_flusher_close(rt_ctx *c, rt_flusher *f) {
+  if (f && f->dptr)
+    rt_mem_free(c, f->dptr);
+  if (f)
+    memset(f, 0, sizeof *f);
+}
+
+rt_status rt_device_pci_bus_id(int ordinal, char *buf, size_t cap, rt_err *e) {
+  CUdevice dev;
+  rt_status s = get_device(ordinal, &dev, e);
+  if (s)
+    return s;
+  CUresult r = drv.cuDeviceGetPCIBusId(buf, (int)cap, dev);
+  return r ? cu_fail(e, r, RT_ERR_CUDA, "cuDeviceGetPCIBusId") : RT_OK;
 }
 
 #else /* !TILEC_HAVE_CUDA_H: built without the CUDA headers; every entry point says so. */
@@ -874,6 +949,32 @@ rt_status rt_time(rt_ctx *c, rt_timed_fn fn, void *user, int warmup, int reps, r
                   rt_err *e) {
   (void)c, (void)fn, (void)user, (void)warmup, (void)reps;
   memset(out, 0, sizeof *out);
+  return rt_cuda_load(e);
+}
+
+rt_status rt_time_samples(rt_ctx *c, rt_timed_fn fn, rt_timed_fn before, void *user, int warmup,
+                          int reps, double *ms, rt_err *e) {
+  (void)c, (void)fn, (void)before, (void)user, (void)warmup, (void)reps, (void)ms;
+  return rt_cuda_load(e);
+}
+rt_launch_class rt_err_launch_class(const rt_err *e) {
+  (void)e;
+  return RT_LAUNCH_OTHER;
+}
+rt_status rt_flusher_open(rt_ctx *c, size_t bytes, rt_flusher *f, rt_err *e) {
+  (void)c, (void)bytes;
+  memset(f, 0, sizeof *f);
+  return rt_cuda_load(e);
+}
+rt_status rt_flush_l2(rt_ctx *c, rt_flusher *f, rt_err *e) {
+  (void)c, (void)f;
+  return rt_cuda_load(e);
+}
+void rt_flusher_close(rt_ctx *c, rt_flusher *f) { (void)c, (void)f; }
+rt_status rt_device_pci_bus_id(int ordinal, char *buf, size_t cap, rt_err *e) {
+  (void)ordinal;
+  if (cap)
+    buf[0] = 0;
   return rt_cuda_load(e);
 }
 

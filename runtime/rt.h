@@ -45,8 +45,24 @@ bool rt_status_is_env(rt_status s);
  * to fit, ending in "..."). Callers own it, usually on the stack. */
 typedef struct rt_err {
   rt_status status;
+  int code; /* the driver's CUresult behind a driver failure; 0 for every other failure */
   char msg[4096];
 } rt_err;
+
+/* What a failed launch (or the synchronization after it) means for the process that made it. */
+typedef enum {
+  RT_LAUNCH_OTHER = 0, /* not a launch problem, or one the classes below do not cover */
+  RT_LAUNCH_RESOURCES, /* rejected before running: registers, shared memory, block size; the
+                          context is intact and the next launch may go ahead */
+  RT_LAUNCH_FAULT,     /* the kernel faulted (illegal address, trap, misaligned access, ...):
+                          the error is sticky, the context is lost for this process */
+} rt_launch_class;
+
+/* Classifies e (filled by rt_launch, rt_ctx_sync, rt_func_set_dynamic_smem, ...) by the driver
+ * code it carries: CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES, and CUDA_ERROR_INVALID_VALUE from
+ * cuLaunchKernel or cuFuncSetAttribute (the driver's answer to a block or a shared-memory size
+ * over the limits) are RESOURCES; the sticky kernel errors are FAULT. Pure. */
+rt_launch_class rt_err_launch_class(const rt_err *e);
 
 /* ---- libraries -------------------------------------------------------------------------- */
 
@@ -274,6 +290,40 @@ rt_status rt_time(rt_ctx *c, rt_timed_fn fn, void *user, int warmup, int reps, r
 
 /* The median of v[0 .. n) (sorts v in place); 0 for n == 0. Pure. */
 double rt_median(double *v, int n);
+
+/* Runs fn `warmup` times, then `reps` times (1 .. 100000) each between two CUDA events, all
+ * enqueued before one synchronization, and stores each repetition's event time in ms[i].
+ * before (NULL: none) is enqueued ahead of every repetition, warm-ups included, outside the
+ * timed region (an L2 flush, the switch to the next copy of the inputs). */
+rt_status rt_time_samples(rt_ctx *c, rt_timed_fn fn, rt_timed_fn before, void *user, int warmup,
+                          int reps, double *ms, rt_err *e);
+
+/* ---- L2 flush and clocks (runtime/flush.c) ----------------------------------------------- */
+
+/* Bytes to write between timed repetitions so that none of the previous repetition's data is
+ * left in an L2 of l2_bytes: twice the L2 (it is not a strict LRU), at least 8 MiB (also when
+ * the device reports 0), rounded up to 4 KiB. Pure. */
+size_t rt_l2_flush_bytes(int l2_bytes);
+
+/* A device buffer that flushes the L2 by being overwritten (cuMemsetD32Async on c's stream). */
+typedef struct rt_flusher {
+  uint64_t dptr;
+  size_t bytes;
+  uint32_t round; /* the value written changes every flush, so no write can be skipped */
+} rt_flusher;
+
+/* Allocates `bytes` (rt_l2_flush_bytes) of device memory into f. The caller releases it with
+ * rt_flusher_close(c, f). */
+rt_status rt_flusher_open(rt_ctx *c, size_t bytes, rt_flusher *f, rt_err *e);
+/* Enqueues one flush on c's stream (asynchronous). */
+rt_status rt_flush_l2(rt_ctx *c, rt_flusher *f, rt_err *e);
+void rt_flusher_close(rt_ctx *c, rt_flusher *f); /* frees the buffer; an empty f is a no-op */
+
+/* The current SM and memory clocks of CUDA device `ordinal` in MHz, from NVML
+ * (libnvidia-ml.so.1, opened with dlopen once per process, TILEC_LIBNVML overrides the file;
+ * the device is matched by its PCI bus id). -1 for each clock NVML cannot give: library absent,
+ * no permission, unknown device. Never fails. */
+void rt_clocks_mhz(int ordinal, int *sm_mhz, int *mem_mhz);
 
 /* ---- NVRTC and nvJitLink ---------------------------------------------------------------- */
 

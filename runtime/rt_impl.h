@@ -36,6 +36,9 @@ void *rt_dl_search(const char *env, const char *const *names, char *path, size_t
 rt_status rt_ctx_enter(const rt_ctx *c, bool *pushed, rt_err *e);
 void rt_ctx_leave(bool pushed);
 
+/* The PCI bus id of CUDA device `ordinal` ("0000:3b:00.0"), to find it in NVML. */
+rt_status rt_device_pci_bus_id(int ordinal, char *buf, size_t cap, rt_err *e);
+
 /* rt_lib_query for each library (cuda.c, nvrtc.c). */
 void rt_lib_query_cuda(rt_lib_info *out);
 void rt_lib_query_nvrtc(rt_lib_info *out);

@@ -14,7 +14,9 @@
  *   FAKECUDA_DEVICES=n             device count (default 1)
  * PTX text containing FAKECUDA_BAD_PTX fails to load with a JIT error log. Built with
  * -DFAKECUDA_NO_LAUNCH it lacks cuLaunchKernel (a driver missing a symbol).
- * fakecuda_live() and fakecuda_last_launch() let tests check for leaks and launches.
+ * fakecuda_live() and fakecuda_last_launch() let tests check for leaks and launches. The three
+ * NVML calls runtime/measure.c makes are here too (TILEC_LIBNVML=this library): SM 1755 MHz,
+ * memory 3201 MHz for the device at PCI bus id 0000:3b:00.0 (the fake's cuDeviceGetPCIBusId).
  */
 #include <cuda.h>
 #include <elf.h>
@@ -69,7 +71,7 @@ static int live_mem, live_modules, live_streams, live_events;
 static _Thread_local CUcontext stack[MAX_STACK];
 static _Thread_local int depth;
 static double clock_ms;
-static long launches;
+static long launches, memsets;
 
 static struct {
   unsigned dims[7]; /* grid x y z, block x y z, smem */
@@ -196,6 +198,14 @@ CUresult cuDeviceGetName(char *name, int len, CUdevice dev) {
   if (dev < 0 || dev >= device_count() || len < 1)
     return CUDA_ERROR_INVALID_VALUE;
   snprintf(name, (size_t)len, "Fake GPU");
+  return CUDA_SUCCESS;
+}
+
+CUresult cuDeviceGetPCIBusId(char *pciBusId, int len, CUdevice dev) {
+  NEED_INIT();
+  if (dev < 0 || dev >= device_count() || len < 1)
+    return CUDA_ERROR_INVALID_VALUE;
+  snprintf(pciBusId, (size_t)len, "0000:%02x:00.0", 0x3b + dev);
   return CUDA_SUCCESS;
 }
 
@@ -382,6 +392,18 @@ CUresult cuMemsetD8_v2(CUdeviceptr dstDevice, unsigned char uc, size_t N) {
   NEED_CTX();
   FAIL_IF("cuMemsetD8_v2", CUDA_ERROR_UNKNOWN);
   memset((void *)(uintptr_t)dstDevice, uc, N);
+  return CUDA_SUCCESS;
+}
+
+CUresult cuMemsetD32Async(CUdeviceptr dstDevice, unsigned int ui, size_t N, CUstream hStream) {
+  NEED_CTX();
+  FAIL_IF("cuMemsetD32Async", CUDA_ERROR_UNKNOWN);
+  if (hStream && hStream->magic != 0x5713)
+    return CUDA_ERROR_INVALID_HANDLE;
+  uint32_t *p = (uint32_t *)(uintptr_t)dstDevice;
+  for (size_t i = 0; i < N; i++)
+    p[i] = ui;
+  memsets++;
   return CUDA_SUCCESS;
 }
 
@@ -674,10 +696,33 @@ CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDi
 }
 #endif
 
+/* ---- NVML (the same library stands in for libnvidia-ml.so.1 through TILEC_LIBNVML) ---------- */
+
+int nvmlInit_v2(void);
+int nvmlInit_v2(void) { return injected("nvmlInit_v2", CUDA_ERROR_UNKNOWN) ? 1 : 0; }
+
+int nvmlDeviceGetHandleByPciBusId_v2(const char *bus, void **device);
+int nvmlDeviceGetHandleByPciBusId_v2(const char *bus, void **device) {
+  unsigned b = 0;
+  if (sscanf(bus, "0000:%x:00.0", &b) != 1 || b < 0x3b || (int)(b - 0x3b) >= device_count())
+    return 6; /* NVML_ERROR_NOT_FOUND */
+  *device = &primary;
+  return 0;
+}
+
+int nvmlDeviceGetClockInfo(void *device, int type, unsigned *clock);
+int nvmlDeviceGetClockInfo(void *device, int type, unsigned *clock) {
+  if (device != &primary || (type != 1 && type != 2))
+    return 2;                       /* NVML_ERROR_INVALID_ARGUMENT */
+  *clock = type == 1 ? 1755 : 3201; /* SM, memory (MHz) */
+  return 0;
+}
+
 /* ---- test hooks -------------------------------------------------------------------------- */
 
 /* Live objects of one kind: "mem", "module", "stream", "event", "primary" (retains), "depth"
- * (this thread's context stack), "launches". -1 for an unknown kind. */
+ * (this thread's context stack), "launches", "memsets" (cuMemsetD32Async calls: L2 flushes). -1 for
+ * an unknown kind. */
 long fakecuda_live(const char *what);
 long fakecuda_live(const char *what) {
   if (!strcmp(what, "mem"))
@@ -694,6 +739,8 @@ long fakecuda_live(const char *what) {
     return depth;
   if (!strcmp(what, "launches"))
     return launches;
+  if (!strcmp(what, "memsets"))
+    return memsets;
   return -1;
 }
 
