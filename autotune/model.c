@@ -426,20 +426,25 @@ static int tv_bytes(const at_model *m, const char *name) {
   return t >= 0 ? ir_kind_bits(m->tv[t]) / 8 : 2;
 }
 
+/* The work of a tiled GEMM: CTAs that each compute a bm x bn tile over `steps` steps of bk. */
+static work gemm_work(double tiles, double bm, double bn, double bk, double steps, double es) {
+  return (work){.tiles = tiles,
+                .flops_tile = 2 * bm * bn * bk * steps,
+                .ksteps = steps,
+                .mma_m = bm,
+                .mma_n = bn,
+                .regs_elems = bm * bn + (bm + bn) * 16 * es / 4,
+                .elem_bytes = es,
+                .l2_bytes_tile = (bm + bn) * bk * steps * es};
+}
+
 static double est_matmul(const at_model *m, const ir_num *v, double warps, double stages,
                          double smem) {
   double M = num(m, v, "M", 1), N = num(m, v, "N", 1), K = num(m, v, "K", 1);
   double BM = num(m, v, "BM", 64), BN = num(m, v, "BN", 64), BK = num(m, v, "BK", 32);
   double G = num(m, v, "GROUP_M", 1), es = tv_bytes(m, "TA"), eo = tv_bytes(m, "TC");
   double mt = cdivd(M, BM), nt = cdivd(N, BN), kt = cdivd(K, BK);
-  work w = {.tiles = mt * nt,
-            .flops_tile = 2 * BM * BN * BK * kt,
-            .ksteps = kt,
-            .mma_m = BM,
-            .mma_n = BN,
-            .regs_elems = BM * BN + (BM + BN) * 16 * es / 4,
-            .elem_bytes = es,
-            .l2_bytes_tile = (BM + BN) * BK * kt * es};
+  work w = gemm_work(mt * nt, BM, BN, BK, kt, es);
   double occ = occupancy(m, warps, smem, w.regs_elems);
   if (occ < 1)
     return INFINITY;
@@ -490,14 +495,7 @@ static double est_bsmatmul(const at_model *m, const ir_num *v, double warps, dou
   double es = tv_bytes(m, "T"), eo = tv_bytes(m, "TC");
   double mt = cdivd(M, BM), nt = cdivd(N, BS), kb = cdivd(K, BS);
   double steps = fmax(1, ceil(kb * m->density));
-  work w = {.tiles = mt * nt,
-            .flops_tile = 2 * BM * BS * BS * steps,
-            .ksteps = steps,
-            .mma_m = BM,
-            .mma_n = BS,
-            .regs_elems = BM * BS + (BM + BS) * 16 * es / 4,
-            .elem_bytes = es,
-            .l2_bytes_tile = (BM + BS) * BS * steps * es};
+  work w = gemm_work(mt * nt, BM, BS, BS, steps, es);
   double occ = occupancy(m, warps, smem, w.regs_elems);
   if (occ < 1)
     return INFINITY;

@@ -39,6 +39,22 @@ static void problem(const char *kernel, const char *spec, const char *dtype, kn_
   REQUIRE(kn_problem_config(kernel, shape, dtype, fixed, err, sizeof err) == 0);
 }
 
+/* The space of a built-in kernel k for a problem; fixed (may be NULL) receives the fixed items. */
+static void space_for(const ir_kernel *k, const char *spec, const char *dtype, const char *arch,
+                      at_space *s, ir_config *fixed_out) {
+  kn_shape shape;
+  ir_config fixed;
+  problem(k->name, spec, dtype, &shape, &fixed);
+  at_device dev;
+  at_err e;
+  REQUIRE(at_device_for_arch(arch, &dev, &e) == AT_OK);
+  if (at_space_build(k, &fixed, &shape, &dev, s, &e) != AT_OK)
+    fprintf(stderr, "at_space_build: %s\n", e.msg);
+  REQUIRE(s->c != NULL);
+  if (fixed_out)
+    *fixed_out = fixed;
+}
+
 static double now_ms(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -71,14 +87,8 @@ static void test_devices(void) {
 
 /* Every point is enumerated once, in domain order, and its text finds it again. */
 static void test_matmul_enumeration(const ir_kernel *k) {
-  kn_shape shape;
-  ir_config fixed;
-  problem("matmul", "M=4096,N=4096,K=4096", "bf16", &shape, &fixed);
-  at_device dev;
-  at_err e;
   at_space s;
-  REQUIRE(at_device_for_arch("sm_90a", &dev, &e) == AT_OK);
-  REQUIRE(at_space_build(k, &fixed, &shape, &dev, &s, &e) == AT_OK);
+  space_for(k, "M=4096,N=4096,K=4096", "bf16", "sm_90a", &s, NULL);
   CHECK_EQ_INT(8000, s.n);
   CHECK_EQ_INT(6, s.ntun);
   CHECK_EQ_STR("BM", s.names[0]);
@@ -118,14 +128,9 @@ static void test_matmul_enumeration(const ir_kernel *k) {
 /* The pruning agrees with ir_specialize: a point pruned by a constraint is rejected with that
  * constraint, and live points specialize. */
 static void test_pruning_matches_specialize(const ir_kernel *k) {
-  kn_shape shape;
   ir_config fixed;
-  problem("matmul", "M=512,N=512,K=512", "f16", &shape, &fixed);
-  at_device dev;
-  at_err e;
   at_space s;
-  REQUIRE(at_device_for_arch("sm_90a", &dev, &e) == AT_OK);
-  REQUIRE(at_space_build(k, &fixed, &shape, &dev, &s, &e) == AT_OK);
+  space_for(k, "M=512,N=512,K=512", "f16", "sm_90a", &s, &fixed);
   int by_constraint = 0, checked = 0, agree = 0;
   for (int i = 0; i < s.n; i += 13) {
     ir_config cfg;
@@ -159,16 +164,10 @@ static void test_pruning_matches_specialize(const ir_kernel *k) {
 
 /* Shared memory per block depends on the arch: sm_86 allows 99 KiB, sm_90a 227 KiB. */
 static void test_smem_per_arch(const ir_kernel *k) {
-  kn_shape shape;
   ir_config fixed;
-  problem("matmul", "M=2048,N=2048,K=2048", "bf16", &shape, &fixed);
-  at_device d90, d86;
-  at_err e;
   at_space s90, s86;
-  REQUIRE(at_device_for_arch("sm_90a", &d90, &e) == AT_OK);
-  REQUIRE(at_device_for_arch("sm_86", &d86, &e) == AT_OK);
-  REQUIRE(at_space_build(k, &fixed, &shape, &d90, &s90, &e) == AT_OK);
-  REQUIRE(at_space_build(k, &fixed, &shape, &d86, &s86, &e) == AT_OK);
+  space_for(k, "M=2048,N=2048,K=2048", "bf16", "sm_90a", &s90, &fixed);
+  space_for(k, "M=2048,N=2048,K=2048", "bf16", "sm_86", &s86, NULL);
   CHECK(s86.nlive < s90.nlive);
   int i = at_space_find(&s90, "BM=128,BN=128,BK=64,WARPS=8,STAGES=4,GROUP_M=8");
   REQUIRE(i >= 0);
@@ -177,6 +176,11 @@ static void test_smem_per_arch(const ir_kernel *k) {
   CHECK_CONTAINS(s86.c[i].why, "shared memory: ~131072 bytes (estimate) > 101376 per block on "
                                "sm_86");
   /* the estimate: STAGES copies of both operand tiles */
+  at_device d90;
+  at_err e;
+  kn_shape shape;
+  REQUIRE(at_device_for_arch("sm_90a", &d90, &e) == AT_OK);
+  problem("matmul", "M=2048,N=2048,K=2048", "bf16", &shape, &fixed);
   at_model *m = NULL;
   REQUIRE(at_model_new(k, &fixed, &shape, &d90, &m, &e) == AT_OK);
   ir_num vals[IR_MAX_SYMS];
@@ -268,15 +272,10 @@ static void test_prior(const ir_kernel *k) {
   at_device dev;
   at_err e;
   REQUIRE(at_device_for_arch("sm_90a", &dev, &e) == AT_OK);
-  kn_shape shape;
-  ir_config fixed;
   at_space big, dec, small;
-  problem("matmul", "M=8192,N=8192,K=8192", "bf16", &shape, &fixed);
-  REQUIRE(at_space_build(k, &fixed, &shape, &dev, &big, &e) == AT_OK);
-  problem("matmul", "M=16,N=14336,K=4096", "bf16", &shape, &fixed);
-  REQUIRE(at_space_build(k, &fixed, &shape, &dev, &dec, &e) == AT_OK);
-  problem("matmul", "M=1024,N=1024,K=1024", "bf16", &shape, &fixed);
-  REQUIRE(at_space_build(k, &fixed, &shape, &dev, &small, &e) == AT_OK);
+  space_for(k, "M=8192,N=8192,K=8192", "bf16", "sm_90a", &big, NULL);
+  space_for(k, "M=16,N=14336,K=4096", "bf16", "sm_90a", &dec, NULL);
+  space_for(k, "M=1024,N=1024,K=1024", "bf16", "sm_90a", &small, NULL);
   int b = best_prior(&big), d = best_prior(&dec);
   REQUIRE(b >= 0 && d >= 0);
   fprintf(stderr, "prior best 8192^3: %s %.3f ms; decode: %s %.4f ms\n", big.c[b].config,
@@ -301,14 +300,8 @@ static void test_prior(const ir_kernel *k) {
 static void test_attention_spaces(void) {
   ir_kernel *a = builtin("attention"), *bs = builtin("bsattention");
   REQUIRE(a && bs);
-  at_device dev;
-  at_err e;
-  REQUIRE(at_device_for_arch("sm_90a", &dev, &e) == AT_OK);
-  kn_shape shape;
-  ir_config fixed;
   at_space s;
-  problem("attention", "B=4,H=32,S=4096,D=128,causal=1", "bf16", &shape, &fixed);
-  REQUIRE(at_space_build(a, &fixed, &shape, &dev, &s, &e) == AT_OK);
+  space_for(a, "B=4,H=32,S=4096,D=128,causal=1", "bf16", "sm_90a", &s, NULL);
   CHECK_EQ_INT(4 * 4 * 4 * 3, s.n);
   CHECK_EQ_STR("attention", s.model);
   int i = at_space_find(&s, "BM=128,BN=128,WARPS=4,STAGES=3");
@@ -317,8 +310,7 @@ static void test_attention_spaces(void) {
   CHECK_CONTAINS(s.c[i].why, "(BM + 2 * BN) * D * 2 * STAGES <= 232448");
   CHECK(s.nlive > 0 && isfinite(s.c[best_prior(&s)].prior_ms));
   at_space_free(&s);
-  problem("bsattention", "H=8,S=8192,mask=causal,block=64", "bf16", &shape, &fixed);
-  REQUIRE(at_space_build(bs, &fixed, &shape, &dev, &s, &e) == AT_OK);
+  space_for(bs, "H=8,S=8192,mask=causal,block=64", "bf16", "sm_90a", &s, NULL);
   CHECK_EQ_INT(3, s.ntun); /* BN fixed by block= */
   CHECK_EQ_STR("bsattention", s.model);
   CHECK(s.nlive > 0);
@@ -327,8 +319,7 @@ static void test_attention_spaces(void) {
   ir_kernel_free(bs);
   ir_kernel *bm = builtin("bsmatmul");
   REQUIRE(bm);
-  problem("bsmatmul", "M=4096,N=4096,K=4096,block=64,density=0.1", "bf16", &shape, &fixed);
-  REQUIRE(at_space_build(bm, &fixed, &shape, &dev, &s, &e) == AT_OK);
+  space_for(bm, "M=4096,N=4096,K=4096,block=64,density=0.1", "bf16", "sm_90a", &s, NULL);
   CHECK_EQ_STR("bsmatmul", s.model);
   CHECK(s.nlive > 0 && isfinite(s.c[best_prior(&s)].prior_ms));
   at_space_free(&s);
