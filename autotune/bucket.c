@@ -32,6 +32,8 @@ static at_status bucket_text(const ir_bucket *b, const char *key, const char *va
                              size_t cap, at_err *e) {
   if (!b || b->kind == IR_BUCKET_EXACT) {
     snprintf(out, cap, "%s", val);
+    for (char *c = strchr(out, ','); c; c = strchr(c, ','))
+      *c = ';'; /* the key is a comma-separated list */
     return AT_OK;
   }
   if (b->kind == IR_BUCKET_ANY) {

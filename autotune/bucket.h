@@ -16,10 +16,10 @@
 /* The canonical bucket text of a problem: one item per --shape key plus `dtype=` (when dtype is
  * not NULL), sorted by key (strcmp), comma-separated. A key that names a bucketed dim or parameter
  * of k reads `M=pow2:4096`, `K=multiple(256):3072` or `scale=any`; every other key keeps its value
- * as given (`N=14336`, `mask=causal`). Example:
- * `K=multiple(256):4096,M=pow2:16,N=14336,dtype=bf16`. The caller frees *out. Errors: AT_ERR_ARG
- * (NULL k, shape or out; a pow2/multiple key whose value is not an integer; a --shape key named
- * dtype when dtype is given), AT_ERR_OOM. */
+ * as given (`N=14336`, `mask=causal`), a ',' in it written ';' (`mask=causal;document:3+5`).
+ * Example: `K=multiple(256):4096,M=pow2:16,N=14336,dtype=bf16`. The caller frees *out. Errors:
+ * AT_ERR_ARG (NULL k, shape or out; a pow2/multiple key whose value is not an integer; a --shape
+ * key named dtype when dtype is given), AT_ERR_OOM. */
 at_status at_bucket_key(const ir_kernel *k, const kn_shape *shape, const char *dtype, char **out,
                         at_err *e);
 

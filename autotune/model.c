@@ -202,10 +202,10 @@ static void bind_problem(at_model *m, const kn_shape *shape) {
   if (m->kind == AT_MODEL_BSATTENTION) {
     const char *mask = shape_key(shape, "mask");
     if (!mask)
-      mask = "causal"; /* kn_problem_build's default */
-    m->bs_causal = strstr(mask, "causal") != NULL;
-    const char *w = strstr(mask, "window:");
-    m->bs_window = w ? strtoll(w + 7, NULL, 10) : 0;
+      mask = "causal";                        /* kn_problem_build's default */
+    const char *w = strstr(mask, "sliding:"); /* k <= q && q - k < W */
+    m->bs_causal = strstr(mask, "causal") != NULL || w != NULL;
+    m->bs_window = w ? strtoll(w + 8, NULL, 10) : 0;
     const char *r = strstr(mask, "random:");
     if (r) {
       double p = strtod(r + 7, NULL);

@@ -47,8 +47,8 @@ typedef struct at_search_opts {
 } at_search_opts;
 
 typedef struct at_search_result {
-  int best; /* index of the fastest ok candidate, -1 when none */
-  double best_ms;
+  int best;                /* index of the fastest ok candidate, -1 when none */
+  double best_ms;          /* its time; NaN when none */
   int measured;            /* candidates measured (or answered) */
   int count[AT_RUN_COUNT]; /* outcomes by status */
   bool stopped;            /* the measure callback asked to stop */

@@ -19,7 +19,10 @@
 #include "ir/ir.h"
 #include "kernels/problem.h"
 
-enum { AT_MAX_TUN = 16, AT_MAX_POINTS = 1 << 20 };
+enum {
+  AT_MAX_TUN = 16,
+  AT_MAX_POINTS = 1 << 17 /* about 70 MB of candidates; pin tunables for larger spaces */
+};
 
 /* What the analytic checks and the model need to know of a GPU. */
 typedef struct at_device {

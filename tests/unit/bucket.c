@@ -60,6 +60,13 @@ static void test_keys(void) {
   /* attention: D and causal change the code and stay exact; scale does not change the speed */
   check_key(at, "B=3,H=32,S=1000,D=128,causal=1,scale=0.1", "bf16",
             "B=pow2:4,D=128,H=32,S=pow2:1024,causal=1,dtype=bf16,scale=any");
+  /* a comma inside a value (mask components) becomes ';' */
+  ir_kernel *bs = builtin("bsattention");
+  REQUIRE(bs);
+  check_key(bs, "H=8,S=3000,mask=causal,document:1000+2000", "f16",
+            "H=8,S=pow2:4096,dtype=f16,mask=causal;document:1000+2000");
+  CHECK_NEAR(8, at_bucket_distance("H=8,mask=causal;document:1000+2000", "H=8,mask=causal"), 0);
+  ir_kernel_free(bs);
   at_status st;
   at_err e;
   char *k = key(mm, "M=1e3,N=8,K=8", NULL, &st, &e);

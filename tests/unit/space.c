@@ -379,6 +379,59 @@ static void test_user_kernel(void) {
   ir_kernel_free(k);
 }
 
+/* A kernel with n tunables of d values each (no body). */
+static ir_kernel *wide(int n, int d) {
+  char text[4096];
+  int len = snprintf(text, sizeof text, "kernel wide\ntunables {\n");
+  for (int t = 0; t < n; t++) {
+    len += snprintf(text + len, sizeof text - (size_t)len, "  T%d = 1 in [1", t);
+    for (int v = 2; v <= d; v++)
+      len += snprintf(text + len, sizeof text - (size_t)len, ", %d", v);
+    len += snprintf(text + len, sizeof text - (size_t)len, "]\n");
+  }
+  snprintf(text + len, sizeof text - (size_t)len,
+           "}\nargs (%%X: tensor<f32>[N])\ngrid (cdiv(N, 128))\n{\n}\n");
+  return parse_text(text);
+}
+
+/* Limits: too many free tunables or points are errors (pinning helps); all pinned is one point. */
+static void test_limits(void) {
+  at_device dev;
+  at_err e;
+  at_space s;
+  REQUIRE(at_device_for_arch("sm_80", &dev, &e) == AT_OK);
+  ir_kernel *k = wide(17, 2);
+  REQUIRE(k);
+  CHECK_EQ_INT(AT_ERR_ARG, at_space_build(k, NULL, NULL, &dev, &s, &e));
+  CHECK_CONTAINS(e.msg, "more than 16 free tunables");
+  ir_config pin = {0};
+  ir_diag d;
+  REQUIRE(ir_config_parse(&pin, "T0=2", &d) == IR_OK);
+  CHECK_EQ_INT(AT_OK, at_space_build(k, &pin, NULL, &dev, &s, &e));
+  CHECK_EQ_INT(1 << 16, s.n);
+  CHECK_EQ_INT(s.n, s.nlive);
+  CHECK_EQ_INT(12345, at_space_find(&s, s.c[12345].config));
+  at_space_free(&s);
+  ir_kernel_free(k);
+  k = wide(6, 8); /* 262144 points */
+  REQUIRE(k);
+  CHECK_EQ_INT(AT_ERR_ARG, at_space_build(k, NULL, NULL, &dev, &s, &e));
+  CHECK_CONTAINS(e.msg, "more than 131072 points");
+  CHECK(s.c == NULL && s.n == 0);
+  pin.n = 0;
+  REQUIRE(ir_config_parse(&pin, "T0=1,T1=8,T2=3,T3=4,T4=5,T5=6", &d) == IR_OK);
+  CHECK_EQ_INT(AT_OK, at_space_build(k, &pin, NULL, &dev, &s, &e));
+  CHECK_EQ_INT(1, s.n);
+  CHECK_EQ_INT(0, s.ntun);
+  CHECK_EQ_STR("", s.c[0].config);
+  CHECK_EQ_INT(0, at_space_find(&s, ""));
+  ir_config full;
+  at_space_config(&s, 0, &pin, &full);
+  CHECK_EQ_INT(6, full.n);
+  at_space_free(&s);
+  ir_kernel_free(k);
+}
+
 int main(void) {
   test_devices();
   ir_kernel *k = builtin("matmul");
@@ -392,5 +445,6 @@ int main(void) {
   ir_kernel_free(k);
   test_attention_spaces();
   test_user_kernel();
+  test_limits();
   return TEST_MAIN_END();
 }
