@@ -5,10 +5,12 @@
  * the budget and the best. exhaustive and random build their whole order up front (warm configs
  * first, then the space order or a seeded permutation), cut it at the budget and keep this
  * shard's positions, so the shards of a sweep partition the unsharded sweep. model measures the
- * prior's top-k, then searches best-first: it takes the fastest measured candidate that still
- * has unmeasured neighbours (one tunable set to another value of its domain, or two tunables each
- * moved one step) and measures the most promising of them by the prior, until the budget is
- * spent, or, without a budget, until the fastest candidate has no unmeasured neighbour left.
+ * prior's top-k, then climbs best-first: it takes the fastest candidate of the climb that still
+ * has unmeasured neighbours (one tunable set to another value of its domain first, then two
+ * tunables each moved one step) and measures the most promising of them by the prior. A climb
+ * that stalls or reaches a local optimum restarts from a point far from the earlier climbs
+ * (alternately the prior's best and a seeded random one), so that one basin near the prior's
+ * favourites cannot hold the whole budget.
  */
 #include "autotune/search.h"
 
@@ -32,7 +34,13 @@ const char *at_strategy_name(at_strategy s) {
   return (unsigned)s < 3 ? strategy_names[s] : "unknown";
 }
 
-enum { DEFAULT_TOPK = 16, EXPAND_MIN = 8 };
+enum {
+  DEFAULT_TOPK = 16,   /* model: candidates measured in prior order before the local search */
+  EXPAND_MIN = 8,      /* neighbours measured per expansion (or the batch, when larger) */
+  PATIENCE = 5,        /* expansions without a faster candidate before a climb restarts */
+  RANDOM_TRIES = 256,  /* random draws for a far restart point */
+  CLIMBS_UNLIMITED = 4 /* climbs (the first and its restarts) of a model search without a budget */
+};
 
 typedef struct run {
   const at_space *s;
@@ -46,6 +54,12 @@ typedef struct run {
   at_measured *res;
   int *ok; /* measured ok candidates, fastest first */
   int nok;
+  int *climb_of; /* model: the climb in which a candidate was measured */
+  int climb;
+  int *anchor; /* model: starts and bests of the climbs so far */
+  int nanchor;
+  int *live; /* model: every live candidate, warm configs first, then by prior */
+  int nlive;
   int limit; /* measurements this shard may make */
   int *pend; /* the batch being filled */
   int npend;
@@ -63,6 +77,7 @@ static void record(run *u, int i, at_measured m) {
   at_search_result *r = u->r;
   u->done[i] = 1;
   u->res[i] = m;
+  u->climb_of[i] = u->climb;
   r->measured++;
   r->count[m.status]++;
   if (m.status != AT_RUN_OK)
@@ -218,8 +233,19 @@ static int shard(const at_search_opts *o, int *order, int n, int cut) {
 
 /* ---- model: best-first local search ---------------------------------------------------------- */
 
-/* The live neighbours of c not yet measured, best prior first; returns how many, -1 on OOM. */
-static int neighbours(const run *u, int c, int *nb) {
+/* Keeps the live, unmeasured candidates of nb[0..n) in order; returns how many. */
+static int unmeasured(const run *u, int *nb, int n) {
+  int m = 0;
+  for (int i = 0; i < n; i++)
+    if (!u->s->c[nb[i]].pruned && !u->done[nb[i]])
+      nb[m++] = nb[i];
+  return m;
+}
+
+/* The live neighbours of c not yet measured: first those that change one tunable (*n1 of them),
+ * then those that move two tunables one step each, each group best prior first. Returns how
+ * many, -1 on host OOM. */
+static int neighbours(const run *u, int c, int *nb, int *n1) {
   const at_space *s = u->s;
   int stride[AT_MAX_TUN], pos[AT_MAX_TUN], n = 0;
   int st = 1;
@@ -232,6 +258,7 @@ static int neighbours(const run *u, int c, int *nb) {
     for (int j = 0; j < s->ndomain[t]; j++)
       if (j != pos[t])
         nb[n++] = c + (j - pos[t]) * stride[t];
+  n = *n1 = unmeasured(u, nb, n);
   for (int t = 0; t < s->ntun; t++)
     for (int v = t + 1; v < s->ntun; v++)
       for (int dt = -1; dt <= 1; dt += 2)
@@ -240,13 +267,82 @@ static int neighbours(const run *u, int c, int *nb) {
           if (a >= 0 && a < s->ndomain[t] && b >= 0 && b < s->ndomain[v])
             nb[n++] = c + dt * stride[t] + dv * stride[v];
         }
-  int m = 0;
-  for (int i = 0; i < n; i++)
-    if (!s->c[nb[i]].pruned && !u->done[nb[i]])
-      nb[m++] = nb[i];
-  return sort_by_prior(s, nb, m) ? m : -1;
+  n = *n1 + unmeasured(u, nb + *n1, n - *n1);
+  return sort_by_prior(s, nb, *n1) && sort_by_prior(s, nb + *n1, n - *n1) ? n : -1;
 }
 
+/* The number of tunables in which candidates a and b differ. */
+static int hamming(const at_space *s, int a, int b) {
+  int d = 0;
+  for (int t = s->ntun - 1; t >= 0; t--) {
+    d += a % s->ndomain[t] != b % s->ndomain[t];
+    a /= s->ndomain[t];
+    b /= s->ndomain[t];
+  }
+  return d;
+}
+
+/* Whether c differs from every anchor (start and best of earlier climbs) in at least half of the
+ * tunables. */
+static bool far_from_anchors(const run *u, int c) {
+  int need = u->s->ntun / 2 > 1 ? u->s->ntun / 2 : 1;
+  for (int i = 0; i < u->nanchor; i++)
+    if (hamming(u->s, c, u->anchor[i]) < need)
+      return false;
+  return true;
+}
+
+/* The start of the next climb: for odd climbs the best-prior, for even ones a random (seeded)
+ * unmeasured live candidate far from the anchors; failing that any unmeasured one; -1 when every
+ * live candidate is measured. */
+static int restart_point(const run *u, uint64_t *rng) {
+  if (u->climb % 2 == 1) {
+    for (int i = 0; i < u->nlive; i++)
+      if (!u->done[u->live[i]] && far_from_anchors(u, u->live[i]))
+        return u->live[i];
+  } else {
+    for (int tries = 0; tries < RANDOM_TRIES && u->nlive > 0; tries++) {
+      int c = u->live[next_random(rng) % (uint64_t)u->nlive];
+      if (!u->done[c] && far_from_anchors(u, c))
+        return c;
+    }
+  }
+  for (int i = 0; i < u->nlive; i++)
+    if (!u->done[u->live[i]])
+      return u->live[i];
+  return -1;
+}
+
+/* The fastest candidate measured in the current climb, or -1. */
+static int climb_best(const run *u) {
+  for (int i = 0; i < u->nok; i++)
+    if (u->climb_of[u->ok[i]] == u->climb)
+      return u->ok[i];
+  return -1;
+}
+
+/* The fastest candidate of the current climb with unmeasured neighbours (written to nb: *n of
+ * them, the first *n1 one-tunable moves), or -1; -2 on host OOM. */
+static int next_node(run *u, int *nb, int *n, int *n1) {
+  for (int i = 0; i < u->nok; i++) {
+    int c = u->ok[i];
+    if (u->spent[c] || u->climb_of[c] != u->climb)
+      continue;
+    if ((*n = neighbours(u, c, nb, n1)) < 0)
+      return -2;
+    if (*n > 0)
+      return c;
+    u->spent[c] = 1;
+  }
+  return -1;
+}
+
+/* Best-first climbs: the first from the candidates measured so far, each later one from a restart
+ * point far from the earlier climbs. With a budget a climb ends when it stalls (PATIENCE
+ * expansions without a faster candidate, and every one-tunable move of its best measured) or its
+ * best is a local optimum (every neighbour measured), and climbs go on until the budget is spent.
+ * Without a budget each climb ends at a local optimum and the search after CLIMBS_UNLIMITED
+ * climbs. False when the search must end (stop or error). */
 static bool local_search(run *u) {
   const at_space *s = u->s;
   int cap = 1;
@@ -258,27 +354,37 @@ static bool local_search(run *u) {
     return false;
   }
   int step = u->o->batch > EXPAND_MIN ? u->o->batch : EXPAND_MIN;
+  uint64_t rng = u->o->seed ^ 0x6d6f64656cull; /* "model" */
+  int best = climb_best(u), stall = 0;
   bool go = true;
   while (go && u->r->measured < u->limit) {
-    int node = -1, n = 0;
-    for (int i = 0; i < u->nok && node < 0; i++) {
-      int c = u->ok[i];
-      if (u->spent[c])
-        continue;
-      if ((n = neighbours(u, c, nb)) < 0) {
-        u->st = at_fail(u->e, AT_ERR_OOM, "out of memory");
-        free(nb);
-        return false;
-      }
-      if (n == 0)
-        u->spent[c] = 1;
-      else
-        node = c;
-    }
-    /* without a budget, stop once the fastest candidate is a local optimum */
-    if (node < 0 || (u->o->budget == 0 && node != u->ok[0]))
+    int n = 0, n1 = 0, node = next_node(u, nb, &n, &n1);
+    if (node == -2) {
+      u->st = at_fail(u->e, AT_ERR_OOM, "out of memory");
+      go = false;
       break;
+    }
+    bool converged = node < 0 || node != best; /* the climb's best is a local optimum */
+    bool stalled = stall >= PATIENCE && !(node == best && n1 > 0);
+    if (u->o->budget == 0 ? converged : converged || stalled) {
+      if (u->o->budget == 0 && u->climb + 1 >= CLIMBS_UNLIMITED)
+        break;
+      if (best >= 0)
+        u->anchor[u->nanchor++] = best;
+      u->climb++;
+      int start = restart_point(u, &rng);
+      if (start < 0)
+        break;
+      u->anchor[u->nanchor++] = start;
+      go = measure(u, &start, 1);
+      best = climb_best(u);
+      stall = 0;
+      continue;
+    }
     go = measure(u, nb, n < step ? n : step);
+    int now = climb_best(u);
+    stall = now == best ? stall + 1 : 0;
+    best = now;
   }
   free(nb);
   return go;
@@ -321,10 +427,14 @@ at_status at_search_run(const at_space *s, const at_search_opts *opts, at_measur
   unsigned char *seen = calloc(n, 1);
   u.res = calloc(n, sizeof *u.res);
   u.ok = calloc(n, sizeof *u.ok);
+  u.climb_of = calloc(n, sizeof *u.climb_of);
+  u.anchor = calloc(2 * n + 2, sizeof *u.anchor);
+  u.live = calloc(n, sizeof *u.live);
   u.pend = calloc((size_t)o.batch, sizeof *u.pend);
   u.out = calloc((size_t)o.batch, sizeof *u.out);
   int *order = calloc(n, sizeof *order);
-  if (!u.done || !u.spent || !seen || !u.res || !u.ok || !u.pend || !u.out || !order) {
+  if (!u.done || !u.spent || !seen || !u.res || !u.ok || !u.climb_of || !u.anchor || !u.live ||
+      !u.pend || !u.out || !order) {
     st = at_fail(e, AT_ERR_OOM, "out of memory for a search over %d candidates", s->n);
     goto done;
   }
@@ -338,6 +448,8 @@ at_status at_search_run(const at_space *s, const at_search_opts *opts, at_measur
     int topk = o.topk ? o.topk : DEFAULT_TOPK;
     if (!o.topk && o.budget > 0 && o.budget / 2 < topk)
       topk = o.budget / 2 > 0 ? o.budget / 2 : 1;
+    memcpy(u.live, order, sizeof *order * (size_t)len);
+    u.nlive = len;
     len = shard(&o, order, len, nw + topk);
     if (measure(&u, order, len))
       local_search(&u);
@@ -352,6 +464,9 @@ done:
   free(seen);
   free(u.res);
   free(u.ok);
+  free(u.climb_of);
+  free(u.anchor);
+  free(u.live);
   free(u.pend);
   free(u.out);
   free(order);

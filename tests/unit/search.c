@@ -44,15 +44,19 @@ static double bowl(const int64_t *v, const double *opt, double floor) {
 /* The synthetic cost in ms of point v (BM BN BK WARPS STAGES GROUP_M); not the model: the better
  * of two bowls in log2 of the tunables (the global optimum, and a decoy basin 8 % worse at the
  * kernel's defaults), a tile-per-warp term, and +-1.5 % noise. */
-static double synth_ms(const int64_t *v, int idx) {
-  static const double opt[6] = {128, 256, 64, 8, 4, 8}, decoy[6] = {64, 64, 32, 4, 3, 8};
-  double c = fmin(bowl(v, opt, 1), bowl(v, decoy, 1.08));
+static double synth_ms(const double *opt, bool decoy, const int64_t *v, int idx) {
+  static const double at_defaults[6] = {64, 64, 32, 4, 3, 8};
+  double c = bowl(v, opt, 1);
+  if (decoy)
+    c = fmin(c, bowl(v, at_defaults, 1.08));
   c += 0.05 * fabs(log2((double)(v[0] * v[1]) / ((double)v[3] * 4096.0)));
   double noise = (double)(mix((uint64_t)idx + 1) % 3001) / 3000.0 * 0.03 - 0.015;
   return 0.8 * c * (1 + noise);
 }
 
 typedef struct fixture {
+  double opt[6]; /* the bowl's centre: BM BN BK WARPS STAGES GROUP_M */
+  bool decoy;    /* add the decoy basin */
   ir_kernel *k;
   at_space s;
   at_replay *table;
@@ -60,8 +64,10 @@ typedef struct fixture {
   double best_ms;
 } fixture;
 
-static void build_fixture(fixture *f) {
+static void build_fixture(fixture *f, const double *opt, bool decoy) {
   memset(f, 0, sizeof *f);
+  memcpy(f->opt, opt, sizeof f->opt);
+  f->decoy = decoy;
   for (const struct tilec_builtin_source *b = tilec_builtin_sources; b->name; b++)
     if (strcmp(b->name, "matmul") == 0) {
       ir_diag d;
@@ -78,7 +84,10 @@ static void build_fixture(fixture *f) {
   REQUIRE(at_device_for_arch("sm_90a", &dev, &e) == AT_OK);
   REQUIRE(at_space_build(f->k, &fixed, &shape, &dev, &f->s, &e) == AT_OK);
   REQUIRE(at_replay_new(&f->table, &e) == AT_OK);
-  int hidden = at_space_find(&f->s, HIDDEN_BEST);
+  char text[128];
+  snprintf(text, sizeof text, "BM=%g,BN=%g,BK=%g,WARPS=%g,STAGES=%g,GROUP_M=%g", opt[0], opt[1],
+           opt[2], opt[3], opt[4], opt[5]);
+  int hidden = at_space_find(&f->s, text);
   REQUIRE(hidden >= 0 && !f->s.c[hidden].pruned);
   f->best = -1;
   for (int i = 0; i < f->s.n; i++) {
@@ -91,15 +100,15 @@ static void build_fixture(fixture *f) {
            : h % 41 == 1 ? AT_RUN_COMPILE
            : h % 53 == 2 ? AT_RUN_WRONG
                          : AT_RUN_OK;
-    double ms = synth_ms(f->s.c[i].v, i);
+    double ms = synth_ms(opt, decoy, f->s.c[i].v, i);
     REQUIRE(at_replay_add(f->table, f->s.c[i].config, st, st == AT_RUN_OK ? ms : NAN, &e) == AT_OK);
     if (st == AT_RUN_OK && (f->best < 0 || ms < f->best_ms)) {
       f->best = i;
       f->best_ms = ms;
     }
   }
-  CHECK_EQ_INT(hidden, f->best);
   CHECK_EQ_INT(f->s.nlive, at_replay_count(f->table));
+  CHECK(f->best >= 0);
 }
 
 static void free_fixture(fixture *f) {
@@ -445,9 +454,37 @@ static void test_replay_files(fixture *f) {
   at_replay_free(t);
 }
 
+/* Other optima of the synthetic cost: without the decoy, model gets within 2 % at budget 200; with
+ * it, the optima far from the decoy (which sits near the prior's favourites) are found by a restart
+ * (at budget 300 when this was written; 200 is not enough), so they get 400. */
+static void test_model_optima(void) {
+  static const double optima[][6] = {{64, 128, 32, 4, 3, 4},
+                                     {256, 128, 32, 8, 2, 16},
+                                     {32, 64, 128, 2, 5, 1},
+                                     {128, 64, 64, 4, 4, 4},
+                                     {16, 256, 64, 4, 3, 8}};
+  for (int i = 0; i < 5; i++)
+    for (int decoy = 0; decoy < 2; decoy++) {
+      int budget = decoy && (i == 2 || i == 4) ? 400 : 200;
+      fixture f;
+      build_fixture(&f, optima[i], decoy);
+      recorder r = {0};
+      at_search_opts o = {.strategy = AT_STRATEGY_MODEL, .budget = budget, .batch = 8};
+      at_search_result res = search(&f, o, &r);
+      fprintf(stderr, "optimum %d%s, budget %d: table best %s %.4f ms, model %s %.4f ms\n", i,
+              decoy ? " + decoy" : "", budget, f.s.c[f.best].config, f.best_ms,
+              res.best >= 0 ? f.s.c[res.best].config : "-", res.best_ms);
+      CHECK(res.best >= 0 && res.best_ms <= f.best_ms * 1.02);
+      free(r.seq);
+      free_fixture(&f);
+    }
+}
+
 int main(void) {
+  static const double opt[6] = {128, 256, 64, 8, 4, 8};
   fixture f;
-  build_fixture(&f);
+  build_fixture(&f, opt, true);
+  CHECK_EQ_INT(at_space_find(&f.s, HIDDEN_BEST), f.best);
   fprintf(stderr, "table: %d live points, best %s %.4f ms\n", f.s.nlive, f.s.c[f.best].config,
           f.best_ms);
   test_exhaustive(&f);
@@ -463,5 +500,6 @@ int main(void) {
   test_errors(&f);
   test_replay_files(&f);
   free_fixture(&f);
+  test_model_optima();
   return TEST_MAIN_END();
 }
