@@ -60,8 +60,9 @@ typedef struct run {
   int nanchor;
   int *live; /* model: every live candidate, warm configs first, then by prior */
   int nlive;
-  int limit; /* measurements this shard may make */
-  int *pend; /* the batch being filled */
+  int far_cursor, any_cursor; /* model: where the scans for restart points resume */
+  int limit;                  /* measurements this shard may make */
+  int *pend;                  /* the batch being filled */
   int npend;
   at_measured *out;
   at_status st;
@@ -295,11 +296,15 @@ static bool far_from_anchors(const run *u, int c) {
 /* The start of the next climb: for odd climbs the best-prior, for even ones a random (seeded)
  * unmeasured live candidate far from the anchors; failing that any unmeasured one; -1 when every
  * live candidate is measured. */
-static int restart_point(const run *u, uint64_t *rng) {
+static int restart_point(run *u, uint64_t *rng) {
+  /* Candidates before a cursor were measured or near an anchor when it passed them; both stay
+   * true (measurements and anchors only grow), so each scan resumes there. */
   if (u->climb % 2 == 1) {
-    for (int i = 0; i < u->nlive; i++)
-      if (!u->done[u->live[i]] && far_from_anchors(u, u->live[i]))
-        return u->live[i];
+    for (; u->far_cursor < u->nlive; u->far_cursor++) {
+      int c = u->live[u->far_cursor];
+      if (!u->done[c] && far_from_anchors(u, c))
+        return c;
+    }
   } else {
     for (int tries = 0; tries < RANDOM_TRIES && u->nlive > 0; tries++) {
       int c = u->live[next_random(rng) % (uint64_t)u->nlive];
@@ -307,9 +312,9 @@ static int restart_point(const run *u, uint64_t *rng) {
         return c;
     }
   }
-  for (int i = 0; i < u->nlive; i++)
-    if (!u->done[u->live[i]])
-      return u->live[i];
+  for (; u->any_cursor < u->nlive; u->any_cursor++)
+    if (!u->done[u->live[u->any_cursor]])
+      return u->live[u->any_cursor];
   return -1;
 }
 

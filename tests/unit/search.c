@@ -247,9 +247,16 @@ static void test_model(fixture *f) {
   fprintf(stderr, "model, no budget: %d measured, best %.4f ms\n", res0.measured, res0.best_ms);
   CHECK(res0.measured < f->s.nlive / 4);
   CHECK(res0.best_ms <= f->best_ms * 1.02);
+  /* a budget as large as the space: the restarts reach every live candidate */
+  recorder ra = {0};
+  o.budget = f->s.nlive;
+  at_search_result resa = search(f, o, &ra);
+  CHECK_EQ_INT(f->s.nlive, resa.measured);
+  CHECK_EQ_INT(f->best, resa.best);
   free(r.seq);
   free(r1.seq);
   free(r0.seq);
+  free(ra.seq);
 }
 
 /* A run stopped half-way, then resumed with the first run's answers in a cache, makes the same
