@@ -139,9 +139,33 @@ static void test_nearest(void) {
   CHECK_EQ_INT(AT_ERR_ARG, at_bucket_nearest("M=pow2:2", NULL, 3, 4, out, &n, &e));
 }
 
+/* The verifier checks buckets of kernels changed after parsing (or built in C). */
+static void test_verify(void) {
+  ir_kernel *mm = builtin("matmul");
+  REQUIRE(mm && mm->nbuckets == 3);
+  ir_diag d;
+  CHECK_EQ_INT(IR_OK, ir_verify(mm, &d));
+  CHECK_EQ_STR("pow2", ir_bucket_kind_name(mm->buckets[0].kind));
+  CHECK_EQ_STR("multiple", ir_bucket_kind_name(mm->buckets[1].kind));
+  CHECK_EQ_INT(256, mm->buckets[1].arg);
+  int saved = mm->buckets[1].sym;
+  mm->buckets[1].sym = mm->buckets[0].sym;
+  CHECK_EQ_INT(IR_ERR_VERIFY, ir_verify(mm, &d));
+  CHECK_CONTAINS(d.msg, "bucket of 'M' declared twice");
+  mm->buckets[1].sym = ir_sym_find(mm, "BM", 2);
+  CHECK_EQ_INT(IR_ERR_VERIFY, ir_verify(mm, &d));
+  CHECK_CONTAINS(d.msg, "only dims and runtime parameters can be bucketed");
+  mm->buckets[1].sym = saved;
+  mm->buckets[1].arg = 0;
+  CHECK_EQ_INT(IR_ERR_VERIFY, ir_verify(mm, &d));
+  CHECK_CONTAINS(d.msg, "bucket of 'N' is malformed");
+  ir_kernel_free(mm);
+}
+
 int main(void) {
   test_keys();
   test_distance();
   test_nearest();
+  test_verify();
   return TEST_MAIN_END();
 }
