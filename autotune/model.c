@@ -481,9 +481,10 @@ static double est_attention(const at_model *m, const ir_num *v, double warps, do
   double occ = occupancy(m, warps, smem, w.regs_elems);
   if (occ < 1)
     return INFINITY;
-  /* consecutive CTAs are query blocks of one head: K and V are read once per window of them */
+  /* the grid runs the query blocks of a head, then the next head: the qb * (H / HKV) CTAs that
+   * share one K/V head are consecutive, so K and V come from DRAM once per window of them */
   double inflight = fmin(w.tiles, m->dev->sm_count * occ);
-  double kv = B * HKV * SKV * D * es * 2 * (H / HKV) * fmax(1, qb / fmin(qb, inflight));
+  double kv = B * HKV * SKV * D * es * 2 * fmax(1, qb * (H / HKV) / inflight);
   w.dram_bytes = 2 * B * H * S * D * es + kv * fmin(1, steps * BN / fmax(1, SKV));
   return kernel_seconds(m, &w, warps, stages, occ);
 }

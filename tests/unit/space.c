@@ -310,6 +310,17 @@ static void test_attention_spaces(void) {
   CHECK_CONTAINS(s.c[i].why, "(BM + 2 * BN) * D * 2 * STAGES <= 232448");
   CHECK(s.nlive > 0 && isfinite(s.c[best_prior(&s)].prior_ms));
   at_space_free(&s);
+  /* decode with GQA: no config reads K and V faster than the DRAM bandwidth allows */
+  space_for(a, "B=32,H=32,HKV=8,S=1,SKV=8192,D=128", "bf16", "sm_90a", &s, NULL);
+  at_device dev;
+  at_err e;
+  REQUIRE(at_device_for_arch("sm_90a", &dev, &e) == AT_OK);
+  double kv_ms = 32.0 * 8 * 8192 * 128 * 2 * 2 / (dev.mem_gbs * 1e9) * 1e3;
+  int b = best_prior(&s);
+  fprintf(stderr, "decode attention: prior best %s %.4f ms, K/V read floor %.4f ms\n",
+          s.c[b].config, s.c[b].prior_ms, kv_ms);
+  CHECK(s.c[b].prior_ms >= kv_ms);
+  at_space_free(&s);
   space_for(bs, "H=8,S=8192,mask=causal,block=64", "bf16", "sm_90a", &s, NULL);
   CHECK_EQ_INT(3, s.ntun); /* BN fixed by block= */
   CHECK_EQ_STR("bsattention", s.model);
