@@ -455,7 +455,7 @@ at_status at_search_run(const at_space *s, const at_search_opts *opts, at_measur
       topk = o.budget / 2 > 0 ? o.budget / 2 : 1;
     memcpy(u.live, order, sizeof *order * (size_t)len);
     u.nlive = len;
-    len = shard(&o, order, len, nw + topk);
+    len = shard(&o, order, len, topk > INT_MAX - nw ? INT_MAX : nw + topk);
     if (measure(&u, order, len))
       local_search(&u);
   } else {

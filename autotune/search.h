@@ -38,7 +38,7 @@ typedef int (*at_measure_fn)(void *ctx, const at_space *s, const int *idx, int n
 typedef struct at_search_opts {
   at_strategy strategy;
   uint64_t seed; /* random: the permutation */
-  int budget;    /* candidates to measure over all shards, 0 = no limit */
+  int budget;    /* candidates to measure over all shards, 0 = no limit (model: 4 climbs) */
   int topk;      /* model: measured before the local search (0 = a default: 16, or budget/2) */
   int batch;     /* candidates per measure call (compile parallelism), >= 1 */
   int shard_i, shard_n;    /* this shard of the candidate order (0/1 = everything) */
