@@ -5,13 +5,14 @@
  * streams through the dot's loop), every load, and the loops around them. The per-config calls
  * then only evaluate tile-dim expressions with the config's symbol values.
  *
- * The prior is a plain model, not a simulator: a CTA's time is its tensor-core flops at an
- * efficiency set by the warp tile (mma fragments per fragment load) and the warps resident per
- * SM, plus the exposed load latency the pipeline depth does not hide; waves over the SMs come
- * from the occupancy (threads, estimated shared memory, estimated registers); DRAM time comes
- * from the bytes each operand is read with the L2 reuse of the CTAs in flight (GROUP_M for
- * matmul); the kernel time is the larger of the two plus a part of the smaller. Its constants
- * are round numbers, not fitted to a GPU: it ranks configs, the measurements decide.
+ * The prior is a plain model, not a simulator: a CTA's time is its tensor-core flops at the
+ * share of lanes its warp tile keeps busy and the warps resident per SM (or the shared-memory
+ * reads of its warps' operand fragments, when slower), plus the exposed load latency the
+ * pipeline depth does not hide; waves over the SMs come from the occupancy (threads, estimated
+ * shared memory, estimated registers); memory time comes from the operand bytes fetched from L2
+ * and the DRAM bytes after the L2 reuse of the CTAs in flight (GROUP_M for matmul); the kernel
+ * time is the larger of compute and memory plus a part of the smaller. Its constants are round
+ * numbers, not fitted to a GPU: it ranks configs, the measurements decide.
  */
 #include "autotune/model.h"
 
