@@ -41,9 +41,9 @@ static double bowl(const int64_t *v, const double *opt, double floor) {
   return c;
 }
 
-/* The synthetic cost in ms of point v (BM BN BK WARPS STAGES GROUP_M); not the model: the better
- * of two bowls in log2 of the tunables (the global optimum, and a decoy basin 8 % worse at the
- * kernel's defaults), a tile-per-warp term, and +-1.5 % noise. */
+/* The synthetic cost in ms of point v (BM BN BK WARPS STAGES GROUP_M); not the model: a bowl in
+ * log2 of the tunables around opt, with the decoy the better of it and a second bowl 8 % worse
+ * around BM=64,BN=64,BK=32,WARPS=4,STAGES=3,GROUP_M=8; a tile-per-warp term; +-1.5 % noise. */
 static double synth_ms(const double *opt, bool decoy, const int64_t *v, int idx) {
   static const double at_defaults[6] = {64, 64, 32, 4, 3, 8};
   double c = bowl(v, opt, 1);
@@ -462,8 +462,8 @@ static void test_replay_files(fixture *f) {
 }
 
 /* Other optima of the synthetic cost: without the decoy, model gets within 2 % at budget 200; with
- * it, the optima far from the decoy (which sits near the prior's favourites) are found by a restart
- * (at budget 300 when this was written; 200 is not enough), so they get 400. */
+ * it, the optima far from the decoy (where the first climb ends) are found by a restart (at budget
+ * 300 when this was written; 200 is not enough), so they get 400. */
 static void test_model_optima(void) {
   static const double optima[][6] = {{64, 128, 32, 4, 3, 4},
                                      {256, 128, 32, 8, 2, 16},
