@@ -338,6 +338,49 @@ void irb_grid(ir_builder *b, int n, ir_expr *const *dims) {
   b->k->ngrid = n;
 }
 
+const char *ir_bucket_kind_name(ir_bucket_kind k) {
+  switch (k) {
+  case IR_BUCKET_POW2:
+    return "pow2";
+  case IR_BUCKET_MULTIPLE:
+    return "multiple";
+  case IR_BUCKET_ANY:
+    return "any";
+  default:
+    return "exact";
+  }
+}
+
+void irb_bucket(ir_builder *b, const char *name, ir_bucket_kind kind, int64_t arg) {
+  if (b->failed)
+    return;
+  ir_kernel *k = b->k;
+  int s = ir_sym_find(k, name, strlen(name));
+  if (s < 0) {
+    irb_fail(b, IR_ERR_PARSE, "bucket for unknown problem value '%s'", name);
+    return;
+  }
+  if (k->syms[s].kind == SYM_CONST || k->syms[s].kind == SYM_TUNABLE) {
+    irb_fail(b, IR_ERR_PARSE,
+             "'%s' is a %s: its value changes the code, so it cannot be bucketed (only dims and "
+             "runtime parameters can)",
+             name, k->syms[s].kind == SYM_CONST ? "const parameter" : "tunable");
+    return;
+  }
+  if (kind == IR_BUCKET_MULTIPLE ? arg < 1 : arg != 0) {
+    irb_fail(b, IR_ERR_PARSE, "bucket of '%s': multiple(N) needs N >= 1", name);
+    return;
+  }
+  for (int i = 0; i < k->nbuckets; i++)
+    if (k->buckets[i].sym == s) {
+      irb_fail(b, IR_ERR_PARSE, "bucket of '%s' declared twice", name);
+      return;
+    }
+  if (!k->buckets)
+    k->buckets = ir_alloc(b->arena, sizeof(ir_bucket) * IR_MAX_SYMS);
+  k->buckets[k->nbuckets++] = (ir_bucket){.sym = s, .kind = kind, .arg = arg, .loc = b->loc};
+}
+
 static ir_block *current(ir_builder *b) { return b->stack[b->depth]; }
 
 static ir_op *append(ir_builder *b, ir_opcode code, ir_value *const *operands, int nopnd,

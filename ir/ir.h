@@ -190,6 +190,25 @@ typedef struct ir_sym {
   ir_loc loc;
 } ir_sym;
 
+/* How a tuning lookup groups one problem value (`buckets { }`, docs/ir.md): values of the same
+ * bucket share a tuned config. A dim or parameter without a declaration is exact. */
+typedef enum {
+  IR_BUCKET_EXACT,    /* every value is its own bucket */
+  IR_BUCKET_POW2,     /* the smallest power of two >= the value */
+  IR_BUCKET_MULTIPLE, /* the smallest multiple of arg >= the value */
+  IR_BUCKET_ANY,      /* one bucket for every value: it does not change the speed */
+} ir_bucket_kind;
+
+typedef struct ir_bucket {
+  int sym; /* a SYM_DIM or SYM_PARAM symbol */
+  ir_bucket_kind kind;
+  int64_t arg; /* IR_BUCKET_MULTIPLE: the step (>= 1); 0 otherwise */
+  ir_loc loc;
+} ir_bucket;
+
+/* "exact", "pow2", "multiple", "any". */
+const char *ir_bucket_kind_name(ir_bucket_kind k);
+
 typedef struct ir_tvar {
   const char *name;
   ir_kind choices[IR_NSCALAR]; /* allowed scalar kinds; the first is the default */
@@ -290,6 +309,8 @@ typedef struct ir_kernel {
   int nargs;
   ir_expr *grid[3];
   int ngrid;
+  ir_bucket *buckets; /* problem buckets for tuning lookups (not kept by ir_specialize) */
+  int nbuckets;
   ir_block *body;
   int nvalues; /* ids handed out */
   int nops;
@@ -322,6 +343,9 @@ ir_value *irb_tensor_arg(ir_builder *b, const char *name, ir_arg_dir dir, const 
                          int rank, const char *const *dims);
 ir_value *irb_ptr_arg(ir_builder *b, const char *name, const ir_type *elem);
 void irb_grid(ir_builder *b, int n, ir_expr *const *dims);
+/* Declares how the problem value `name` (a dim or a runtime parameter declared before) is
+ * bucketed; arg is the step of IR_BUCKET_MULTIPLE. A name may be declared once. */
+void irb_bucket(ir_builder *b, const char *name, ir_bucket_kind kind, int64_t arg);
 /* Appends an op to the current block. results: result types (nres of them). */
 ir_op *irb_op(ir_builder *b, ir_opcode code, ir_value *const *operands, int nopnd,
               const ir_type *const *result_types, int nres);

@@ -1171,8 +1171,51 @@ static void parse_grid(parser *p, const ir_token *kw) {
   endline(p, "grid");
 }
 
-static const char *const section_names[] = {"types", "tunables", "constraints", "args", "grid"};
-enum { NSECTIONS = 5, SEC_ARGS = 3, SEC_GRID = 4 };
+/* buckets { NAME = exact | pow2 | multiple(N) | any ... }: NAME is a dim or runtime parameter. */
+static void parse_buckets(parser *p) {
+  expect(p, '{', "expected '{' after 'buckets'");
+  for (;;) {
+    skipnl(p);
+    if (accept(p, '}'))
+      break;
+    ir_token name = expect(p, TK_IDENT, "expected a dim or parameter name");
+    nameref n = nameof(&name);
+    expect(p, '=', "expected '=' after bucket name");
+    ir_token kind = expect(p, TK_IDENT, "expected exact, pow2, multiple(N) or any");
+    ir_bucket_kind bk;
+    int64_t arg = 0;
+    if (iskw(&kind, "exact")) {
+      bk = IR_BUCKET_EXACT;
+    } else if (iskw(&kind, "pow2")) {
+      bk = IR_BUCKET_POW2;
+    } else if (iskw(&kind, "any")) {
+      bk = IR_BUCKET_ANY;
+    } else if (iskw(&kind, "multiple")) {
+      bk = IR_BUCKET_MULTIPLE;
+      expect(p, '(', "expected '(' after 'multiple'");
+      p->nest++;
+      ir_token at;
+      arg = intlit(p, "expected the integer step of multiple(N)", &at);
+      if (arg < 1)
+        err(p, &at, "multiple(N) needs N >= 1");
+      expect(p, ')', "expected ')' after the step");
+      p->nest--;
+    } else {
+      err(p, &kind, "unknown bucket '%.*s' (expected exact, pow2, multiple(N) or any)", kind.len,
+          kind.s);
+    }
+    char buf[IR_MAX_NAME + 1];
+    irb_at(p->b, locof(p, n.line, n.col));
+    irb_bucket(p->b, cstr(&n, buf), bk, arg);
+    checkb(p);
+    endline(p, "bucket");
+  }
+  endline(p, "'}'");
+}
+
+static const char *const section_names[] = {"types", "tunables", "constraints",
+                                            "args",  "grid",     "buckets"};
+enum { NSECTIONS = 6, SEC_ARGS = 3, SEC_GRID = 4, SEC_BUCKETS = 5 };
 
 static int sectionof(const ir_token *t) {
   for (int i = 0; i < NSECTIONS; i++)
@@ -1211,6 +1254,8 @@ static void parse_kernel(parser *p) {
         err(p, t, "'%s' section must come before '%s'", section_names[s], section_names[j]);
     if (s == SEC_GRID && !seen[SEC_ARGS])
       err(p, t, "expected 'args' section before 'grid'");
+    if (s == SEC_BUCKETS && !seen[SEC_GRID])
+      err(p, t, "expected 'grid' section before 'buckets'");
     seen[s] = true;
     ir_token kw = take(p);
     switch (s) {
@@ -1227,8 +1272,11 @@ static void parse_kernel(parser *p) {
       parse_args(p);
       resolve_constraints(p);
       break;
-    default:
+    case SEC_GRID:
       parse_grid(p, &kw);
+      break;
+    default:
+      parse_buckets(p);
       break;
     }
   }

@@ -571,6 +571,17 @@ static void header(printer *pr) {
     expr(o, k, k->grid[i], 0);
   }
   put(o, ")\n");
+  if (k->nbuckets > 0) {
+    put(o, "buckets {\n");
+    for (int i = 0; i < k->nbuckets; i++) {
+      const ir_bucket *bk = &k->buckets[i];
+      putf(o, "  %s = %s", k->syms[bk->sym].name, ir_bucket_kind_name(bk->kind));
+      if (bk->kind == IR_BUCKET_MULTIPLE)
+        putf(o, "(%lld)", (long long)bk->arg);
+      put(o, "\n");
+    }
+    put(o, "}\n");
+  }
 }
 
 char *ir_print(const ir_kernel *k) { return ir_print_notes(k, NULL, NULL); }

@@ -562,6 +562,20 @@ static ir_status check_header(vctx *c) {
                  "constraints may use only tunables and const parameters");
   if (k->ngrid < 1 || k->ngrid > 3)
     return err(c, (ir_loc){k->file, 0, 0}, "kernel needs a grid of 1 to 3 dims");
+  for (int i = 0; i < k->nbuckets; i++) {
+    const ir_bucket *bk = &k->buckets[i];
+    if (bk->sym < 0 || bk->sym >= k->nsyms)
+      return err(c, bk->loc, "bucket names no symbol");
+    const ir_sym *s = &k->syms[bk->sym];
+    if (s->kind != SYM_DIM && s->kind != SYM_PARAM)
+      return err(c, bk->loc, "bucket of '%s': only dims and runtime parameters can be bucketed",
+                 s->name);
+    if ((bk->kind == IR_BUCKET_MULTIPLE) != (bk->arg >= 1) || bk->kind > IR_BUCKET_ANY)
+      return err(c, bk->loc, "bucket of '%s' is malformed", s->name);
+    for (int j = 0; j < i; j++)
+      if (k->buckets[j].sym == bk->sym)
+        return err(c, bk->loc, "bucket of '%s' declared twice", s->name);
+  }
   for (int i = 0; i < k->nargs; i++) {
     const ir_arg *a = &k->args[i];
     if (a->kind == ARG_TENSOR) {
