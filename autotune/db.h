@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include "autotune/at.h"
+#include "autotune/json.h"
 #include "autotune/sha256.h"
 
 typedef struct at_db at_db;
@@ -201,5 +202,36 @@ at_status at_db_prune(at_db *db, const at_prune *p, at_prune_stats *st, at_err *
 /* PRAGMA integrity_check (quick: PRAGMA quick_check): AT_OK when SQLite says "ok", else
  * AT_ERR_CORRUPT with its first message. */
 at_status at_db_check(at_db *db, bool quick, at_err *e);
+
+/* ---- export and import (autotune/db_export.c) ---------------------------------------------- */
+
+/* Export files: one JSON file per (kernel, device), rows in at_db_rows' order, one row per
+ * line, numbers in their shortest exact form, so that exports diff well and re-exporting an
+ * import gives the same bytes. docs/tuning.md shows the format. Blobs are not exported (they
+ * are a compile cache; `tilec db merge` carries them). */
+enum { AT_DB_EXPORT_VERSION = 1 };
+
+/* The export text of the rows of (pattern->kernel, pattern->device), both required, appended
+ * to out (see json.h for at_buf); the other pattern fields filter when not NULL. AT_MISS when
+ * no row matches. */
+at_status at_db_export_json(at_db *db, const at_key *pattern, at_buf *out, at_err *e);
+/* Appends r as one JSON object (the row format of export files; with_key: also "kernel" and
+ * "device" first), without a trailing newline. */
+void at_db_row_json(at_buf *b, const at_result *r, bool with_key);
+/* The file name of the export of (kernel, device): the kernel name with every byte outside
+ * [A-Za-z0-9_.-] replaced by '_' (at most 64 of them), a dot, the first 16 hex digits of the
+ * SHA-256 of kernel NUL device, ".json". out holds at least AT_DB_EXPORT_NAME bytes. */
+enum { AT_DB_EXPORT_NAME = 64 + 1 + 16 + 5 + 1 };
+void at_db_export_name(const char *kernel, const char *device, char *out);
+/* Writes the export of every (kernel, device) matching pattern (NULL: all) into the existing
+ * directory dir, each file through a temporary name and rename. *files (may be NULL): how
+ * many were written. */
+at_status at_db_export_dir(at_db *db, const at_key *pattern, const char *dir, int *files,
+                           at_err *e);
+/* Imports one export text (name: for messages) in one transaction, each row through
+ * at_db_offer's rule. st counts rows_seen and rows_taken (may be NULL). AT_ERR_ARG with
+ * "NAME: ..." for text that is not a valid export, and then nothing is written. */
+at_status at_db_import_json(at_db *db, const char *name, const char *text, size_t len,
+                            at_merge_stats *st, at_err *e);
 
 #endif

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "codegen/codegen.h"
+#include "compiler/cli_db.h"
 #include "compiler/cli_gpu.h"
 #include "compiler/gpu.h"
 #include "ir/ir.h"
@@ -44,6 +45,8 @@ static int usage(FILE *f) {
         "                                         median time of each compile phase\n"
         "  bench launch KERNEL|FILE.tile --shape ... [--set ...] [--reps N]\n"
         "                                         host cost per launch vs cuLaunchKernel\n"
+        "  db list|show|export|import|merge|prune|check [--db PATH] ...\n"
+        "                                         the tuning database (tilec db --help)\n"
         "\n"
         "Built-in kernels: matmul, attention, bsattention, bsmatmul. See docs/cli.md.\n",
         f);
@@ -730,6 +733,8 @@ int main(int argc, char **argv) {
     return usage(stdout);
   if (!strcmp(cmd, "--version"))
     return printf("tilec %s\n", TILEC_VERSION) < 0;
+  if (!strcmp(cmd, "db"))
+    return cli_db_main(argc - 2, argv + 2);
   opts o;
   bool bench = !strcmp(cmd, "bench");
   if (bench && (argc < 3 || (strcmp(argv[2], "compile") && strcmp(argv[2], "launch"))))
