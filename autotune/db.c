@@ -427,9 +427,10 @@ at_status at_db_open(const char *path, unsigned flags, at_db **out, at_err *e) {
   sqlite3_busy_timeout(db->h, db->busy_ms);
   long long v;
   bool empty;
+  /* Whose file is it? Asked before anything is written (WAL mode changes the header). */
+  if ((s = read_version(db, &v, &empty, e)))
+    goto fail;
   if (db->ro) {
-    if ((s = read_version(db, &v, &empty, e)))
-      goto fail;
     if (v == 0) {
       s = at_fail(e, AT_MISS, "%s: an empty database (no tuning results)", db->path);
       goto fail;
