@@ -72,6 +72,13 @@ static at_status sq_fail(at_db *db, int rc, at_err *e, const char *what) {
     s = AT_ERR_INTERNAL;
   }
   const char *msg = db->h ? sqlite3_errmsg(db->h) : sqlite3_errstr(rc);
+  if (rc == SQLITE_READONLY_ROLLBACK || rc == SQLITE_READONLY_RECOVERY ||
+      rc == SQLITE_READONLY_CANTINIT)
+    return at_fail(e, AT_ERR_PERM,
+                   "%s: a writer died in the middle of a transaction, and a read-only handle "
+                   "cannot recover the file; open it once read-write (`tilec db check` does) and "
+                   "SQLite rolls the unfinished transaction back",
+                   db->path);
   if (s == AT_ERR_CORRUPT && (rc & 0xff) == SQLITE_NOTADB)
     return at_fail(e, s, "%s: not a SQLite database (%s)", db->path, msg);
   if (s == AT_ERR_BUSY)
@@ -99,23 +106,6 @@ static at_status exec1(at_db *db, const char *sql, at_err *e) {
   while ((rc = sqlite3_step(st)) == SQLITE_ROW)
     ;
   if (rc != SQLITE_DONE)
-    s = sq_fail(db, rc, e, sql);
-  sqlite3_finalize(st);
-  return s;
-}
-
-/* Runs a literal statement that returns one integer (a PRAGMA, a count). */
-static at_status query_int(at_db *db, const char *sql, long long *out, at_err *e) {
-  sqlite3_stmt *st;
-  at_status s = prep(db, sql, &st, e);
-  if (s)
-    return s;
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW)
-    *out = sqlite3_column_int64(st, 0);
-  else if (rc == SQLITE_DONE)
-    *out = 0;
-  else
     s = sq_fail(db, rc, e, sql);
   sqlite3_finalize(st);
   return s;
@@ -337,17 +327,28 @@ static at_status exec_all(at_db *db, const char *const *sql, at_err *e) {
 /* Reads user_version and says whether the file is ours: AT_OK with *version, AT_ERR_CORRUPT
  * for a file of something else, AT_ERR_SCHEMA for a newer version. *empty: no tables at all. */
 static at_status read_version(at_db *db, long long *version, bool *empty, at_err *e) {
-  long long app, tables, ours;
-  at_status s = query_int(db, "PRAGMA user_version", version, e);
-  if (!s)
-    s = query_int(db, "PRAGMA application_id", &app, e);
-  if (!s)
-    s = query_int(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", &tables, e);
-  if (!s)
-    s = query_int(db,
-                  "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
-                  "('result', 'blob')",
-                  &ours, e);
+  /* One statement, so one read transaction: another process creating the schema at this
+   * moment is seen entirely or not at all. */
+  sqlite3_stmt *st;
+  at_status s = prep(db,
+                     "SELECT (SELECT user_version FROM pragma_user_version),"
+                     " (SELECT application_id FROM pragma_application_id),"
+                     " (SELECT count(*) FROM sqlite_master WHERE type = 'table'),"
+                     " (SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                     " AND name IN ('result', 'blob'))",
+                     &st, e);
+  if (s)
+    return s;
+  int rc = sqlite3_step(st);
+  long long app = 0, tables = 0, ours = 0;
+  if (rc == SQLITE_ROW) {
+    *version = sqlite3_column_int64(st, 0);
+    app = sqlite3_column_int64(st, 1);
+    tables = sqlite3_column_int64(st, 2);
+    ours = sqlite3_column_int64(st, 3);
+  } else
+    s = sq_fail(db, rc, e, "reading the schema version");
+  sqlite3_finalize(st);
   if (s)
     return s;
   *empty = tables == 0;

@@ -1,8 +1,9 @@
 /* compiler/cli_db.c — `tilec db list|show|export|import|merge|prune|check`: the tuning database
  * from the command line (contract: docs/cli.md, docs/tuning.md).
  *
- * A thin layer over autotune/db.h: list, show, export and check open the database read-only
- * (they never create or change a file); import, merge and prune open it read-write. Exit codes:
+ * A thin layer over autotune/db.h: list, show and export open the database read-only (they
+ * never create or change a file); import, merge, prune and check open it read-write (check
+ * never creates one). Exit codes:
  * 0 ok, 1 bad input (options, files to import, source databases to merge), 2 environment (the
  * database path is unusable: unsafe directory, not a tuning database, newer schema, locked).
  */
@@ -394,6 +395,20 @@ static int cmd_prune(const db_opts *o, at_db *db) {
   return EXIT_OK;
 }
 
+/* `check` opens read-write (so that SQLite recovers a file a dead writer left behind, and old
+ * schemas are migrated) but must not create a database: exit 2 when there is none. */
+static int check_exists(const db_opts *o) {
+  char *path = NULL;
+  at_err e;
+  if (!o->db && at_db_default_path(&path, false, &e))
+    return die(env_code(e.status), "%s", e.msg);
+  struct stat sb;
+  const char *p = o->db ? o->db : path;
+  int rc = stat(p, &sb) == 0 ? EXIT_OK : die(EXIT_ENV, "no tuning database at %s", p);
+  free(path);
+  return rc;
+}
+
 int cli_db_main(int argc, char **argv) {
   db_opts o;
   int rc = parse(argc, argv, &o);
@@ -402,9 +417,9 @@ int cli_db_main(int argc, char **argv) {
     return rc;
   }
   const char *sub = o.sub;
-  bool ro = !strcmp(sub, "list") || !strcmp(sub, "show") || !strcmp(sub, "export") ||
+  bool ro = !strcmp(sub, "list") || !strcmp(sub, "show") || !strcmp(sub, "export");
+  bool rw = !strcmp(sub, "import") || !strcmp(sub, "merge") || !strcmp(sub, "prune") ||
             !strcmp(sub, "check");
-  bool rw = !strcmp(sub, "import") || !strcmp(sub, "merge") || !strcmp(sub, "prune");
   if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
     free(o.files);
     usage();
@@ -415,7 +430,7 @@ int cli_db_main(int argc, char **argv) {
              "unknown db command '%s' (list, show, export, import, merge, prune, "
              "check)",
              sub);
-  else if (o.nfiles && (ro || !strcmp(sub, "prune")))
+  else if (o.nfiles && (ro || !strcmp(sub, "prune") || !strcmp(sub, "check")))
     rc = die(EXIT_FAIL, "unexpected argument '%s' for tilec db %s", o.files[0], sub);
   else if (!o.nfiles && (!strcmp(sub, "import") || !strcmp(sub, "merge")))
     rc = die(EXIT_FAIL, "tilec db %s needs %s", sub,
@@ -426,11 +441,15 @@ int cli_db_main(int argc, char **argv) {
     free(o.files);
     return rc;
   }
+  if (!rc && !strcmp(sub, "check"))
+    rc = check_exists(&o);
+  if (rc) {
+    free(o.files);
+    return rc;
+  }
   at_db *db = open_target(&o, ro, &rc);
   if (!db) {
     free(o.files);
-    if (rc == EXIT_OK && !strcmp(sub, "check"))
-      rc = EXIT_ENV;
     if (rc == EXIT_OK && o.json && (!strcmp(sub, "list") || !strcmp(sub, "show")))
       printf("{\"%s\": []}\n", !strcmp(sub, "list") ? "keys" : "rows");
     return rc;
