@@ -830,11 +830,13 @@ at_status at_db_winner(at_db *db, const at_key *k, at_rows *out, at_err *e) {
 static const at_key any_key;
 
 at_status at_db_winners(at_db *db, const at_key *pattern, at_rows *out, at_err *e) {
+  /* The window sorts rowids only; the rows are read once they are chosen. */
   return select_rows(db,
-                     "SELECT " ROW_COLS " FROM (SELECT *, row_number() OVER (PARTITION BY device,"
-                     " toolchain, kernel, ir_hash, bucket ORDER BY median_ms, config) AS rank"
-                     " FROM result WHERE status = 'ok' AND median_ms IS NOT NULL AND " KEY_LIKE
-                     ") WHERE rank = 1 ORDER BY " KEY_ORDER,
+                     "SELECT " ROW_COLS " FROM result WHERE rowid IN (SELECT id FROM (SELECT"
+                     " rowid AS id, row_number() OVER (PARTITION BY device, toolchain, kernel,"
+                     " ir_hash, bucket ORDER BY median_ms, config) AS rank FROM result"
+                     " WHERE status = 'ok' AND median_ms IS NOT NULL AND " KEY_LIKE
+                     ") WHERE rank = 1) ORDER BY " KEY_ORDER,
                      pattern ? pattern : &any_key, NULL, out, e);
 }
 
