@@ -57,17 +57,22 @@ static bool same_row(const at_result *a, const at_key *k, const at_result *b) {
          a->time_unix == b->time_unix && a->regs == b->regs;
 }
 
-/* The rows every test puts: one per (key i, config j), ok rows with awkward times. */
+/* Row j of every key: config names[j], ok or fault, awkward times, names in every text. */
+static at_result row_of(int j) {
+  at_result r = db_test_row(names[j], j % 3 ? AT_RUN_OK : AT_RUN_FAULT, 0.1 + j / 7.0, 1000 + j);
+  r.problem = names[(j + 5) % NNAMES];
+  r.detail = names[(j + 6) % NNAMES];
+  r.compile_key = names[(j + 7) % NNAMES];
+  return r;
+}
+
+/* The rows every test puts: one per (key i, config j). */
 static void put_all(at_db *db) {
   at_err e;
   for (int i = 0; i < NNAMES; i++) {
     at_key k = key_at(i);
     for (int j = 0; j < NNAMES; j++) {
-      at_result r =
-          db_test_row(names[j], j % 3 ? AT_RUN_OK : AT_RUN_FAULT, 0.1 + j / 7.0, 1000 + j);
-      r.problem = names[(j + 5) % NNAMES];
-      r.detail = names[(j + 6) % NNAMES];
-      r.compile_key = names[(j + 7) % NNAMES];
+      at_result r = row_of(j);
       CHECK_EQ_INT(AT_OK, at_db_put(db, &k, &r, &e));
     }
   }
@@ -79,11 +84,7 @@ static int check_all(at_db *db) {
   for (int i = 0; i < NNAMES; i++) {
     at_key k = key_at(i);
     for (int j = 0; j < NNAMES; j++) {
-      at_result want =
-          db_test_row(names[j], j % 3 ? AT_RUN_OK : AT_RUN_FAULT, 0.1 + j / 7.0, 1000 + j);
-      want.problem = names[(j + 5) % NNAMES];
-      want.detail = names[(j + 6) % NNAMES];
-      want.compile_key = names[(j + 7) % NNAMES];
+      at_result want = row_of(j);
       at_rows rows;
       if (at_db_get(db, &k, names[j], &rows, &e) != AT_OK || rows.n != 1 ||
           !same_row(&rows.r[0], &k, &want)) {
