@@ -34,7 +34,10 @@ enum {
    * file that needs a migration AT_ERR_SCHEMA. The main file is never modified. Like every
    * SQLite reader of a WAL file, the handle uses the -wal and -shm files beside it: where the
    * directory is writable SQLite creates them (empty) when absent and leaves them; where it is
-   * not and they are absent, the file is still read (all committed, checkpointed changes). */
+   * not and they are absent, the file is still read (all committed, checkpointed changes).
+   * A file whose writer died mid-transaction leaving a rollback journal (only while a new file
+   * is switched to WAL) cannot be opened read-only: AT_ERR_PERM, until one read-write open
+   * lets SQLite roll it back. */
   AT_DB_READONLY = 1,
 };
 
@@ -56,9 +59,9 @@ at_status at_db_check_dir(const char *dir, uid_t owner, at_err *e);
  * default path, directory created and checked). Sets WAL mode, synchronous=NORMAL, a 10 s busy
  * timeout, then creates or migrates the schema in one BEGIN IMMEDIATE transaction.
  * Errors: AT_ERR_CORRUPT (not a SQLite file, or a SQLite file of something else), AT_ERR_SCHEMA
- * (newer user_version), AT_ERR_BUSY, AT_ERR_PERM/AT_ERR_IO (cannot open), AT_MISS (read-only and
- * missing). *out is closed with at_db_close. A handle is used by one thread at a time and never
- * across fork(): open another one in the child. */
+ * (newer user_version), AT_ERR_BUSY, AT_ERR_PERM/AT_ERR_IO (cannot open; see AT_DB_READONLY),
+ * AT_MISS (read-only and missing). *out is closed with at_db_close. A handle is used by one thread
+ * at a time and never across fork(): open another one in the child. */
 at_status at_db_open(const char *path, unsigned flags, at_db **out, at_err *e);
 void at_db_close(at_db *db); /* NULL is a no-op */
 
