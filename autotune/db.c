@@ -38,7 +38,7 @@ struct at_db {
 };
 
 enum { DEFAULT_BUSY_MS = 10000, APPLICATION_ID = 0x74696c63 /* "tilc" */ };
-#define MAX_BLOB_BYTES ((size_t)1 << 30)
+#define MAX_BLOB_BYTES ((size_t)512 << 20) /* below SQLite's default SQLITE_MAX_LENGTH */
 
 /* ---- errors and statements ---------------------------------------------------------------- */
 
@@ -67,6 +67,9 @@ static at_status sq_fail(at_db *db, int rc, at_err *e, const char *what) {
     break;
   case SQLITE_NOMEM:
     s = AT_ERR_OOM;
+    break;
+  case SQLITE_TOOBIG:
+    s = AT_ERR_ARG;
     break;
   default:
     s = AT_ERR_INTERNAL;
@@ -934,7 +937,7 @@ at_status at_db_put_blob(at_db *db, const char *compile_key, const void *data, s
   if (!db || !compile_key || !data)
     return at_fail(e, AT_ERR_ARG, "at_db_put_blob: a NULL argument");
   if (n == 0 || n > MAX_BLOB_BYTES)
-    return at_fail(e, AT_ERR_ARG, "at_db_put_blob: %zu bytes (1 byte .. 1 GiB)", n);
+    return at_fail(e, AT_ERR_ARG, "at_db_put_blob: %zu bytes (1 byte .. 512 MiB)", n);
   char sha[65];
   at_sha256_hex(data, n, sha);
   at_status s = at_db_begin(db, e);

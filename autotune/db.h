@@ -168,7 +168,7 @@ at_status at_compile_key(const char *ir_hash, const char *config, const char *ar
  * data and its metadata are written in the same transaction; replaces an existing entry. A
  * read verifies size and hash and returns AT_MISS (the message says why) on any mismatch — the
  * bad entry is then deleted, and rows pointing at it forget it, unless the db is read-only.
- * n must be 1..1 GiB. */
+ * n must be 1 byte .. 512 MiB. */
 at_status at_db_put_blob(at_db *db, const char *compile_key, const void *data, size_t n,
                          const char *meta /* e.g. JSON of regs/spills/smem, may be NULL */,
                          at_err *e);
