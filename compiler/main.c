@@ -16,6 +16,7 @@
 
 #include "codegen/codegen.h"
 #include "compiler/cli_bench.h"
+#include "compiler/cli_db.h"
 #include "compiler/cli_gpu.h"
 #include "compiler/cli_util.h"
 #include "compiler/cli_worker.h"
@@ -48,6 +49,8 @@ static int usage(FILE *f) {
         "                                         host cost per launch vs cuLaunchKernel\n"
         "  bench matmul [--shapes MxNxK,...] [--set ...] [--dtype bf16|f16] [--reps N] [--json]\n"
         "                                         tilec matmul vs cuBLASLt, same process\n"
+        "  db list|show|export|import|merge|prune|check [--db PATH] ...\n"
+        "                                         the tuning database (tilec db --help)\n"
         "\n"
         "Built-in kernels: matmul, attention, bsattention, bsmatmul. See docs/cli.md.\n",
         f);
@@ -693,6 +696,8 @@ int main(int argc, char **argv) {
     return printf("tilec %s\n", TILEC_VERSION_STRING) < 0;
   if (!strcmp(cmd, "bench") && argc >= 3 && !strcmp(argv[2], "matmul"))
     return cli_bench_matmul(argc - 3, argv + 3);
+  if (!strcmp(cmd, "db"))
+    return cli_db_main(argc - 2, argv + 2);
   opts o;
   bool bench = !strcmp(cmd, "bench");
   if (bench && (argc < 3 || (strcmp(argv[2], "compile") && strcmp(argv[2], "launch"))))
