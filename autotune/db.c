@@ -789,6 +789,27 @@ static at_status select_rows(at_db *db, const char *sql, const at_key *k, const 
 }
 
 #define KEY_EQ "device = ?1 AND toolchain = ?2 AND kernel = ?3 AND ir_hash = ?4 AND bucket = ?5"
+at_status at_db_forget(at_db *db, const at_key *k, int *removed, at_err *e) {
+  if (removed)
+    *removed = 0;
+  if (!db || !k || !key_complete(k))
+    return at_fail(e, AT_ERR_ARG, "tuning database: forget needs a database and a complete key");
+  at_status s = at_db_begin(db, e);
+  if (s)
+    return s;
+  sqlite3_stmt *st;
+  if (!(s = prep(db, "DELETE FROM result WHERE " KEY_EQ, &st, e))) {
+    bind_key(st, k);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+      s = sq_fail(db, rc, e, "forgetting a problem's rows");
+    else if (removed)
+      *removed = sqlite3_changes(db->h);
+    sqlite3_finalize(st);
+  }
+  return finish(db, s, e);
+}
+
 #define KEY_LIKE                                                                                   \
   "(?1 IS NULL OR device = ?1) AND (?2 IS NULL OR toolchain = ?2) AND (?3 IS NULL OR kernel = ?3)" \
   " AND (?4 IS NULL OR ir_hash = ?4) AND (?5 IS NULL OR bucket = ?5)"

@@ -119,6 +119,11 @@ at_status at_db_put_many(at_db *db, const at_key *k, const at_result *r, int n, 
  * was written. This is the rule of `tilec db merge` and `import`. */
 at_status at_db_offer(at_db *db, const at_key *k, const at_result *r, bool *taken, at_err *e);
 
+/* Deletes every row of key k (a sweep started again with --restart); cubins stay until
+ * `prune` removes orphans. *removed (may be NULL): rows deleted. AT_ERR_ARG for an incomplete
+ * key, AT_ERR_PERM on a read-only handle. */
+at_status at_db_forget(at_db *db, const at_key *k, int *removed, at_err *e);
+
 /* The row (k, config) in out (n = 1); AT_MISS when there is none. */
 at_status at_db_get(at_db *db, const at_key *k, const char *config, at_rows *out, at_err *e);
 /* All rows of one key: status ok first by median then config; others by config. n may be 0. */

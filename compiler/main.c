@@ -18,6 +18,7 @@
 #include "compiler/cli_bench.h"
 #include "compiler/cli_db.h"
 #include "compiler/cli_gpu.h"
+#include "compiler/cli_tune.h"
 #include "compiler/cli_util.h"
 #include "compiler/cli_worker.h"
 #include "compiler/gpu.h"
@@ -43,6 +44,10 @@ static int usage(FILE *f) {
         "  run KERNEL|FILE.tile --shape K=V,... [--set K=V,...] [--dtype bf16|f16]\n"
         "          [--interp | --gpu [--arch sm_XX] [--reps N]] [--check] [--seed N]\n"
         "          [--threads N] [--json] [--save DIR]\n"
+        "  tune KERNEL|FILE.tile --shape K=V,... [--strategy exhaustive|random|model]\n"
+        "          [--budget N | --time S] [--db PATH] [--shard I/N] [--restart] [--json]\n"
+        "          [--compile-only [--arch sm_XX]] (tilec tune --help for all options)\n"
+        "                                         search the fastest config; tuning DB\n"
         "  bench compile KERNEL|FILE.tile [--set ...] [--arch sm_XX] [--reps N]\n"
         "                                         median time of each compile phase\n"
         "  bench launch KERNEL|FILE.tile --shape ... [--set ...] [--reps N]\n"
@@ -698,6 +703,8 @@ int main(int argc, char **argv) {
     return cli_bench_matmul(argc - 3, argv + 3);
   if (!strcmp(cmd, "db"))
     return cli_db_main(argc - 2, argv + 2);
+  if (!strcmp(cmd, "tune"))
+    return cli_tune(argc - 2, argv + 2);
   opts o;
   bool bench = !strcmp(cmd, "bench");
   if (bench && (argc < 3 || (strcmp(argv[2], "compile") && strcmp(argv[2], "launch"))))

@@ -1,0 +1,39 @@
+/* autotune/compile.h — one candidate from config to cubin, on any thread, without a GPU:
+ * specialize → GPU IR → LLVM → PTX → nvJitLink, with the resources from ptxas's report.
+ *
+ * The tuner runs many of these at once on a pool of CPU threads while the worker process
+ * measures; everything here is thread-safe (each call owns its arena and LLVM context) and
+ * never touches the CUDA driver.
+ */
+#ifndef TILEC_AUTOTUNE_COMPILE_H
+#define TILEC_AUTOTUNE_COMPILE_H
+
+#include <stddef.h>
+
+#include "autotune/at.h"
+#include "ir/ir.h"
+
+/* A compiled candidate, or why it is not one. */
+typedef struct at_compiled {
+  at_run status; /* AT_RUN_COMPILED, or AT_RUN_PRUNED / AT_RUN_COMPILE with detail */
+  char detail[512];
+  unsigned char *cubin; /* malloc'd image (status COMPILED) */
+  size_t cubin_size;
+  char entry[128];   /* the kernel's entry name in the image */
+  int threads;       /* CTA size */
+  int smem_bytes;    /* dynamic + static shared memory per CTA */
+  int regs, spills;  /* from ptxas's report (spills: store + load bytes); -1 unknown */
+  double compile_ms; /* wall time of the whole chain */
+} at_compiled;
+
+/* Compiles kernel k (parsed, verified, not specialized) with cfg for arch. The outcome of the
+ * candidate is in out->status; the return value is AT_OK unless the toolchain itself is missing
+ * (AT_ERR_ENV: nvJitLink not found — then no candidate can compile) or memory ran out. A config
+ * that violates a constraint is PRUNED; smem_limit > 0 prunes one that needs more shared memory
+ * per CTA. The caller frees out with at_compiled_free. */
+at_status at_compile(const ir_kernel *k, const ir_config *cfg, const char *arch, int smem_limit,
+                     at_compiled *out, at_err *e);
+
+void at_compiled_free(at_compiled *c); /* NULL-safe; leaves c zeroed */
+
+#endif

@@ -1,0 +1,641 @@
+/* autotune/tune.c — one tuning sweep (see tune.h), and the order of its steps:
+ *
+ *   kernel text ─ parse, verify, hash ─┐
+ *   --shape/--dtype/--set ─ fixed config, bucket ─┤
+ *   worker (device key, arch) or compile-only arch ─┴─> space (enumerate, prune, model)
+ *   search ──batch of candidates──> measure():  DB row? ─yes─> answer (resume)
+ *                                        │no
+ *                        compile pool (jobs threads) ──cubin──> worker measures ──> DB row
+ *   finalists re-timed interleaved ──> DB rows ──> winner = the database's query
+ *
+ * Rows are written as each candidate finishes, one transaction each, so a sweep killed at any
+ * moment loses at most the candidate in flight and resumes from the database. Cubins go into the
+ * database under their compile key (kernel hash, config, arch, toolchain) for the finalists'
+ * re-time and for later loads.
+ */
+#include "autotune/tune.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "autotune/bucket.h"
+#include "autotune/compile.h"
+#include "autotune/space.h"
+#include "autotune/worker.h"
+#include "codegen/codegen.h"
+#include "ir/version.h"
+#include "kernels/builtin_sources.h"
+#include "kernels/problem.h"
+#include "runtime/rt.h"
+
+enum { MAX_JOBS = 64, MAX_FINALISTS = 8 };
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static char *sdup(const char *s) {
+  if (!s)
+    return NULL;
+  size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  if (d)
+    memcpy(d, s, n);
+  return d;
+}
+
+/* ---- the sweep's state ------------------------------------------------------------------- */
+
+typedef struct tune {
+  const at_tune_opts *o;
+  at_tune_report *r;
+  ir_kernel *k;
+  ir_config fixed;
+  at_space space;
+  at_device dev;
+  at_db *db;
+  at_worker *w;
+  at_key key;
+  char arch[16];
+  double t0;
+  int total;
+  double best_ms;
+  char best_config[256];
+  at_err fatal; /* an error that ends the sweep (database, toolchain) */
+  bool failed;
+} tune;
+
+/* ---- the compile pool: jobs threads compile a batch while the caller measures in order ---- */
+
+typedef struct pool {
+  tune *t;
+  const int *idx;
+  int n;
+  at_compiled *out;
+  bool *ready;
+  int next;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  at_err env; /* the toolchain is missing (first seen) */
+  bool env_failed;
+} pool;
+
+static void *pool_thread(void *arg) {
+  pool *p = arg;
+  for (;;) {
+    pthread_mutex_lock(&p->mu);
+    int j = p->next < p->n ? p->next++ : -1;
+    pthread_mutex_unlock(&p->mu);
+    if (j < 0)
+      return NULL;
+    ir_config cfg;
+    at_space_config(&p->t->space, p->idx[j], &p->t->fixed, &cfg);
+    at_err e = {0};
+    at_status st = at_compile(p->t->k, &cfg, p->t->arch, p->t->dev.smem_per_block, &p->out[j], &e);
+    pthread_mutex_lock(&p->mu);
+    if (st && !p->env_failed) {
+      p->env = e;
+      p->env_failed = true;
+    }
+    p->ready[j] = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+  }
+}
+
+/* ---- rows and events --------------------------------------------------------------------- */
+
+static void count(tune *t, at_run s) {
+  if ((unsigned)s < AT_RUN_COUNT)
+    t->r->count[s]++;
+}
+
+static void emit(tune *t, const at_result *row, bool cached, bool retimed) {
+  if (row->status == AT_RUN_OK && isfinite(row->median_ms) &&
+      (!isfinite(t->best_ms) || row->median_ms < t->best_ms)) {
+    t->best_ms = row->median_ms;
+    snprintf(t->best_config, sizeof t->best_config, "%s", row->config);
+  }
+  if (!t->o->on_event)
+    return;
+  at_tune_event ev = {
+      .done = t->r->considered,
+      .total = t->total,
+      .config = row->config,
+      .status = row->status,
+      .cached = cached,
+      .retimed = retimed,
+      .ms = row->status == AT_RUN_OK ? row->median_ms : NAN,
+      .p20_ms = row->p20_ms,
+      .p80_ms = row->p80_ms,
+      .regs = row->regs,
+      .spills = row->spills,
+      .smem_bytes = row->smem_bytes,
+      .detail = row->detail ? row->detail : "",
+      .best_ms = t->best_ms,
+      .best_config = t->best_config,
+      .elapsed_s = now_s() - t->t0,
+  };
+  memcpy(ev.count, t->r->count, sizeof ev.count);
+  t->o->on_event(t->o->event_ctx, &ev);
+}
+
+static void row_init(at_result *row, const char *config, const char *problem) {
+  *row = at_result_empty();
+  row->config = config;
+  row->problem = problem;
+}
+
+static void row_from_compile(at_result *row, const at_compiled *c) {
+  row->status = c->status;
+  row->regs = c->regs;
+  row->spills = c->spills;
+  row->smem_bytes = c->status == AT_RUN_PRUNED && !c->smem_bytes ? -1 : c->smem_bytes;
+  row->detail = c->detail;
+}
+
+static void row_from_outcome(at_result *row, const at_outcome *m) {
+  row->status = m->status;
+  row->median_ms = m->median_ms;
+  row->p20_ms = m->p20_ms;
+  row->p80_ms = m->p80_ms;
+  row->min_ms = m->min_ms;
+  row->reps = m->reps;
+  row->sm_clock_mhz = m->sm_clock_mhz;
+  row->mem_clock_mhz = m->mem_clock_mhz;
+  row->detail = m->detail;
+}
+
+static void fatal(tune *t, const at_err *e) {
+  t->fatal = *e;
+  t->failed = true;
+}
+
+static bool compile_key(tune *t, const char *config, char out[65]) {
+  at_err e = {0};
+  if (at_compile_key(t->r->ir_hash, config, t->arch, t->r->toolchain, out, &e)) {
+    fatal(t, &e);
+    return false;
+  }
+  return true;
+}
+
+/* Stores the row, and with it (same transaction: never a row pointing at a missing or partial
+ * blob) the compiled image with its resources when there is one. */
+static bool store(tune *t, at_result *row, const at_compiled *c) {
+  char key[65], meta[256];
+  at_err e = {0};
+  if (c && c->cubin) {
+    if (!compile_key(t, row->config, key))
+      return false;
+    snprintf(meta, sizeof meta,
+             "{\"entry\": \"%s\", \"threads\": %d, \"smem_bytes\": %d, \"regs\": %d, "
+             "\"spills\": %d}",
+             c->entry, c->threads, c->smem_bytes, c->regs, c->spills);
+    row->compile_key = key;
+    if (at_db_begin(t->db, &e) || at_db_put_blob(t->db, key, c->cubin, c->cubin_size, meta, &e) ||
+        at_db_put(t->db, &t->key, row, &e) || at_db_commit(t->db, &e)) {
+      at_db_rollback(t->db);
+      row->compile_key = NULL;
+      fatal(t, &e);
+      return false;
+    }
+    row->compile_key = NULL;
+    return true;
+  }
+  if (at_db_put(t->db, &t->key, row, &e)) {
+    fatal(t, &e);
+    return false;
+  }
+  return true;
+}
+
+/* ---- the measure callback of the search ------------------------------------------------ */
+
+/* Answers candidates already in the database (a resumed sweep walks the same path). */
+static bool answer_cached(tune *t, int ci, at_measured *m) {
+  at_rows rows = {0};
+  at_err e = {0};
+  at_status st = at_db_get(t->db, &t->key, t->space.c[ci].config, &rows, &e);
+  if (st == AT_MISS)
+    return false;
+  if (st) {
+    fatal(t, &e);
+    return false;
+  }
+  const at_result *row = &rows.r[0];
+  m->status = row->status;
+  m->ms = row->status == AT_RUN_OK ? row->median_ms : NAN;
+  t->r->considered++;
+  count(t, row->status);
+  emit(t, row, true, false);
+  at_rows_free(&rows);
+  return true;
+}
+
+static int measure(void *ctx, const at_space *s, const int *idx, int n, at_measured *out) {
+  tune *t = ctx;
+  if (t->failed)
+    return 1;
+  if (t->o->time_s > 0 && now_s() - t->t0 >= t->o->time_s) {
+    t->r->stopped = true;
+    return 1;
+  }
+  int *todo = malloc(sizeof *todo * (size_t)n), *slot = malloc(sizeof *slot * (size_t)n);
+  at_compiled *comp = calloc((size_t)n, sizeof *comp);
+  bool *ready = calloc((size_t)n, sizeof *ready);
+  if (!todo || !slot || !comp || !ready) {
+    free(todo), free(slot), free(comp), free(ready);
+    at_fail(&t->fatal, AT_ERR_OOM, "out of memory");
+    t->failed = true;
+    return 1;
+  }
+  int m = 0;
+  for (int i = 0; i < n; i++) {
+    out[i] = (at_measured){.status = AT_RUN_PRUNED, .ms = NAN};
+    if (!answer_cached(t, idx[i], &out[i]) && !t->failed) {
+      slot[m] = i;
+      todo[m++] = idx[i];
+    }
+  }
+  pool p = {.t = t, .idx = todo, .n = m, .out = comp, .ready = ready};
+  pthread_mutex_init(&p.mu, NULL);
+  pthread_cond_init(&p.cv, NULL);
+  pthread_t th[MAX_JOBS];
+  int nth = 0, jobs = t->o->jobs > 0 ? t->o->jobs : (int)sysconf(_SC_NPROCESSORS_ONLN);
+  if (jobs < 1)
+    jobs = 1;
+  if (jobs > MAX_JOBS)
+    jobs = MAX_JOBS;
+  for (; nth < jobs && nth < m; nth++)
+    if (pthread_create(&th[nth], NULL, pool_thread, &p))
+      break;
+  if (m > 0 && nth == 0) /* no thread could start: compile here */
+    pool_thread(&p);
+  for (int j = 0; j < m && !t->failed; j++) {
+    pthread_mutex_lock(&p.mu);
+    while (!ready[j])
+      pthread_cond_wait(&p.cv, &p.mu);
+    bool env = p.env_failed;
+    pthread_mutex_unlock(&p.mu);
+    if (env) {
+      t->fatal = p.env;
+      t->failed = true;
+      break;
+    }
+    const at_cand *c = &s->c[todo[j]];
+    at_compiled *cc = &comp[j];
+    at_result row;
+    row_init(&row, c->config, t->r->problem);
+    row_from_compile(&row, cc);
+    if (cc->status == AT_RUN_COMPILED && cc->spills > 0 && !t->o->allow_spills) {
+      row.status = AT_RUN_PRUNED;
+      char why[96];
+      snprintf(why, sizeof why, "ptxas reports %d bytes of spills (--allow-spills keeps it)",
+               cc->spills);
+      snprintf(cc->detail, sizeof cc->detail, "%s", why);
+      row.detail = cc->detail;
+    }
+    at_outcome mo;
+    if (row.status == AT_RUN_COMPILED) {
+      if (!t->o->compile_only) {
+        at_err e = {0};
+        at_status st = at_worker_measure(t->w, c->config, cc->cubin, cc->cubin_size, &mo, &e);
+        if (st) {
+          fatal(t, &e);
+          break;
+        }
+        row_from_outcome(&row, &mo);
+      }
+    }
+    if (!store(t, &row, row.status == AT_RUN_PRUNED ? NULL : cc))
+      break;
+    out[slot[j]].status = row.status;
+    out[slot[j]].ms = row.status == AT_RUN_OK ? row.median_ms : NAN;
+    t->r->considered++;
+    t->r->measured++;
+    count(t, row.status);
+    emit(t, &row, false, false);
+    at_compiled_free(cc);
+  }
+  pthread_mutex_lock(&p.mu); /* stop the pool early when the sweep failed */
+  p.n = p.next;
+  pthread_mutex_unlock(&p.mu);
+  for (int i = 0; i < nth; i++)
+    pthread_join(th[i], NULL);
+  for (int j = 0; j < m; j++)
+    at_compiled_free(&comp[j]);
+  pthread_mutex_destroy(&p.mu);
+  pthread_cond_destroy(&p.cv);
+  free(todo), free(slot), free(comp), free(ready);
+  if (!t->failed && t->o->time_s > 0 && now_s() - t->t0 >= t->o->time_s) {
+    t->r->stopped = true;
+    return 1;
+  }
+  return t->failed ? 1 : 0;
+}
+
+/* ---- finalists ---------------------------------------------------------------------------- */
+
+/* Re-times the best few ok rows interleaved (one launch batch each per round, rotating), so a
+ * winner is not declared from measurements taken minutes apart under other clocks. */
+static void retime(tune *t) {
+  int want = t->o->retime == 0 ? 3 : t->o->retime;
+  if (want < 0 || t->o->compile_only)
+    return;
+  if (want > MAX_FINALISTS)
+    want = MAX_FINALISTS;
+  at_rows rows = {0};
+  at_err e = {0};
+  if (at_db_list(t->db, &t->key, &rows, &e)) {
+    fatal(t, &e);
+    return;
+  }
+  int n = 0;
+  while (n < rows.n && n < want && rows.r[n].status == AT_RUN_OK)
+    n++;
+  if (n < 2) {
+    at_rows_free(&rows);
+    return;
+  }
+  const char *configs[MAX_FINALISTS];
+  const void *images[MAX_FINALISTS] = {0};
+  size_t sizes[MAX_FINALISTS] = {0};
+  at_outcome outs[MAX_FINALISTS];
+  bool ok = true;
+  for (int i = 0; i < n && ok; i++) {
+    configs[i] = rows.r[i].config;
+    char key[65];
+    if (!compile_key(t, configs[i], key)) {
+      ok = false;
+      break;
+    }
+    void *img = NULL;
+    size_t size = 0;
+    char *meta = NULL;
+    at_status st = at_db_get_blob(t->db, key, &img, &size, &meta, &e);
+    free(meta);
+    if (st == AT_MISS) { /* not stored (another process measured it) or damaged: compile */
+      int ci = at_space_find(&t->space, configs[i]);
+      at_compiled c;
+      ir_config cfg;
+      if (ci < 0) {
+        ok = false;
+        break;
+      }
+      at_space_config(&t->space, ci, &t->fixed, &cfg);
+      st = at_compile(t->k, &cfg, t->arch, t->dev.smem_per_block, &c, &e);
+      if (!st && c.status == AT_RUN_COMPILED) {
+        img = c.cubin;
+        size = c.cubin_size;
+        c.cubin = NULL;
+      } else
+        ok = false;
+      at_compiled_free(&c);
+    } else if (st) {
+      ok = false;
+    }
+    images[i] = img;
+    sizes[i] = size;
+  }
+  if (ok && !at_worker_retime(t->w, configs, images, sizes, n, 3, outs, &e)) {
+    for (int i = 0; i < n; i++) {
+      at_result row = rows.r[i];
+      row.key = (at_key){0};
+      row.time_unix = 0;
+      row_from_outcome(&row, &outs[i]);
+      if (!store(t, &row, NULL))
+        break;
+      emit(t, &row, false, true);
+    }
+  }
+  for (int i = 0; i < n; i++)
+    free((void *)images[i]);
+  at_rows_free(&rows);
+}
+
+/* ---- setup -------------------------------------------------------------------------------- */
+
+static const char *builtin_text(const char *name) {
+  for (const struct tilec_builtin_source *s = tilec_builtin_sources; s->name; s++)
+    if (!strcmp(s->name, name))
+      return s->text;
+  return NULL;
+}
+
+static at_status load_kernel(tune *t, at_err *e) {
+  const at_tune_opts *o = t->o;
+  const char *text = o->source ? o->source : builtin_text(o->kernel);
+  if (!text)
+    return at_fail(e, AT_ERR_ARG,
+                   "'%s' is not a built-in kernel (matmul, attention, bsattention, "
+                   "bsmatmul) and no kernel text was given",
+                   o->kernel);
+  char file[300];
+  snprintf(file, sizeof file, o->source ? "%s" : "<builtin>/%s.tile", o->kernel);
+  ir_diag d;
+  if (ir_parse(text, strlen(text), file, &t->k, &d) || ir_verify(t->k, &d))
+    return at_fail(e, AT_ERR_ARG, "%s", d.msg);
+  char *canon = ir_print(t->k);
+  if (!canon)
+    return at_fail(e, AT_ERR_OOM, "out of memory");
+  char hash[65];
+  at_sha256_hex(canon, strlen(canon), hash);
+  free(canon);
+  t->r->ir_hash = sdup(hash);
+  t->r->kernel = sdup(t->k->name);
+  return t->r->ir_hash && t->r->kernel ? AT_OK : at_fail(e, AT_ERR_OOM, "out of memory");
+}
+
+static at_status problem(tune *t, kn_shape *shape, at_err *e) {
+  const at_tune_opts *o = t->o;
+  char err[512];
+  if (!o->shape || kn_shape_parse(o->shape, shape, err, sizeof err))
+    return at_fail(e, AT_ERR_ARG, "--shape: %s", o->shape ? err : "a problem shape is required");
+  ir_diag d;
+  t->fixed.n = 0;
+  if (o->set && ir_config_parse(&t->fixed, o->set, &d))
+    return at_fail(e, AT_ERR_ARG, "--set: %s", d.msg);
+  if (kn_is_builtin(t->k->name) &&
+      kn_problem_config(t->k->name, shape, o->dtype, &t->fixed, err, sizeof err))
+    return at_fail(e, AT_ERR_ARG, "%s", err);
+  char *bucket = NULL;
+  at_status st = at_bucket_key(t->k, shape, o->dtype, &bucket, e);
+  if (st)
+    return st;
+  t->r->bucket = bucket;
+  char prob[1024];
+  snprintf(prob, sizeof prob, "%s%s%s", o->shape, o->dtype ? ",dtype=" : "",
+           o->dtype ? o->dtype : "");
+  t->r->problem = sdup(prob);
+  return t->r->problem ? AT_OK : at_fail(e, AT_ERR_OOM, "out of memory");
+}
+
+/* The device: asked of the worker (which owns CUDA), or the arch's table for compile-only. */
+static at_status device(tune *t, at_err *e) {
+  const at_tune_opts *o = t->o;
+  char key[512], name[256];
+  int driver = 0;
+  if (o->compile_only) {
+    const char *arch = o->arch ? o->arch : "sm_90a";
+    at_status st = at_device_for_arch(arch, &t->dev, e);
+    if (st)
+      return st;
+    snprintf(t->arch, sizeof t->arch, "%s", arch);
+    snprintf(key, sizeof key, "compile-only|%s", arch);
+    snprintf(name, sizeof name, "%s (compile only)", arch);
+  } else {
+    at_worker_opts wo = {.timeout_s = o->timeout_s > 0 ? o->timeout_s : 20};
+    at_problem_desc pd = {.kernel = o->kernel,
+                          .source = o->source,
+                          .shape = o->shape,
+                          .dtype = o->dtype,
+                          .arch = o->arch,
+                          .seed = o->seed ? o->seed : 1,
+                          .reps = o->reps > 0 ? o->reps : 50,
+                          .warmup = o->warmup > 0 ? o->warmup : 5};
+    at_status st = at_worker_start(&wo, &pd, &t->w, e);
+    if (st)
+      return st;
+    at_gpu_info wd;
+    if ((st = at_worker_device(t->w, &wd, e)))
+      return st;
+    const char *arch = o->arch ? o->arch : wd.arch;
+    if ((st = at_device_for_arch(arch, &t->dev, e)))
+      return st;
+    t->dev.sm_count = wd.sm_count;
+    if (wd.smem_per_block_optin > 0)
+      t->dev.smem_per_block = wd.smem_per_block_optin;
+    if (wd.smem_per_sm > 0)
+      t->dev.smem_per_sm = wd.smem_per_sm;
+    snprintf(t->arch, sizeof t->arch, "%s", arch);
+    driver = wd.driver_version;
+    snprintf(key, sizeof key, "%s", wd.key);
+    snprintf(name, sizeof name, "%s", wd.name);
+  }
+  if (!cg_target_find(t->arch))
+    return at_fail(e, AT_ERR_ARG,
+                   "target %s is not one of this build (sm_80 sm_86 sm_89 sm_90 "
+                   "sm_90a)",
+                   t->arch);
+  char llvm[64] = "?", tool[512];
+  cg_llvm_version(llvm, sizeof llvm);
+  rt_lib_info li;
+  rt_lib_query(RT_LIB_NVJITLINK, &li);
+  snprintf(tool, sizeof tool, "tilec %s|llvm %s|nvjitlink %d.%d|driver %d.%d", TILEC_VERSION_STRING,
+           llvm, li.loaded ? li.version_major : 0, li.loaded ? li.version_minor : 0, driver / 1000,
+           driver % 1000 / 10);
+  t->r->device = sdup(key);
+  t->r->device_name = sdup(name);
+  t->r->arch = sdup(t->arch);
+  t->r->toolchain = sdup(tool);
+  if (!t->r->device || !t->r->device_name || !t->r->arch || !t->r->toolchain)
+    return at_fail(e, AT_ERR_OOM, "out of memory");
+  return AT_OK;
+}
+
+at_status at_tune(const at_tune_opts *o, at_tune_report *r, at_err *e) {
+  memset(r, 0, sizeof *r);
+  if (!o || !o->kernel)
+    return at_fail(e, AT_ERR_ARG, "at_tune: a kernel is required");
+  tune t = {.o = o, .r = r, .best_ms = NAN, .t0 = now_s()};
+  kn_shape shape;
+  at_status st;
+  if ((st = load_kernel(&t, e)) || (st = problem(&t, &shape, e)) || (st = device(&t, e)))
+    goto done;
+  if ((st = at_space_build(t.k, &t.fixed, &shape, &t.dev, &t.space, e)))
+    goto done;
+  r->space = t.space.n;
+  r->live = t.space.nlive;
+  if ((st = at_db_open(o->db_path, 0, &t.db, e)))
+    goto done;
+  char *path = NULL;
+  if (o->db_path)
+    r->db_path = sdup(o->db_path);
+  else if (!at_db_default_path(&path, false, NULL))
+    r->db_path = path;
+  t.key = (at_key){.device = r->device,
+                   .toolchain = r->toolchain,
+                   .kernel = r->kernel,
+                   .ir_hash = r->ir_hash,
+                   .bucket = r->bucket};
+  if (o->restart && (st = at_db_forget(t.db, &t.key, NULL, e)))
+    goto done;
+  at_search_opts so = {
+      .strategy = o->compile_only ? AT_STRATEGY_EXHAUSTIVE : o->strategy,
+      .seed = o->seed,
+      .budget = o->budget,
+      .batch = o->jobs > 0 ? 2 * o->jobs : 8,
+      .shard_i = o->shard_i,
+      .shard_n = o->shard_n > 0 ? o->shard_n : 1,
+  };
+  at_rows warm = {0};
+  at_bucket_winner *pairs = NULL;
+  const char *warm_cfg[4];
+  if (!o->compile_only && !o->restart) { /* warm start: winners of the nearest tuned buckets */
+    at_key pat = t.key;
+    pat.bucket = NULL;
+    if (!at_db_winners(t.db, &pat, &warm, NULL) && warm.n > 0 &&
+        (pairs = calloc((size_t)warm.n, sizeof *pairs))) {
+      int np = 0;
+      for (int i = 0; i < warm.n; i++)
+        if (strcmp(warm.r[i].key.bucket, r->bucket)) /* this bucket's rows are the resume */
+          pairs[np++] = (at_bucket_winner){warm.r[i].key.bucket, warm.r[i].config};
+      int nw = 0;
+      if (np && !at_bucket_nearest(r->bucket, pairs, np, 2, warm_cfg, &nw, NULL) && nw > 0) {
+        so.warm = warm_cfg;
+        so.nwarm = nw;
+      }
+    }
+  }
+  int live_in_shard = (t.space.nlive + so.shard_n - 1 - so.shard_i) / so.shard_n;
+  t.total = o->budget > 0 && o->budget < live_in_shard ? o->budget : live_in_shard;
+  at_search_result sr;
+  st = at_search_run(&t.space, &so, measure, &t, &sr, e);
+  free(pairs);
+  at_rows_free(&warm);
+  if (t.failed) {
+    if (e)
+      *e = t.fatal;
+    st = t.fatal.status ? t.fatal.status : AT_ERR_INTERNAL;
+    goto done;
+  }
+  if (st)
+    goto done;
+  retime(&t);
+  if (t.failed) {
+    if (e)
+      *e = t.fatal;
+    st = t.fatal.status ? t.fatal.status : AT_ERR_INTERNAL;
+    goto done;
+  }
+  if (o->compile_only)
+    st = at_db_list(t.db, &t.key, &r->top, e);
+  else {
+    st = at_db_list(t.db, &t.key, &r->top, e);
+    r->have_winner = !st && r->top.n > 0 && r->top.r[0].status == AT_RUN_OK;
+  }
+done:
+  r->elapsed_s = now_s() - t.t0;
+  at_worker_stop(t.w);
+  at_db_close(t.db);
+  at_space_free(&t.space);
+  ir_kernel_free(t.k);
+  return st;
+}
+
+void at_tune_report_free(at_tune_report *r) {
+  if (!r)
+    return;
+  free(r->db_path), free(r->device), free(r->device_name), free(r->arch), free(r->toolchain);
+  free(r->kernel), free(r->ir_hash), free(r->bucket), free(r->problem);
+  at_rows_free(&r->top);
+  memset(r, 0, sizeof *r);
+}

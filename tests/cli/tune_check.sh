@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# tests/cli/tune_check.sh TILEC — `tilec tune` end to end without a GPU: the real compile pool
+# (LLVM, nvJitLink) and database, the worker in its scripted test mode (TILEC_WORKER_FAKE, built
+# with TILEC_TEST_HOOKS) standing in for the GPU. Checks: the winner is the script's fastest
+# config among those that compiled; crash/hang/wrong/resources candidates get their statuses and
+# never win; a second run resumes (nothing measured, same winner); --restart measures again;
+# two shards merged with `tilec db merge` give the full run's winner; --compile-only records
+# resources; without a driver the exit code is 2 with one line. Exit 77 when nvJitLink or the
+# test hooks are missing.
+set -euo pipefail
+tilec=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+unset TILEC_DB TILEC_WORKER_EXE
+export XDG_CACHE_HOME=$tmp/cache
+fail() {
+  echo "FAILED: $*"
+  exit 1
+}
+command -v python3 >/dev/null || { echo "SKIPPED: no python3"; exit 77; }
+"$tilec" info 2>/dev/null | grep -q '^nvjitlink: [0-9]' || { echo "SKIPPED: no nvJitLink"; exit 77; }
+
+# A small space: matmul with BK, STAGES, GROUP_M and WARPS pinned leaves BM x BN.
+common=(matmul --shape M=256,N=256,K=256 --set BK=32,STAGES=2,GROUP_M=8,WARPS=4 --jobs 2
+  --timeout 2 --reps 5 --retime 2)
+script=$tmp/script.tsv
+for bm in 16 32 64 128 256; do
+  for bn in 16 32 64 128 256; do
+    cfg="BM=$bm,BN=$bn"
+    case $cfg in
+    BM=64,BN=128) act="ok 0.100" ;;  # the fastest
+    BM=128,BN=64) act="ok 0.120" ;;  # second
+    BM=32,BN=32) act="crash" ;;
+    BM=32,BN=64) act="hang" ;;
+    BM=64,BN=64) act="wrong" ;;      # would be the fastest if it were right
+    BM=16,BN=64) act="resources" ;;
+    *) act="ok $(((bm + bn) % 7 + 2)).5" ;;
+    esac
+    printf '%s\t%s\n' "$cfg" "$act" >>"$script"
+  done
+done
+export TILEC_WORKER_FAKE=$script
+
+run() { # run NAME ARGS...: tilec tune ... --json into $tmp/NAME.json; exit code in $tmp/NAME.rc
+  local name=$1 rc=0
+  shift
+  "$tilec" tune "$@" --json >"$tmp/$name.json" 2>"$tmp/$name.err" || rc=$?
+  echo "$rc" >"$tmp/$name.rc"
+}
+field() { # field NAME EXPR: a Python expression over d, the JSON of run NAME
+  python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$tmp/$1.json"
+}
+
+run full "${common[@]}" --strategy exhaustive --db "$tmp/full.db"
+if grep -q "test hooks" "$tmp/full.err"; then
+  echo "SKIPPED: tilec built without TILEC_TEST_HOOKS"
+  exit 77
+fi
+[[ $(cat "$tmp/full.rc") == 0 ]] || { cat "$tmp/full.err"; fail "full sweep exit code"; }
+[[ $(field full 'd["winner"]') == "BM=64,BN=128" ]] || { cat "$tmp/full.json"; fail "winner"; }
+for s in fault timeout wrong resources; do
+  [[ $(field full "d['counts']['$s']") -ge 1 ]] || { cat "$tmp/full.json"; fail "no $s outcome"; }
+done
+[[ $(field full 'd["measured"]') -ge 10 ]] || fail "too few measured"
+[[ $(field full 'd["device"]') == "fake|sm_90a|132sm|141GiB" ]] || fail "device key"
+grep -q "BM=64,BN=64" "$tmp/full.json" && fail "a wrong candidate is listed among the best"
+
+# Resume: the same sweep again answers everything from the database.
+run again "${common[@]}" --strategy exhaustive --db "$tmp/full.db"
+[[ $(cat "$tmp/again.rc") == 0 ]] || { cat "$tmp/again.err"; fail "resume exit code"; }
+[[ $(field again 'd["measured"]') == 0 ]] || fail "resume measured again"
+[[ $(field again 'd["winner"]') == "BM=64,BN=128" ]] || fail "resume winner"
+# --restart measures again.
+run restart "${common[@]}" --strategy exhaustive --db "$tmp/full.db" --restart
+[[ $(field restart 'd["measured"]') == $(field full 'd["measured"]') ]] || fail "restart"
+
+# Two shards into two databases, merged: the full run's winner.
+run s0 "${common[@]}" --strategy exhaustive --db "$tmp/s0.db" --shard 0/2
+run s1 "${common[@]}" --strategy exhaustive --db "$tmp/s1.db" --shard 1/2
+n0=$(field s0 'd["considered"]')
+n1=$(field s1 'd["considered"]')
+[[ $((n0 + n1)) == $(field full 'd["considered"]') ]] || fail "shards $n0 + $n1 != full"
+"$tilec" db merge "$tmp/s1.db" --db "$tmp/s0.db" >/dev/null || fail "db merge"
+"$tilec" db list --db "$tmp/s0.db" | grep -q "winner BM=64,BN=128" || fail "merged winner"
+
+# The model strategy with a budget finds the fastest here too (it is also the model's kind of
+# config); the budget is honoured.
+run model "${common[@]}" --strategy model --budget 8 --db "$tmp/model.db"
+[[ $(field model 'd["considered"]') -le 8 ]] || fail "budget"
+
+# Progress lines (not a terminal): one per candidate, with the running best.
+grep -q '^\[1/' "$tmp/full.err" || { cat "$tmp/full.err"; fail "progress lines"; }
+# --log-jsonl: one line per candidate.
+"$tilec" tune "${common[@]}" --strategy random --budget 3 --db "$tmp/log.db" \
+  --log-jsonl "$tmp/log.jsonl" >/dev/null 2>&1 || fail "log run"
+[[ $(grep -c '"config"' "$tmp/log.jsonl") -ge 3 ]] || fail "log lines"
+
+# Compile-only: no worker, every live config compiled for the arch, resources recorded.
+unset TILEC_WORKER_FAKE
+run co "${common[@]}" --compile-only --arch sm_80 --db "$tmp/co.db"
+[[ $(cat "$tmp/co.rc") == 0 ]] || { cat "$tmp/co.err"; fail "compile-only exit code"; }
+[[ $(field co 'd["counts"]["compiled"]') -ge 10 ]] || { cat "$tmp/co.json"; fail "compiled"; }
+[[ $(field co 'd["device"]') == "compile-only|sm_80" ]] || fail "compile-only device key"
+field co 'd["top"][0]["regs"]' | grep -qE '^[0-9]+$' || fail "no registers recorded"
+
+# No GPU: exit 2 and one line naming what is missing.
+rc=0
+TILEC_LIBCUDA=/nonexistent/libcuda.so.1 "$tilec" tune "${common[@]}" --db "$tmp/nogpu.db" \
+  >"$tmp/nogpu.out" 2>"$tmp/nogpu.err" || rc=$?
+[[ $rc == 2 ]] || { cat "$tmp/nogpu.err"; fail "no GPU: exit $rc"; }
+grep -q "no CUDA driver" "$tmp/nogpu.err" || { cat "$tmp/nogpu.err"; fail "no GPU message"; }
+# Bad input: exit 1.
+rc=0
+"$tilec" tune matmul --shape M=8 --strategy fastest >/dev/null 2>&1 || rc=$?
+[[ $rc == 1 ]] || fail "bad strategy: exit $rc"
+echo "tune_check: ok"
