@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "autotune/sha256.h"
 #include "codegen/codegen.h"
 #include "compiler/gpu.h"
 #include "runtime/rt.h"
@@ -111,4 +112,39 @@ void at_compiled_free(at_compiled *c) {
     return;
   free(c->cubin);
   memset(c, 0, sizeof *c);
+}
+
+at_status at_kernel_hash(const ir_kernel *k, char out[65], at_err *e) {
+  char *text = k ? ir_print(k) : NULL;
+  if (!text)
+    return at_fail(e, k ? AT_ERR_OOM : AT_ERR_ARG,
+                   k ? "out of memory" : "at_kernel_hash: no kernel");
+  /* Line by line over the printer's fixed layout: a section opens with "NAME {" at column 0 and
+   * closes with "}"; its items are indented two spaces. */
+  size_t w = 0;
+  enum { KEEP, NAMES, DROP } mode = KEEP;
+  for (char *line = text, *next; *line; line = next) {
+    size_t len = strcspn(line, "\n");
+    next = line + len + (line[len] == '\n');
+    if (mode != KEEP && line[0] == '}') {
+      mode = KEEP;
+      continue;
+    }
+    if (mode == KEEP && (!strncmp(line, "types {", 7) || !strncmp(line, "tunables {", 10)))
+      mode = NAMES;
+    else if (mode == KEEP &&
+             (!strncmp(line, "constraints {", 13) || !strncmp(line, "buckets {", 9))) {
+      mode = DROP;
+      continue;
+    } else if (mode == DROP)
+      continue;
+    else if (mode == NAMES && line[0] == ' ')
+      len = 2 + strcspn(line + 2, " "); /* "  BM = 128 in [...]" -> "  BM" */
+    memmove(text + w, line, len);
+    w += len;
+    text[w++] = '\n';
+  }
+  at_sha256_hex(text, w, out);
+  free(text);
+  return AT_OK;
 }

@@ -36,4 +36,11 @@ at_status at_compile(const ir_kernel *k, const ir_config *cfg, const char *arch,
 
 void at_compiled_free(at_compiled *c); /* NULL-safe; leaves c zeroed */
 
+/* The kernel's identity in the tuning database (hex SHA-256, out has 65 bytes): its canonical
+ * printed text without what selects configs rather than defines code — the type variables'
+ * choices, the tunables' defaults and domains (their names stay), the constraints and the
+ * buckets. Adding a value to a domain, or a dtype to a type variable, keeps every stored row;
+ * any change to the arguments, grid or body is a new kernel. */
+at_status at_kernel_hash(const ir_kernel *k, char out[65], at_err *e);
+
 #endif

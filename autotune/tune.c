@@ -443,12 +443,10 @@ static at_status load_kernel(tune *t, at_err *e) {
   ir_diag d;
   if (ir_parse(text, strlen(text), file, &t->k, &d) || ir_verify(t->k, &d))
     return at_fail(e, AT_ERR_ARG, "%s", d.msg);
-  char *canon = ir_print(t->k);
-  if (!canon)
-    return at_fail(e, AT_ERR_OOM, "out of memory");
   char hash[65];
-  at_sha256_hex(canon, strlen(canon), hash);
-  free(canon);
+  at_status st = at_kernel_hash(t->k, hash, e);
+  if (st)
+    return st;
   t->r->ir_hash = sdup(hash);
   t->r->kernel = sdup(t->k->name);
   return t->r->ir_hash && t->r->kernel ? AT_OK : at_fail(e, AT_ERR_OOM, "out of memory");
