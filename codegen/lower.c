@@ -49,6 +49,7 @@ struct linfo {
   bool wrap[IR_MAX_RANK]; /* register + thread part may reach the shape: needs `mod` */
   bool anywrap;
   LLVMValueRef t[IR_MAX_RANK]; /* thread part per dim (i32, entry block); NULL until used */
+  LLVMValueRef w[IR_MAX_RANK]; /* warp part (lane bits cleared), as t */
   int *dup;                    /* anywrap: earlier register of the same coordinate, or -1 */
   LLVMValueRef own;            /* tid bits that move no coordinate are 0 (entry block) */
   bool own_done;
@@ -92,7 +93,8 @@ typedef struct lw {
   linfo *infos;
   int threads, nbits;
   int64_t smem_bytes;
-  int mma, barriers;
+  int mma, barriers, ldmatrix;
+  bool no_swizzle;
 } lw;
 
 static bool fail(lw *L, ir_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -1680,7 +1682,117 @@ static bool lower_reduce(lw *L, const ir_op *op) {
   return true;
 }
 
-/* ---- dot -------------------------------------------------------------------------------- */
+/* ---- dot operands in shared memory: swizzled buffers, ldmatrix ------------------------- */
+
+/* A 2-D tile of 16-bit elements in shared memory, rows along dim sd, contiguous along dim cd.
+ * Element (c[sd], c[cd]) is at element index c[sd] * ld + (q ^ phase) * 8 + c[cd] % 8 of the
+ * buffer, q = c[cd] / 8 its 16-byte chunk and phase = (c[sd] / per) % phases (the swizzle:
+ * phases = min(ld / 8, 8), per = max(1, 8 / (ld / 8)), both powers of two). Any 8 consecutive
+ * rows of one chunk column, which is what one 8x8 matrix of ldmatrix reads and what 8 lanes of
+ * a 16-byte store write, then lie in 8 distinct 16-byte bank groups. phases = 1: no swizzle. The
+ * buffer starts at byte off, plus dyn (i32) for a stage of a ring. */
+typedef struct sbuf {
+  int64_t off;
+  LLVMValueRef dyn;
+  int sd, cd;
+  int64_t ld, rows;
+  int per, phases;
+} sbuf;
+
+static void sb_init(lw *L, sbuf *s, const int64_t *shape, int cd, int64_t off) {
+  s->off = off;
+  s->dyn = NULL;
+  s->cd = cd;
+  s->sd = 1 - cd;
+  s->ld = shape[cd];
+  s->rows = shape[s->sd];
+  s->per = s->phases = 1;
+  int64_t chunks = s->ld / 8;
+  if (!L->no_swizzle && s->ld % 8 == 0 && (chunks & (chunks - 1)) == 0) {
+    s->phases = (int)(chunks < 8 ? chunks : 8);
+    s->per = (int)(chunks < 8 ? 8 / chunks : 1);
+  }
+}
+
+static int64_t sb_bytes(const sbuf *s) {
+  return cdiv(s->ld * s->rows * 2, SMEM_ALIGN) * SMEM_ALIGN;
+}
+
+/* The element index of (row, col) (i32 values) in s. */
+static LLVMValueRef sb_index(lw *L, const sbuf *s, LLVMValueRef row, LLVMValueRef col) {
+  LLVMBuilderRef b = L->b;
+  LLVMValueRef base = LLVMBuildMul(b, row, ci32(L, s->ld), "");
+  if (s->phases == 1)
+    return LLVMBuildAdd(b, base, col, "");
+  LLVMValueRef ph = row;
+  if (s->per > 1)
+    ph = LLVMBuildLShr(b, ph, ci32(L, __builtin_ctz((unsigned)s->per)), "");
+  ph = LLVMBuildAnd(b, ph, ci32(L, s->phases - 1), "");
+  LLVMValueRef q = LLVMBuildXor(b, LLVMBuildLShr(b, col, ci32(L, 3), ""), ph, "");
+  LLVMValueRef in = LLVMBuildAnd(b, col, ci32(L, 7), "");
+  q = LLVMBuildOr(b, LLVMBuildShl(b, q, ci32(L, 3), ""), in, "");
+  return LLVMBuildAdd(b, base, q, "");
+}
+
+static LLVMValueRef sb_ptr(lw *L, const sbuf *s, LLVMTypeRef et, LLVMValueRef idx) {
+  LLVMValueRef base = L->smem;
+  if (s->off) {
+    LLVMValueRef o = ci32(L, s->off);
+    base = LLVMBuildInBoundsGEP2(L->b, L->i8, base, &o, 1, "");
+  }
+  if (s->dyn)
+    base = LLVMBuildInBoundsGEP2(L->b, L->i8, base, (LLVMValueRef *)&s->dyn, 1, "");
+  return LLVMBuildInBoundsGEP2(L->b, et, base, &idx, 1, "");
+}
+
+/* Registers r .. r+v-1 of li are v consecutive elements of one row of s, starting at a multiple
+ * of v in every thread (so one aligned vector access): the largest such v <= 8, or 1. */
+static int sb_vec(const sbuf *s, const linfo *li, int r, int left, const bool *skip) {
+  if (li->anywrap)
+    return 1;
+  for (int v = 8; v >= 2; v /= 2) {
+    bool ok = v <= left && rpart(li, r, s->cd) % v == 0;
+    for (int b = 0; b < li->a.nbits && ok; b++)
+      ok = li->a.bit[b][s->cd] % v == 0;
+    for (int j = 1; j < v && ok; j++)
+      ok = rpart(li, r + j, s->cd) == rpart(li, r, s->cd) + j &&
+           rpart(li, r + j, s->sd) == rpart(li, r, s->sd) && !(skip && skip[r + j]);
+    if (ok)
+      return v;
+  }
+  return 1;
+}
+
+/* Stores the registers of a tile in layout li (16-bit elements of kind k) into s. */
+static void sb_store(lw *L, const sbuf *s, linfo *li, LLVMValueRef *regs, const bool *skip,
+                     ir_kind k) {
+  LLVMTypeRef et = ty(L, k);
+  for (int r = 0; r < li->a.nregs;) {
+    if (skip && skip[r]) {
+      r++;
+      continue;
+    }
+    int v = sb_vec(s, li, r, li->a.nregs - r, skip);
+    LLVMValueRef idx = sb_index(L, s, coord(L, li, r, s->sd), coord(L, li, r, s->cd));
+    LLVMValueRef val = regs[r];
+    if (v > 1) {
+      val = LLVMGetUndef(LLVMVectorType(et, (unsigned)v));
+      for (int j = 0; j < v; j++)
+        val = LLVMBuildInsertElement(L->b, val, regs[r + j], ci32(L, j), "");
+    }
+    LLVMValueRef st = LLVMBuildStore(L->b, val, sb_ptr(L, s, et, idx));
+    LLVMSetAlignment(st, (unsigned)(2 * v));
+    r += v;
+  }
+}
+
+/* Register r of layout li (element kind k) loaded from s. */
+static LLVMValueRef sb_load(lw *L, const sbuf *s, linfo *li, int r, ir_kind k) {
+  LLVMValueRef idx = sb_index(L, s, coord(L, li, r, s->sd), coord(L, li, r, s->cd));
+  LLVMValueRef ld = LLVMBuildLoad2(L->b, ty(L, k), sb_ptr(L, s, ty(L, k), idx), "");
+  LLVMSetAlignment(ld, 2);
+  return ld;
+}
 
 /* Two 16-bit registers as one b32 operand of mma: <2 x half> for f16, i32 for bf16. */
 static LLVMValueRef pack(lw *L, LLVMValueRef lo, LLVMValueRef hi, ir_kind k) {
@@ -1691,16 +1803,104 @@ static LLVMValueRef pack(lw *L, LLVMValueRef lo, LLVMValueRef hi, ir_kind k) {
   return k == IR_BF16 ? LLVMBuildBitCast(L->b, v, L->i32, "") : v;
 }
 
-/* A deferred dot operand in shared memory: the source tile, its store plan, and the plan of the
- * fragment registers (DOTOP layout) reading it. kdim is K's dim in the operand (1 for A, 0 for
- * B); the buffer keeps K contiguous unless the source's fastest dim is the other one. */
+/* Whether the register pairs (p[i], p[i] + 1), i < n, of layout li are what one
+ * ldmatrix.m8n8.x{n} from s gives every lane: pair i is 8x8 matrix i, whose row j (16 bytes of
+ * s at row origin_sd + j, columns origin_cd .. +7, origin_cd a multiple of 8) lane 8i + j
+ * addresses. Without .trans lane l receives row l/4, columns 2(l%4) and 2(l%4)+1 of each
+ * matrix; with .trans rows 2(l%4), 2(l%4)+1 of column l/4 (PTX ISA, ldmatrix). Checked for every
+ * thread; *trans says which form fits. */
+static bool ldm_fits(lw *L, const linfo *li, const sbuf *s, const int *p, int n, bool *trans) {
+  if (s->ld % 8 || s->off % 16)
+    return false;
+  for (int t = 0; t <= 1; t++) {
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++)
+      for (int w = 0; w < L->threads / LY_WARP && ok; w++) {
+        int64_t o[IR_MAX_RANK], c0[IR_MAX_RANK], c1[IR_MAX_RANK];
+        ccoord(li, w * LY_WARP, p[i], o);
+        ok = o[s->cd] % 8 == 0;
+        for (int l = 0; l < LY_WARP && ok; l++) {
+          ccoord(li, w * LY_WARP + l, p[i], c0);
+          ccoord(li, w * LY_WARP + l, p[i] + 1, c1);
+          int64_t dr = c0[s->sd] - o[s->sd], dc = c0[s->cd] - o[s->cd];
+          if (!t)
+            ok = dr == l / 4 && dc == 2 * (l % 4) && c1[s->sd] == c0[s->sd] &&
+                 c1[s->cd] == c0[s->cd] + 1;
+          else
+            ok = dr == 2 * (l % 4) && dc == l / 4 && c1[s->sd] == c0[s->sd] + 1 &&
+                 c1[s->cd] == c0[s->cd];
+        }
+      }
+    if (ok) {
+      *trans = t;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* The warp part of dim d of li: the thread part with the lane bits cleared (entry block). */
+static LLVMValueRef wpart(lw *L, linfo *li, int d) {
+  if (!li->w[d]) {
+    int64_t w[16] = {0};
+    for (int b = 5; b < li->a.nbits; b++)
+      w[b] = li->a.bit[b][d];
+    li->w[d] = bitsum(L, L->pb, w);
+  }
+  return li->w[d];
+}
+
+/* Coordinate d of the origin of matrix i (pair p[i]) in this lane's warp. */
+static LLVMValueRef ldm_origin(lw *L, linfo *li, int r, int d) {
+  LLVMValueRef v = LLVMBuildAdd(L->b, wpart(L, li, d), ci32(L, rpart(li, r, d)), "");
+  return li->wrap[d] ? LLVMBuildURem(L->b, v, ci32(L, li->shape[d]), "") : v;
+}
+
+/* One ldmatrix.sync.aligned.m8n8.x{n}[.trans].b16 for the pairs p[0..n) (ldm_fits holds); the
+ * b32 operand words of mma (k: f16 or bf16) into words[0..n). */
+static void ldm_emit(lw *L, linfo *li, const sbuf *s, const int *p, int n, bool trans, ir_kind k,
+                     LLVMValueRef *words) {
+  LLVMBuilderRef b = L->b;
+  LLVMValueRef j = LLVMBuildAnd(b, L->tid, ci32(L, 7), "");
+  LLVMValueRef b3 = LLVMBuildTrunc(b, LLVMBuildLShr(b, L->tid, ci32(L, 3), ""), L->i1, "");
+  LLVMValueRef b4 = LLVMBuildTrunc(b, LLVMBuildLShr(b, L->tid, ci32(L, 4), ""), L->i1, "");
+  LLVMValueRef at[2];
+  int dims[2] = {s->sd, s->cd};
+  for (int e = 0; e < 2; e++) {
+    LLVMValueRef o[4];
+    for (int i = 0; i < n; i++)
+      o[i] = ldm_origin(L, li, p[i], dims[e]);
+    LLVMValueRef v = o[0];
+    if (n >= 2)
+      v = LLVMBuildSelect(b, b3, o[1], o[0], "");
+    if (n == 4)
+      v = LLVMBuildSelect(b, b4, LLVMBuildSelect(b, b3, o[3], o[2], ""), v, "");
+    at[e] = v;
+  }
+  LLVMValueRef row = LLVMBuildAdd(b, at[0], j, "");
+  LLVMValueRef ptr = sb_ptr(L, s, L->i16, sb_index(L, s, row, at[1]));
+  char name[64];
+  snprintf(name, sizeof name, "llvm.nvvm.ldmatrix.sync.aligned.m8n8.x%d%s.b16", n,
+           trans ? ".trans" : "");
+  LLVMTypeRef pt = LLVMTypeOf(ptr);
+  LLVMValueRef res = intr(L, b, name, &pt, 1, &ptr, 1);
+  for (int i = 0; i < n; i++) {
+    LLVMValueRef w = n == 1 ? res : LLVMBuildExtractValue(b, res, (unsigned)i, "");
+    words[i] = k == IR_BF16 ? w : LLVMBuildBitCast(b, w, LLVMVectorType(L->f16, 2), "");
+  }
+  L->ldmatrix++;
+}
+
+/* A dot operand: registers, or (deferred) a tile in shared memory read per K step. */
 typedef struct operand {
-  tv *regs; /* registers (loaded from shared memory per K step when deferred) */
+  tv *regs;
   bool deferred;
-  int64_t off; /* byte offset of the buffer */
-  splan frag;  /* fragment registers' indices */
+  sbuf sb;
+  linfo *lf; /* the DOTOP layout of the fragments */
 } operand;
 
+/* Stores a deferred operand's source tile into shared memory at *off (K contiguous unless the
+ * source's fastest dim is the other one: kdim is K's dim in the operand, 1 for A, 0 for B). */
 static bool stage_operand(lw *L, const ir_op *op, const ir_value *v, int kdim, operand *o,
                           int64_t *off) {
   tv *t = get(L, v);
@@ -1709,29 +1909,41 @@ static bool stage_operand(lw *L, const ir_op *op, const ir_value *v, int kdim, o
   if (!o->deferred)
     return true;
   const ir_value *src = t->defer;
-  linfo *ls = info_of(L, src, op->loc), *lf = info_of(L, v, op->loc);
-  if (!ls || !lf)
+  linfo *ls = info_of(L, src, op->loc);
+  o->lf = info_of(L, v, op->loc);
+  if (!ls || !o->lf)
     return false;
-  int64_t st[2];
   bool kfast = !(ls->l->kind == LY_BLOCKED && ls->l->order[0] != kdim);
-  int other = 1 - kdim;
-  st[kdim] = kfast ? 1 : ls->shape[other];
-  st[other] = kfast ? ls->shape[kdim] : 1;
-  o->off = *off;
-  int64_t bytes = numel(2, ls->shape) * esize(ekind(v));
-  *off += cdiv(bytes, SMEM_ALIGN) * SMEM_ALIGN;
-  splan ps;
-  plan(L, &ps, ls, st);
-  sstore(L, &ps, get(L, src)->r, skips(L, ls), ekind(v), o->off, 0, ls->a.nregs);
-  plan(L, &o->frag, lf, st);
-  t->r = alloc(L, sizeof(LLVMValueRef) * (size_t)lf->a.nregs);
-  t->n = lf->a.nregs;
+  sb_init(L, &o->sb, ls->shape, kfast ? kdim : 1 - kdim, *off);
+  *off += sb_bytes(&o->sb);
+  sb_store(L, &o->sb, ls, get(L, src)->r, skips(L, ls), ekind(v));
   return true;
+}
+
+/* The mma operand words of the register pairs p[0..count) of o: ldmatrix.x4 (x2, x1 for the
+ * rest) where the fragment layout fits it, element loads otherwise. */
+static void frag_words(lw *L, operand *o, const int *p, int count, ir_kind k, LLVMValueRef *w) {
+  for (int i = 0; i < count;) {
+    if (!o->deferred) {
+      w[i] = pack(L, o->regs->r[p[i]], o->regs->r[p[i] + 1], k);
+      i++;
+      continue;
+    }
+    int n = count - i >= 4 ? 4 : count - i >= 2 ? 2 : 1;
+    bool trans;
+    if (ldm_fits(L, o->lf, &o->sb, p + i, n, &trans)) {
+      ldm_emit(L, o->lf, &o->sb, p + i, n, trans, k, w + i);
+      i += n;
+      continue;
+    }
+    w[i] = pack(L, sb_load(L, &o->sb, o->lf, p[i], k), sb_load(L, &o->sb, o->lf, p[i] + 1, k), k);
+    i++;
+  }
 }
 
 /* dot: for each K step of 16, M repetition and N repetition, one mma.sync.m16n8k16 with the
  * fragments taken from the DOTOP and MMA register numbering (compiler/layout.c). Operands left
- * in shared memory by their convert_layout are loaded one K step at a time. */
+ * in shared memory by their convert_layout are loaded one K step at a time (ldmatrix). */
 static bool lower_dot(lw *L, const ir_op *op) {
   const ir_value *A = op->operands[0], *B = op->operands[1], *C = op->operands[2];
   const ir_value *res = op->results[0];
@@ -1777,21 +1989,16 @@ static bool lower_dot(lw *L, const ir_op *op) {
       bf ? "llvm.nvvm.mma.m16n8k16.row.col.bf16" : "llvm.nvvm.mma.m16n8k16.row.col.f32.f32";
   LLVMValueRef *aw = alloc(L, sizeof(LLVMValueRef) * (size_t)rm * 4);
   LLVMValueRef *bw = alloc(L, sizeof(LLVMValueRef) * (size_t)rn * 2);
+  int *pa = alloc(L, sizeof(int) * (size_t)rm * 4), *pb = alloc(L, sizeof(int) * (size_t)rn * 2);
   for (int kk = 0; kk < rk; kk++) {
-    for (int m = 0; m < rm; m++) {
-      int base = (m * rk + kk) * 8;
-      if (oa.deferred)
-        sload(L, &oa.frag, oa.regs->r, ka, oa.off, base, 8);
+    for (int m = 0; m < rm; m++)
       for (int p = 0; p < 4; p++)
-        aw[m * 4 + p] = pack(L, oa.regs->r[base + 2 * p], oa.regs->r[base + 2 * p + 1], ka);
-    }
-    for (int n = 0; n < rn; n++) {
-      int base = (kk * rn + n) * 4;
-      if (ob.deferred)
-        sload(L, &ob.frag, ob.regs->r, kb, ob.off, base, 4);
+        pa[m * 4 + p] = (m * rk + kk) * 8 + 2 * p;
+    for (int n = 0; n < rn; n++)
       for (int p = 0; p < 2; p++)
-        bw[n * 2 + p] = pack(L, ob.regs->r[base + 2 * p], ob.regs->r[base + 2 * p + 1], kb);
-    }
+        pb[n * 2 + p] = (kk * rn + n) * 4 + 2 * p;
+    frag_words(L, &oa, pa, rm * 4, ka, aw);
+    frag_words(L, &ob, pb, rn * 2, kb, bw);
     for (int m = 0; m < rm; m++)
       for (int n = 0; n < rn; n++) {
         int c = (m * rn + n) * 4;
@@ -2176,6 +2383,7 @@ int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output
   L.g = g;
   L.k = g->k;
   L.d = &d;
+  L.no_swizzle = flags & CG_NO_SWIZZLE;
   L.arena = ir_arena_new();
   L.c = LLVMContextCreate();
   L.m = LLVMModuleCreateWithNameInContext(g->k->name, L.c);
@@ -2242,6 +2450,7 @@ int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output
   out->stats.smem_bytes = (int)L.smem_bytes;
   out->stats.mma = L.mma;
   out->stats.barriers = L.barriers;
+  out->stats.ldmatrix = L.ldmatrix;
   rc = 0;
 
 fail:

@@ -73,7 +73,7 @@ typedef struct item {
   const char *arch;
   int lower_rc;
   char err[2048];
-  bool has_dot, has_mma, has_target;
+  bool has_dot, has_mma, has_ldm, has_target;
   int smem;
   int ptxas_rc; /* -2: not run */
   int regs, spill_stores, spill_loads;
@@ -201,6 +201,7 @@ static void run_item(item *it, const char *ptxas) {
   snprintf(target, sizeof target, ".target %s", it->arch);
   it->has_target = strstr(out.ptx, target) != NULL;
   it->has_mma = strstr(out.ptx, "mma.sync.aligned.m16n8k16") != NULL;
+  it->has_ldm = strstr(out.ptx, "ldmatrix.sync.aligned.m8n8") != NULL;
   it->smem = out.stats.smem_bytes;
   if (ptxas) {
     char log[8192];
@@ -236,6 +237,8 @@ static void check_items(item *items, int n) {
     CHECK(it->has_target);
     if (it->has_dot && !CHECK(it->has_mma))
       fprintf(stderr, "  %s %s %s: no mma.sync in the PTX\n", it->c->kernel, set, it->arch);
+    if (it->has_dot && !CHECK(it->has_ldm))
+      fprintf(stderr, "  %s %s %s: no ldmatrix in the PTX\n", it->c->kernel, set, it->arch);
     if (it->ptxas_rc != -2 && !CHECK(it->ptxas_rc == 0))
       fprintf(stderr, "  %s %s %s: ptxas failed:\n%.1000s\n", it->c->kernel, set, it->arch,
               it->ptxas_out);
