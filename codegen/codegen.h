@@ -52,6 +52,7 @@ typedef struct cg_stats {
   int mma;        /* mma.sync instructions emitted (static count, loops not unrolled) */
   int barriers;   /* bar.sync instructions emitted (static count) */
   int ldmatrix;   /* ldmatrix instructions emitted (static count) */
+  int cpasync;    /* cp.async instructions emitted (static count) */
   double lower_ms, opt_ms, emit_ms; /* GPU IR -> LLVM IR (verified), O3, NVPTX emission */
 } cg_stats;
 

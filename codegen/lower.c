@@ -62,6 +62,7 @@ typedef struct tv {
   int n;
   bool splat;            /* every register of every thread is r[0] (a scalar splatted) */
   const ir_value *defer; /* convert_layout left to its dot: the tile the dot moves itself */
+  const struct sbuf *sm; /* a tile that is in shared memory only (a stage of a pipelined loop) */
 } tv;
 
 /* The kernel parameters of one launch argument. */
@@ -93,8 +94,11 @@ typedef struct lw {
   linfo *infos;
   int threads, nbits;
   int64_t smem_bytes;
-  int mma, barriers, ldmatrix;
+  int mma, barriers, ldmatrix, cpasync;
   bool no_swizzle;
+  int64_t sbase;     /* shared memory below this holds the rings of enclosing pipelined loops */
+  struct pipe *pipe; /* the pipelined loop whose body is being lowered, or NULL */
+  int stages;        /* the kernel's STAGES tunable (1: no pipelining) */
 } lw;
 
 static bool fail(lw *L, ir_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -260,6 +264,7 @@ static tv *def(lw *L, const ir_value *v) {
   t->r = alloc(L, sizeof(LLVMValueRef) * (size_t)t->n);
   t->splat = false;
   t->defer = NULL;
+  t->sm = NULL;
   return t;
 }
 
@@ -630,8 +635,11 @@ static int vwidth(const splan *p, int r, int left, ir_kind k, int64_t base, cons
   return 1;
 }
 
+/* Shared memory of the ops being lowered starts at L->sbase: below it are the rings of the
+ * pipelined loops that enclose them. */
 static LLVMValueRef sptr(lw *L, LLVMTypeRef et, int64_t byte_off, LLVMValueRef idx) {
   LLVMValueRef base = L->smem;
+  byte_off += L->sbase;
   if (byte_off) {
     LLVMValueRef o = ci32(L, byte_off);
     base = LLVMBuildInBoundsGEP2(L->b, L->i8, base, &o, 1, "");
@@ -640,6 +648,7 @@ static LLVMValueRef sptr(lw *L, LLVMTypeRef et, int64_t byte_off, LLVMValueRef i
 }
 
 static void need_smem(lw *L, int64_t bytes) {
+  bytes += L->sbase;
   if (bytes > L->smem_bytes)
     L->smem_bytes = bytes;
 }
@@ -1404,6 +1413,8 @@ static bool deferrable(lw *L, const ir_op *op) {
          u->parent == op->parent && (u->operands[0] == res || u->operands[1] == res);
 }
 
+static bool sm_move(lw *L, const ir_op *op, const tv *in);
+
 /* broadcast, expand_dims, trans, reshape, convert_layout: a register renaming when the layouts
  * allow one (checked over every thread), else a move through shared memory. */
 static bool lower_move(lw *L, const ir_op *op) {
@@ -1422,6 +1433,8 @@ static bool lower_move(lw *L, const ir_op *op) {
     splat(L, res, in->r[0]);
     return true;
   }
+  if (in->sm) /* a stage of a pipelined loop: only trans and the dot's conversion reach here */
+    return sm_move(L, op, in);
   mapk mk = MAP_SAME;
   int axis = 0;
   switch (op->code) {
@@ -1894,7 +1907,7 @@ static void ldm_emit(lw *L, linfo *li, const sbuf *s, const int *p, int n, bool 
 /* A dot operand: registers, or (deferred) a tile in shared memory read per K step. */
 typedef struct operand {
   tv *regs;
-  bool deferred;
+  bool deferred, stored; /* stored: by the dot itself (then barriers around it) */
   sbuf sb;
   linfo *lf; /* the DOTOP layout of the fragments */
 } operand;
@@ -1906,15 +1919,23 @@ static bool stage_operand(lw *L, const ir_op *op, const ir_value *v, int kdim, o
   tv *t = get(L, v);
   o->deferred = t->defer != NULL;
   o->regs = t;
+  o->stored = false;
   if (!o->deferred)
     return true;
   const ir_value *src = t->defer;
-  linfo *ls = info_of(L, src, op->loc);
   o->lf = info_of(L, v, op->loc);
-  if (!ls || !o->lf)
+  if (!o->lf)
+    return false;
+  o->stored = !get(L, src)->sm;
+  if (!o->stored) { /* already in shared memory: a stage of a pipelined loop */
+    o->sb = *get(L, src)->sm;
+    return true;
+  }
+  linfo *ls = info_of(L, src, op->loc);
+  if (!ls)
     return false;
   bool kfast = !(ls->l->kind == LY_BLOCKED && ls->l->order[0] != kdim);
-  sb_init(L, &o->sb, ls->shape, kfast ? kdim : 1 - kdim, *off);
+  sb_init(L, &o->sb, ls->shape, kfast ? kdim : 1 - kdim, L->sbase + *off);
   *off += sb_bytes(&o->sb);
   sb_store(L, &o->sb, ls, get(L, src)->r, skips(L, ls), ekind(v));
   return true;
@@ -1977,7 +1998,8 @@ static bool lower_dot(lw *L, const ir_op *op) {
   int64_t off = 0;
   if (!stage_operand(L, op, A, 1, &oa, &off) || !stage_operand(L, op, B, 0, &ob, &off))
     return false;
-  if (oa.deferred || ob.deferred) {
+  bool stored = (oa.deferred && oa.stored) || (ob.deferred && ob.stored);
+  if (stored) {
     need_smem(L, off);
     barrier(L);
   }
@@ -2011,7 +2033,7 @@ static bool lower_dot(lw *L, const ir_op *op) {
         L->mma++;
       }
   }
-  if (oa.deferred || ob.deferred)
+  if (stored)
     barrier(L);
   return true;
 }
@@ -2019,6 +2041,7 @@ static bool lower_dot(lw *L, const ir_op *op) {
 /* ---- control flow ----------------------------------------------------------------------- */
 
 static bool lower_block(lw *L, const ir_block *b);
+static bool lower_op(lw *L, const ir_op *op);
 
 static const ir_op *yield_of(const ir_block *b) {
   return b && b->last && b->last->code == IR_OP_YIELD ? b->last : NULL;
@@ -2081,6 +2104,407 @@ static bool lower_for(lw *L, const ir_op *op) {
       return false;
   }
   return true;
+}
+
+/* ---- software pipelining: cp.async into rings of shared buffers --------------------------
+ *
+ * A `for` whose body loads 2-D 16-bit tiles that reach a dot only through an optional trans and
+ * the dot's operand conversion is pipelined STAGES deep: each such load gets a ring of STAGES
+ * swizzled buffers (sbuf) below L->sbase, and
+ *
+ *   prologue:   for s < STAGES-1: if (lo + s*step < hi) copy tiles of iteration s into stage s;
+ *               commit_group
+ *   iteration i (stage r = i % STAGES):
+ *               wait_group STAGES-2; bar.sync      -- stage r has landed for every thread, and
+ *                                                     every thread is done with stage r-1
+ *               if (iv + (STAGES-1)*step < hi) copy tiles of iteration i+STAGES-1 into stage
+ *               r-1; commit_group
+ *               the body, whose loads are stage r (ldmatrix reads it directly)
+ *   after:      wait_group 0; bar.sync
+ *
+ * A copy is 16-byte cp.async.cg with src-size: out-of-bounds rows and columns copy 0 bytes and
+ * zero-fill. It needs 16-byte aligned global addresses, which the runtime shapes decide: the
+ * loop-invariant part (base pointer % 16, last stride 1, other strides % 8) is computed once,
+ * the column index % 8 per copy; when it fails, the tile is loaded with the predicated element
+ * loads of lower_block_access and stored into the stage (same ring, same schedule). The scalar
+ * ops the loads' indices depend on (the slice: index arrays of bsmatmul, bsattention) are
+ * lowered again with the induction variable of the iteration being fetched. */
+
+/* A load the pipelined loop copies into a ring. */
+typedef struct pload {
+  const ir_op *op;
+  sbuf sb;           /* stage 0; dyn set per use */
+  int64_t bytes;     /* one stage */
+  LLVMValueRef fast; /* loop-invariant part of the cp.async condition (entry block) */
+  sbuf cur;          /* the stage the body reads in the current iteration */
+} pload;
+
+typedef struct pipe {
+  int stages;
+  pload ld[8];
+  int nld;
+  const ir_op **slice; /* body ops the loads' indices depend on, in order */
+  int nslice;
+  int64_t ring; /* bytes of all rings */
+} pipe;
+
+static bool is_body_op(const ir_value *v, const ir_block *body) {
+  return v->def && v->def->parent == body;
+}
+
+/* The dot operand conversion a load reaches through an optional trans (single uses), or NULL. */
+static const ir_op *load_to_dot(lw *L, const ir_op *ld, const ir_block *body) {
+  const ir_value *v = ld->results[0];
+  if (L->uses[v->id] != 1)
+    return NULL;
+  const ir_op *u = L->user[v->id];
+  if (u->code == IR_OP_TRANS && u->parent == body) {
+    v = u->results[0];
+    if (L->uses[v->id] != 1)
+      return NULL;
+    u = L->user[v->id];
+  }
+  if (u->code != IR_OP_CONVERT || u->parent != body || !deferrable(L, u))
+    return NULL;
+  return u;
+}
+
+/* Whether op can be lowered again for a later iteration: a scalar op without regions or stores. */
+static bool sliceable(const ir_op *op) {
+  if (op->nregions || op->nres != 1 || istile(op->results[0]))
+    return false;
+  switch (op->code) {
+  case IR_OP_STORE:
+  case IR_OP_STORE_PTR:
+  case IR_OP_DOT:
+  case IR_OP_REDUCE:
+    return false;
+  default:
+    return true;
+  }
+}
+
+/* Finds the loads of the for op that can be pipelined and the slice of their indices; false
+ * (nothing to pipeline) otherwise. */
+static bool plan_pipe(lw *L, const ir_op *op, pipe *P) {
+  const ir_block *body = op->regions[0];
+  memset(P, 0, sizeof *P);
+  P->stages = L->stages;
+  if (P->stages < 2 || L->pipe)
+    return false;
+  for (const ir_op *o = body->first; o; o = o->next) {
+    if (o->code != IR_OP_LOAD || P->nld == (int)(sizeof P->ld / sizeof P->ld[0]))
+      continue;
+    const ir_value *t = o->results[0], *tens = o->operands[0];
+    int rank;
+    int64_t sh[IR_MAX_RANK];
+    shape_of(t, &rank, sh);
+    int a = tens->argno;
+    if (rank != 2 || !half(ekind(t)) || o->ex[1] || tens->def || a < 0 ||
+        L->k->args[a].kind != ARG_TENSOR || tens->ty->rank < 2 || sh[1] % 8 ||
+        (sh[0] * sh[1] / 8) % LY_WARP || !load_to_dot(L, o, body))
+      continue;
+    pload *p = &P->ld[P->nld++];
+    memset(p, 0, sizeof *p);
+    p->op = o;
+    sb_init(L, &p->sb, sh, 1, 0);
+    p->bytes = sb_bytes(&p->sb);
+  }
+  if (!P->nld)
+    return false;
+  /* the slice: scalar body ops the indices need, transitively */
+  bool *need = alloc(L, sizeof(bool) * (size_t)L->k->nvalues);
+  int nops = 0;
+  for (const ir_op *o = body->first; o; o = o->next)
+    nops++;
+  const ir_op **ops = alloc(L, sizeof(ir_op *) * (size_t)nops);
+  nops = 0;
+  for (const ir_op *o = body->first; o; o = o->next)
+    ops[nops++] = o;
+  for (int i = 0; i < P->nld; i++)
+    for (int j = 1; j < P->ld[i].op->nopnd; j++)
+      need[P->ld[i].op->operands[j]->id] = true;
+  P->slice = alloc(L, sizeof(ir_op *) * (size_t)nops);
+  bool *in = alloc(L, sizeof(bool) * (size_t)nops);
+  for (int i = nops - 1; i >= 0; i--) {
+    const ir_op *o = ops[i];
+    bool needed = false;
+    for (int r = 0; r < o->nres; r++)
+      needed |= need[o->results[r]->id];
+    if (!needed)
+      continue;
+    if (!sliceable(o))
+      return false;
+    in[i] = true;
+    for (int j = 0; j < o->nopnd; j++)
+      if (is_body_op(o->operands[j], body))
+        need[o->operands[j]->id] = true;
+  }
+  for (int i = 0; i < nops; i++)
+    if (in[i])
+      P->slice[P->nslice++] = ops[i];
+  int64_t off = L->sbase;
+  for (int i = 0; i < P->nld; i++) {
+    P->ld[i].sb.off = off;
+    off += P->ld[i].bytes * P->stages;
+  }
+  P->ring = off - L->sbase;
+  return true;
+}
+
+/* The loop-invariant part of the cp.async condition of load p: 16-byte aligned base, unit
+ * last stride, other strides multiples of 8 elements (entry block). */
+static LLVMValueRef fast_part(lw *L, const pload *p) {
+  const argp *A = &L->args[p->op->operands[0]->argno];
+  int R = p->op->operands[0]->ty->rank;
+  LLVMBuilderRef b = L->pb;
+  LLVMValueRef pi = LLVMBuildPtrToInt(b, A->ptr, L->i64, "");
+  LLVMValueRef ok =
+      LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildAnd(b, pi, ci64(L, 15), ""), ci64(L, 0), "");
+  ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntEQ, A->stride[R - 1], ci64(L, 1), ""), "");
+  for (int d = 0; d < R - 1; d++) {
+    LLVMValueRef m = LLVMBuildAnd(b, A->stride[d], ci64(L, 7), "");
+    ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntEQ, m, ci64(L, 0), ""), "");
+  }
+  return ok;
+}
+
+/* if (c) { then() } as blocks; returns the join block's builder position (the caller goes on). */
+static LLVMBasicBlockRef branch_if(lw *L, LLVMValueRef c, const char *name) {
+  LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(L->c, L->fn, name);
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(L->c, L->fn, "join");
+  LLVMBuildCondBr(L->b, c, then, join);
+  LLVMPositionBuilderAtEnd(L->b, then);
+  return join;
+}
+
+static void branch_end(lw *L, LLVMBasicBlockRef join) {
+  LLVMBuildBr(L->b, join);
+  LLVMPositionBuilderAtEnd(L->b, join);
+}
+
+/* Copies the tile of load p (its index operands lowered for the iteration being fetched) into
+ * the stage at byte offset dyn of its ring, in 16-byte chunks of 8 elements of a row: chunk
+ * q = tid + j * threads is row q / (cols / 8), columns 8 (q % (cols / 8)) + 0..7. When the
+ * addresses allow (fast), each chunk is one cp.async with src-size = the bytes inside the
+ * tensor (0: zero fill); otherwise 8 predicated element loads and one 16-byte shared store
+ * (any strides, masked elements are 0). */
+static bool copy_tile(lw *L, pload *p, LLVMValueRef dyn) {
+  const ir_op *op = p->op;
+  const ir_value *tens = op->operands[0], *tile = op->results[0];
+  const argp *A = &L->args[tens->argno];
+  int R = tens->ty->rank;
+  ir_kind k = ekind(tile);
+  LLVMBuilderRef b = L->b;
+  sbuf st = p->sb;
+  st.dyn = dyn;
+  LLVMValueRef idx[IR_MAX_RANK];
+  for (int d = 0; d < R; d++)
+    idx[d] = int_scalar(L, op->operands[1 + d]);
+  LLVMValueRef off = ci64(L, 0), lead = NULL;
+  for (int d = 0; d < R - 2; d++) {
+    LLVMValueRef e = LLVMBuildZExt(b, A->shape[d], L->i64, "");
+    LLVMValueRef c = LLVMBuildICmp(b, LLVMIntULT, idx[d], e, "");
+    lead = lead ? LLVMBuildAnd(b, lead, c, "") : c;
+    off = LLVMBuildAdd(b, off, LLVMBuildMul(b, idx[d], A->stride[d], ""), "");
+  }
+  LLVMValueRef rows = LLVMBuildZExt(b, A->shape[R - 2], L->i64, "");
+  LLVMValueRef cols = LLVMBuildZExt(b, A->shape[R - 1], L->i64, "");
+  LLVMValueRef col7 = LLVMBuildAnd(b, idx[R - 1], ci64(L, 7), "");
+  LLVMValueRef fast =
+      LLVMBuildAnd(b, p->fast, LLVMBuildICmp(b, LLVMIntEQ, col7, ci64(L, 0), ""), "");
+  LLVMBasicBlockRef cpb = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.async");
+  LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.slow");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.join");
+  LLVMBuildCondBr(b, fast, cpb, slow);
+  int64_t cpr = st.ld / 8, chunks = st.ld * st.rows / 8;
+  LLVMTypeRef et = memty(L, k);
+  for (int path = 0; path < 2; path++) {
+    LLVMPositionBuilderAtEnd(b, path ? slow : cpb);
+    for (int64_t first = 0; first < chunks; first += L->threads) {
+      LLVMBasicBlockRef skip = NULL;
+      if (chunks - first < L->threads) /* whole warps: chunks is a multiple of 32 */
+        skip = branch_if(L, LLVMBuildICmp(b, LLVMIntULT, L->tid, ci32(L, chunks - first), ""),
+                         "cp.part");
+      LLVMValueRef q = LLVMBuildAdd(b, L->tid, ci32(L, first), "");
+      LLVMValueRef row = LLVMBuildUDiv(b, q, ci32(L, cpr), "");
+      LLVMValueRef col = LLVMBuildMul(b, LLVMBuildURem(b, q, ci32(L, cpr), ""), ci32(L, 8), "");
+      LLVMValueRef grow = LLVMBuildAdd(b, idx[R - 2], LLVMBuildZExt(b, row, L->i64, ""), "");
+      LLVMValueRef gcol = LLVMBuildAdd(b, idx[R - 1], LLVMBuildZExt(b, col, L->i64, ""), "");
+      LLVMValueRef in = LLVMBuildICmp(b, LLVMIntULT, grow, rows, "");
+      if (lead)
+        in = LLVMBuildAnd(b, in, lead, "");
+      LLVMValueRef o = LLVMBuildAdd(b, off, LLVMBuildMul(b, grow, A->stride[R - 2], ""), "");
+      LLVMValueRef dst = sb_ptr(L, &st, L->i16, sb_index(L, &st, row, col));
+      if (!path) {
+        /* bytes inside the row: 16, or fewer at the end of a row not a multiple of 8 long */
+        in = LLVMBuildAnd(b, in, LLVMBuildICmp(b, LLVMIntULT, gcol, cols, ""), "");
+        LLVMValueRef left = LLVMBuildMul(b, LLVMBuildSub(b, cols, gcol, ""), ci64(L, 2), "");
+        left = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntULT, left, ci64(L, 16), ""), left,
+                               ci64(L, 16), "");
+        LLVMValueRef size =
+            LLVMBuildSelect(b, in, LLVMBuildTrunc(b, left, L->i32, ""), ci32(L, 0), "");
+        o = LLVMBuildSelect(b, in, LLVMBuildAdd(b, o, gcol, ""), ci64(L, 0), ""); /* any address */
+        LLVMValueRef args[3] = {dst, LLVMBuildGEP2(b, et, A->ptr, &o, 1, ""), size};
+        intr(L, b, "llvm.nvvm.cp.async.cg.shared.global.16.s", NULL, 0, args, 3);
+        L->cpasync++;
+      } else {
+        LLVMValueRef v = LLVMGetUndef(LLVMVectorType(et, 8)), zero = LLVMConstNull(ty(L, k));
+        for (int e = 0; e < 8; e++) {
+          LLVMValueRef c = LLVMBuildAdd(b, gcol, ci64(L, e), "");
+          LLVMValueRef ok = LLVMBuildAnd(b, in, LLVMBuildICmp(b, LLVMIntULT, c, cols, ""), "");
+          LLVMValueRef a = LLVMBuildAdd(b, o, LLVMBuildMul(b, c, A->stride[R - 1], ""), "");
+          LLVMValueRef x = gload(L, LLVMBuildGEP2(b, et, A->ptr, &a, 1, ""), ok, k, zero);
+          v = LLVMBuildInsertElement(b, v, x, ci32(L, e), "");
+        }
+        LLVMSetAlignment(LLVMBuildStore(b, v, dst), 16);
+      }
+      if (skip)
+        branch_end(L, skip);
+    }
+    LLVMBuildBr(b, join);
+  }
+  LLVMPositionBuilderAtEnd(b, join);
+  return true;
+}
+
+static void cp_commit(lw *L) { intr(L, L->b, "llvm.nvvm.cp.async.commit.group", NULL, 0, NULL, 0); }
+
+static void cp_wait(lw *L, int n) {
+  LLVMValueRef a = ci32(L, n);
+  intr(L, L->b, "llvm.nvvm.cp.async.wait.group", NULL, 0, &a, 1);
+}
+
+/* If iv < hi: the slice lowered for iteration iv, then the copies of its tiles into the stage
+ * at ring position `stage` (i32); then commit_group in any case. */
+static bool fetch(lw *L, pipe *P, const ir_value *ivv, LLVMValueRef iv, LLVMValueRef hi,
+                  LLVMValueRef stage) {
+  LLVMBasicBlockRef join = branch_if(L, LLVMBuildICmp(L->b, LLVMIntSLT, iv, hi, ""), "fetch");
+  tv *t = get(L, ivv), saved = *t;
+  t->n = 1;
+  t->r = alloc(L, sizeof(LLVMValueRef));
+  t->r[0] = iv;
+  t->splat = false;
+  t->sm = NULL;
+  t->defer = NULL;
+  bool ok = true;
+  for (int i = 0; i < P->nslice && ok; i++)
+    ok = lower_op(L, P->slice[i]);
+  for (int i = 0; i < P->nld && ok; i++)
+    ok = copy_tile(L, &P->ld[i], LLVMBuildMul(L->b, stage, ci32(L, P->ld[i].bytes), ""));
+  *t = saved;
+  if (!ok)
+    return false;
+  branch_end(L, join);
+  cp_commit(L);
+  return true;
+}
+
+/* The pipelined for (plan_pipe found loads to pipeline). */
+static bool lower_for_piped(lw *L, const ir_op *op, pipe *P) {
+  const ir_block *body = op->regions[0];
+  const ir_op *y = yield_of(body);
+  int n = op->nres, S = P->stages;
+  if (!y || y->nopnd != n || body->nargs != n + 1)
+    return fail(L, op->loc, "internal error: malformed for");
+  const ir_value *iv = body->args[0];
+  LLVMValueRef lo = get(L, op->operands[0])->r[0], hi = get(L, op->operands[1])->r[0];
+  LLVMValueRef step = get(L, op->operands[2])->r[0];
+  for (int i = 0; i < P->nld; i++)
+    P->ld[i].fast = fast_part(L, &P->ld[i]);
+  int64_t sbase = L->sbase;
+  need_smem(L, P->ring);
+  L->sbase += P->ring;
+  for (int s = 0; s < S - 1; s++) {
+    LLVMValueRef ivs = LLVMBuildNSWAdd(L->b, lo, LLVMBuildMul(L->b, step, ci32(L, s), ""), "");
+    if (!fetch(L, P, iv, ivs, hi, ci32(L, s)))
+      return false;
+  }
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(L->b);
+  LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(L->c, L->fn, "loop");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->c, L->fn, "loop.end");
+  LLVMBuildCondBr(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, lo, hi, ""), loop, done);
+  LLVMPositionBuilderAtEnd(L->b, loop);
+  tv *ivp = phis(L, iv);
+  LLVMValueRef stage = LLVMBuildPhi(L->b, L->i32, "stage");
+  tv **carried = alloc(L, sizeof(tv *) * (size_t)(n ? n : 1));
+  for (int i = 0; i < n; i++)
+    carried[i] = phis(L, body->args[1 + i]);
+  cp_wait(L, S - 2);
+  barrier(L);
+  /* the stage after the one being read is the one read last iteration: free after the barrier */
+  LLVMValueRef s1 = LLVMBuildAdd(L->b, stage, ci32(L, 1), "");
+  LLVMValueRef wrap = LLVMBuildICmp(L->b, LLVMIntEQ, s1, ci32(L, S), "");
+  LLVMValueRef next = LLVMBuildSelect(L->b, wrap, ci32(L, 0), s1, "");
+  LLVMValueRef wstage =
+      LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntEQ, stage, ci32(L, 0), ""), ci32(L, S - 1),
+                      LLVMBuildSub(L->b, stage, ci32(L, 1), ""), "");
+  LLVMValueRef ahead = LLVMBuildMul(L->b, step, ci32(L, S - 1), "");
+  if (!fetch(L, P, iv, LLVMBuildNSWAdd(L->b, ivp->r[0], ahead, ""), hi, wstage))
+    return false;
+  for (int i = 0; i < P->nld; i++) {
+    P->ld[i].cur = P->ld[i].sb;
+    P->ld[i].cur.dyn = LLVMBuildMul(L->b, stage, ci32(L, P->ld[i].bytes), "");
+  }
+  L->pipe = P;
+  bool ok = lower_block(L, body);
+  L->pipe = NULL;
+  if (!ok)
+    return false;
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(L->b);
+  LLVMValueRef nextiv = LLVMBuildNSWAdd(L->b, ivp->r[0], step, "");
+  LLVMBuildCondBr(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, nextiv, hi, ""), loop, done);
+  LLVMAddIncoming(ivp->r[0], &lo, &pre, 1);
+  LLVMAddIncoming(ivp->r[0], &nextiv, &latch, 1);
+  LLVMValueRef zero = ci32(L, 0);
+  LLVMAddIncoming(stage, &zero, &pre, 1);
+  LLVMAddIncoming(stage, &next, &latch, 1);
+  for (int i = 0; i < n; i++)
+    if (!incoming(L, op, carried[i], op->operands[3 + i], pre) ||
+        !incoming(L, op, carried[i], y->operands[i], latch))
+      return false;
+  LLVMPositionBuilderAtEnd(L->b, done);
+  for (int i = 0; i < n; i++) {
+    tv *r = phis(L, op->results[i]);
+    if (!incoming(L, op, r, op->operands[3 + i], pre) || !incoming(L, op, r, y->operands[i], latch))
+      return false;
+  }
+  cp_wait(L, 0);
+  barrier(L);
+  L->sbase = sbase;
+  return true;
+}
+
+/* A load of the pipelined loop's body: its tile is the current stage of its ring. */
+static bool piped_load(lw *L, const ir_op *op) {
+  if (!L->pipe)
+    return false;
+  for (int i = 0; i < L->pipe->nld; i++)
+    if (L->pipe->ld[i].op == op) {
+      tv *t = def(L, op->results[0]);
+      t->sm = &L->pipe->ld[i].cur;
+      return true;
+    }
+  return false;
+}
+
+/* trans of a tile in shared memory swaps the roles of its dims; the dot's conversion of one
+ * is deferred to the dot, which reads the buffer with ldmatrix. */
+static bool sm_move(lw *L, const ir_op *op, const tv *in) {
+  tv *out = def(L, op->results[0]);
+  if (op->code == IR_OP_TRANS) {
+    sbuf *s = alloc(L, sizeof *s);
+    *s = *in->sm;
+    s->sd = in->sm->cd;
+    s->cd = in->sm->sd;
+    out->sm = s;
+    return true;
+  }
+  if (op->code == IR_OP_CONVERT && deferrable(L, op)) {
+    out->defer = op->operands[0];
+    return true;
+  }
+  return fail(L, op->loc, "internal error: '%s' of a pipelined tile", ir_ops[op->code].keyword);
 }
 
 static bool lower_if(lw *L, const ir_op *op) {
@@ -2152,7 +2576,7 @@ static bool lower_op(lw *L, const ir_op *op) {
   case IR_OP_CONVERT:
     return lower_move(L, op);
   case IR_OP_LOAD:
-    return lower_block_access(L, op, false);
+    return piped_load(L, op) || lower_block_access(L, op, false);
   case IR_OP_STORE:
     return lower_block_access(L, op, true);
   case IR_OP_LOAD_PTR:
@@ -2163,8 +2587,10 @@ static bool lower_op(lw *L, const ir_op *op) {
     return lower_dot(L, op);
   case IR_OP_REDUCE:
     return lower_reduce(L, op);
-  case IR_OP_FOR:
-    return lower_for(L, op);
+  case IR_OP_FOR: {
+    pipe P;
+    return plan_pipe(L, op, &P) ? lower_for_piped(L, op, &P) : lower_for(L, op);
+  }
   case IR_OP_IF:
     return lower_if(L, op);
   case IR_OP_YIELD:
@@ -2313,6 +2739,10 @@ static bool build(lw *L) {
   if (!check_kinds(L, k->body) || !signature(L))
     return false;
   count_uses(L, k->body);
+  L->stages = 1;
+  for (int i = 0; i < k->nsyms; i++)
+    if (k->syms[i].kind == SYM_TUNABLE && !strcmp(k->syms[i].name, "STAGES") && !k->syms[i].def.isf)
+      L->stages = (int)k->syms[i].def.i;
 
   LLVMTypeRef sty = LLVMArrayType(L->i8, 0);
   L->smem = LLVMAddGlobalInAddressSpace(L->m, sty, "tilec_smem", 3);
@@ -2451,6 +2881,7 @@ int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output
   out->stats.mma = L.mma;
   out->stats.barriers = L.barriers;
   out->stats.ldmatrix = L.ldmatrix;
+  out->stats.cpasync = L.cpasync;
   rc = 0;
 
 fail:

@@ -48,7 +48,7 @@ static const config configs[] = {
     {"attention", "BM=16,BN=16,WARPS=1,STAGES=1", false, false},
     {"attention", "", false, true},
     {"attention", "BM=128,BN=64,WARPS=4,causal=1", false, false},
-    {"attention", "BM=32,BN=128,WARPS=2,D=128,T=f16", false, false},
+    {"attention", "BM=32,BN=128,WARPS=2,D=128,T=f16", true, false}, /* 128 KiB of rings */
     {"attention", "BM=64,BN=32,WARPS=8", false, false},
     {"attention", "BM=128,BN=128,WARPS=8,D=128,STAGES=1", true, false},
     {"bsattention", "BM=16,BN=16,WARPS=1,STAGES=1", false, false},
@@ -73,7 +73,7 @@ typedef struct item {
   const char *arch;
   int lower_rc;
   char err[2048];
-  bool has_dot, has_mma, has_ldm, has_target;
+  bool has_dot, has_mma, has_ldm, has_cp, has_wait, has_target;
   int smem;
   int ptxas_rc; /* -2: not run */
   int regs, spill_stores, spill_loads;
@@ -202,6 +202,8 @@ static void run_item(item *it, const char *ptxas) {
   it->has_target = strstr(out.ptx, target) != NULL;
   it->has_mma = strstr(out.ptx, "mma.sync.aligned.m16n8k16") != NULL;
   it->has_ldm = strstr(out.ptx, "ldmatrix.sync.aligned.m8n8") != NULL;
+  it->has_cp = strstr(out.ptx, "cp.async.cg.shared.global") != NULL;
+  it->has_wait = strstr(out.ptx, "cp.async.wait_group") != NULL;
   it->smem = out.stats.smem_bytes;
   if (ptxas) {
     char log[8192];
@@ -239,6 +241,11 @@ static void check_items(item *items, int n) {
       fprintf(stderr, "  %s %s %s: no mma.sync in the PTX\n", it->c->kernel, set, it->arch);
     if (it->has_dot && !CHECK(it->has_ldm))
       fprintf(stderr, "  %s %s %s: no ldmatrix in the PTX\n", it->c->kernel, set, it->arch);
+    /* every built-in kernel's loop feeds its dot from loads: pipelined unless STAGES=1 */
+    bool piped = !strstr(it->c->set, "STAGES=1");
+    if (!CHECK(it->has_cp == piped && it->has_wait == piped))
+      fprintf(stderr, "  %s %s %s: cp.async %d, wait_group %d, expected %d\n", it->c->kernel, set,
+              it->arch, it->has_cp, it->has_wait, piped);
     if (it->ptxas_rc != -2 && !CHECK(it->ptxas_rc == 0))
       fprintf(stderr, "  %s %s %s: ptxas failed:\n%.1000s\n", it->c->kernel, set, it->arch,
               it->ptxas_out);

@@ -678,10 +678,10 @@ static int pending(sim *S, uint64_t a, int size, int tid) {
     }
     if ((st & LANDED) && (st & TIDMASK) != tid) {
       snprintf(S->err, sizeof S->err,
-               "shared memory at offset %llu, written by the cp.async of thread %d, is accessed "
-               "by %s %d with no bar.sync in between",
+               "shared memory at offset %llu, written by the cp.async of thread %d, is read by "
+               "%s with no bar.sync in between",
                (unsigned long long)(a + (uint64_t)i - S->P->smem), st & TIDMASK,
-               tid < 0 ? "a warp-collective read of warp" : "thread", tid);
+               tid < 0 ? "a warp (ldmatrix)" : "another thread");
       return -1;
     }
   }
@@ -1098,7 +1098,7 @@ static int cpasync(sim *S, thr *W, const ins *I, int w) {
     for (int j = 0; j < 8; j++) {
       int l = 8 * q + j;
       uint64_t dst = geti(val(&W[l], &I->o[0]), 64), src = geti(val(&W[l], &I->o[1]), 64);
-      int size = I->n > 3 ? (int)geti(val(&W[l], &I->o[2]), 32) : 16;
+      int size = I->n > 2 ? (int)geti(val(&W[l], &I->o[2]), 32) : 16;
       if (cp_issue(S, 32 * w + l, dst, src, size))
         return -1;
       int g = (int)(dst / 16 % 8);
@@ -1673,6 +1673,31 @@ static void bank_conflicts(void) {
   }
 }
 
+/* Pipelined loops: cp.async where the runtime strides and base addresses allow 16-byte copies,
+ * the element-load path into the same ring where they do not (odd K, odd N); both at shapes
+ * with partial tiles, checked against the references. */
+static void pipeline_paths(void) {
+  static const struct {
+    const char *kernel, *shape, *set;
+    bool cp; /* the copies go through cp.async */
+  } pc[] = {
+      {"matmul", "M=70,N=72,K=48", "BM=32,BN=32,BK=32,WARPS=2,STAGES=3", true},
+      {"matmul", "M=70,N=72,K=48", "BM=16,BN=64,BK=16,WARPS=4,STAGES=5", true},
+      {"matmul", "M=100,N=70,K=33", "BM=32,BN=32,BK=16,WARPS=2,STAGES=3", false},
+      {"matmul", "M=37,N=43,K=47", "BM=64,BN=32,BK=16,WARPS=4,STAGES=2", false},
+      {"matmul", "M=40,N=72,K=48,transb=1", "BM=32,BN=64,BK=16,WARPS=4,STAGES=4", true},
+      {"bsmatmul", "M=70,N=64,K=96,block=32", "BM=32,WARPS=2,STAGES=4", true},
+      {"attention", "H=2,S=70,SKV=90,D=64,causal=1", "BM=32,BN=16,WARPS=2,STAGES=3", true},
+  };
+  for (size_t i = 0; i < sizeof pc / sizeof pc[0]; i++) {
+    memset(&bank, 0, sizeof bank);
+    run_case(pc[i].kernel, pc[i].shape, pc[i].set, NULL, 0);
+    if (!CHECK(pc[i].cp == (bank.cp_accesses > 0)))
+      fprintf(stderr, "  %s %s %s: %lld cp.async accesses, expected %s\n", pc[i].kernel,
+              pc[i].shape, pc[i].set, bank.cp_accesses, pc[i].cp ? "some" : "none");
+  }
+}
+
 int main(int argc, char **argv) {
   static const struct {
     const char *kernel, *shape, *set, *dtype;
@@ -1692,6 +1717,10 @@ int main(int argc, char **argv) {
       {"bsmatmul", "M=50,N=40,K=64,block=16", "BM=16,WARPS=1", "f16"},
       {"bsmatmul", "M=130,N=100,K=64", "", NULL},
   };
+  if (argc == 5 && !strcmp(argv[1], "--builtin")) { /* codegen_run --builtin KERNEL SHAPE SET */
+    run_case(argv[2], argv[3], argv[4], NULL, 0);
+    return TEST_MAIN_END();
+  }
   if (argc == 4) { /* codegen_run FILE.tile SHAPE SET: one kernel of your own */
     FILE *f = fopen(argv[1], "rb");
     static char text[1 << 16];
@@ -1723,5 +1752,7 @@ int main(int argc, char **argv) {
       run_case(cases[i].kernel, cases[i].shape, cases[i].set, cases[i].dtype, 0);
   if (argc < 2 || !strcmp(argv[1], "bank"))
     bank_conflicts();
+  if (argc < 2 || !strcmp(argv[1], "paths"))
+    pipeline_paths();
   return TEST_MAIN_END();
 }
