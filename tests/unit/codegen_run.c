@@ -1682,6 +1682,8 @@ static void pipeline_paths(void) {
     bool cp; /* the copies go through cp.async */
   } pc[] = {
       {"matmul", "M=70,N=72,K=48", "BM=32,BN=32,BK=32,WARPS=2,STAGES=3", true},
+      {"matmul", "M=40,N=48,K=200", "BM=32,BN=16,BK=16,WARPS=2,STAGES=3", true},
+      {"matmul", "M=40,N=47,K=199", "BM=32,BN=16,BK=16,WARPS=4,STAGES=4", false},
       {"matmul", "M=70,N=72,K=48", "BM=16,BN=64,BK=16,WARPS=4,STAGES=5", true},
       {"matmul", "M=100,N=70,K=33", "BM=32,BN=32,BK=16,WARPS=2,STAGES=3", false},
       {"matmul", "M=37,N=43,K=47", "BM=64,BN=32,BK=16,WARPS=4,STAGES=2", false},
