@@ -1758,6 +1758,48 @@ static LLVMValueRef sb_ptr(lw *L, const sbuf *s, LLVMTypeRef et, LLVMValueRef id
   return LLVMBuildInBoundsGEP2(L->b, et, base, &idx, 1, "");
 }
 
+/* The element index of (row, col) in s at compile time (sb_index). */
+static int64_t sb_cindex(const sbuf *s, int64_t row, int64_t col) {
+  if (s->phases == 1)
+    return row * s->ld + col;
+  int64_t ph = (row / s->per) % s->phases;
+  return row * s->ld + (((col / 8) ^ ph) * 8) + col % 8;
+}
+
+/* Shared addresses already built, with every thread's byte offset: an access whose offsets
+ * differ from an earlier one's by the same constant in every thread reuses its pointer plus an
+ * immediate (ldmatrix of the next M rep, cp.async of the next round). Keeps one base register
+ * where LICM would otherwise hoist one 64-bit address per access out of the loop. */
+typedef struct acache {
+  LLVMValueRef ptr[32];
+  int64_t *a[32];
+  int n;
+} acache;
+
+static LLVMValueRef reuse(lw *L, acache *c, const int64_t *a) {
+  for (int i = 0; i < c->n; i++) {
+    int64_t d = a[0] - c->a[i][0];
+    bool ok = true;
+    for (int t = 1; t < L->threads && ok; t++)
+      ok = a[t] - c->a[i][t] == d;
+    if (!ok)
+      continue;
+    if (!d)
+      return c->ptr[i];
+    LLVMValueRef o = ci32(L, d);
+    return LLVMBuildInBoundsGEP2(L->b, L->i8, c->ptr[i], &o, 1, "");
+  }
+  return NULL;
+}
+
+static void remember(lw *L, acache *c, LLVMValueRef ptr, int64_t *a) {
+  if (c->n < 32) {
+    c->ptr[c->n] = ptr;
+    c->a[c->n++] = a;
+  }
+  (void)L;
+}
+
 /* Registers r .. r+v-1 of li are v consecutive elements of one row of s, starting at a multiple
  * of v in every thread (so one aligned vector access): the largest such v <= 8, or 1. */
 static int sb_vec(const sbuf *s, const linfo *li, int r, int left, const bool *skip) {
@@ -1869,10 +1911,9 @@ static LLVMValueRef ldm_origin(lw *L, linfo *li, int r, int d) {
   return li->wrap[d] ? LLVMBuildURem(L->b, v, ci32(L, li->shape[d]), "") : v;
 }
 
-/* One ldmatrix.sync.aligned.m8n8.x{n}[.trans].b16 for the pairs p[0..n) (ldm_fits holds); the
- * b32 operand words of mma (k: f16 or bf16) into words[0..n). */
-static void ldm_emit(lw *L, linfo *li, const sbuf *s, const int *p, int n, bool trans, ir_kind k,
-                     LLVMValueRef *words) {
+/* The row address this lane gives ldmatrix.x{n} for pairs p[0..n): matrix (lane / 8) % n, row
+ * lane % 8. */
+static LLVMValueRef ldm_addr(lw *L, linfo *li, const sbuf *s, const int *p, int n) {
   LLVMBuilderRef b = L->b;
   LLVMValueRef j = LLVMBuildAnd(b, L->tid, ci32(L, 7), "");
   LLVMValueRef b3 = LLVMBuildTrunc(b, LLVMBuildLShr(b, L->tid, ci32(L, 3), ""), L->i1, "");
@@ -1891,7 +1932,24 @@ static void ldm_emit(lw *L, linfo *li, const sbuf *s, const int *p, int n, bool 
     at[e] = v;
   }
   LLVMValueRef row = LLVMBuildAdd(b, at[0], j, "");
-  LLVMValueRef ptr = sb_ptr(L, s, L->i16, sb_index(L, s, row, at[1]));
+  return sb_ptr(L, s, L->i16, sb_index(L, s, row, at[1]));
+}
+
+/* One ldmatrix.sync.aligned.m8n8.x{n}[.trans].b16 for the pairs p[0..n) (ldm_fits holds); the
+ * b32 operand words of mma (k: f16 or bf16) into words[0..n). */
+static void ldm_emit(lw *L, linfo *li, const sbuf *s, const int *p, int n, bool trans, ir_kind k,
+                     acache *ac, LLVMValueRef *words) {
+  LLVMBuilderRef b = L->b;
+  int64_t *ca = alloc(L, sizeof(int64_t) * (size_t)L->threads), o[IR_MAX_RANK];
+  for (int t = 0; t < L->threads; t++) {
+    int l = t % LY_WARP, i = (l >> 3) & (n - 1);
+    ccoord(li, t - l, p[i], o);
+    ca[t] = 2 * sb_cindex(s, o[s->sd] + (l & 7), o[s->cd]);
+  }
+  LLVMValueRef ptr = reuse(L, ac, ca);
+  if (!ptr)
+    ptr = ldm_addr(L, li, s, p, n);
+  remember(L, ac, ptr, ca);
   char name[64];
   snprintf(name, sizeof name, "llvm.nvvm.ldmatrix.sync.aligned.m8n8.x%d%s.b16", n,
            trans ? ".trans" : "");
@@ -1909,7 +1967,8 @@ typedef struct operand {
   tv *regs;
   bool deferred, stored; /* stored: by the dot itself (then barriers around it) */
   sbuf sb;
-  linfo *lf; /* the DOTOP layout of the fragments */
+  linfo *lf;  /* the DOTOP layout of the fragments */
+  acache *ac; /* ldmatrix addresses built so far */
 } operand;
 
 /* Stores a deferred operand's source tile into shared memory at *off (K contiguous unless the
@@ -1920,6 +1979,7 @@ static bool stage_operand(lw *L, const ir_op *op, const ir_value *v, int kdim, o
   o->deferred = t->defer != NULL;
   o->regs = t;
   o->stored = false;
+  o->ac = alloc(L, sizeof *o->ac);
   if (!o->deferred)
     return true;
   const ir_value *src = t->defer;
@@ -1953,7 +2013,7 @@ static void frag_words(lw *L, operand *o, const int *p, int count, ir_kind k, LL
     int n = count - i >= 4 ? 4 : count - i >= 2 ? 2 : 1;
     bool trans;
     if (ldm_fits(L, o->lf, &o->sb, p + i, n, &trans)) {
-      ldm_emit(L, o->lf, &o->sb, p + i, n, trans, k, w + i);
+      ldm_emit(L, o->lf, &o->sb, p + i, n, trans, k, o->ac, w + i);
       i += n;
       continue;
     }
@@ -2321,6 +2381,7 @@ static bool copy_tile(lw *L, pload *p, LLVMValueRef dyn) {
   LLVMTypeRef et = memty(L, k);
   for (int path = 0; path < 2; path++) {
     LLVMPositionBuilderAtEnd(b, path ? slow : cpb);
+    acache *ac = alloc(L, sizeof *ac);
     for (int64_t first = 0; first < chunks; first += L->threads) {
       LLVMBasicBlockRef skip = NULL;
       if (chunks - first < L->threads) /* whole warps: chunks is a multiple of 32 */
@@ -2335,7 +2396,15 @@ static bool copy_tile(lw *L, pload *p, LLVMValueRef dyn) {
       if (lead)
         in = LLVMBuildAnd(b, in, lead, "");
       LLVMValueRef o = LLVMBuildAdd(b, off, LLVMBuildMul(b, grow, A->stride[R - 2], ""), "");
-      LLVMValueRef dst = sb_ptr(L, &st, L->i16, sb_index(L, &st, row, col));
+      int64_t *ca = alloc(L, sizeof(int64_t) * (size_t)L->threads);
+      for (int t = 0; t < L->threads; t++) {
+        int64_t cq = t + first < chunks ? t + first : first; /* idle lanes: any chunk */
+        ca[t] = 2 * sb_cindex(&st, cq / cpr, cq % cpr * 8);
+      }
+      LLVMValueRef dst = reuse(L, ac, ca);
+      if (!dst)
+        dst = sb_ptr(L, &st, L->i16, sb_index(L, &st, row, col));
+      remember(L, ac, dst, ca);
       if (!path) {
         /* bytes inside the row: 16, or fewer at the end of a row not a multiple of 8 long */
         in = LLVMBuildAnd(b, in, LLVMBuildICmp(b, LLVMIntULT, gcol, cols, ""), "");
