@@ -1242,9 +1242,95 @@ static LLVMValueRef int_scalar(lw *L, const ir_value *v) {
   return conv(L, L->b, get(L, v)->r[0], ekind(v), IR_I64);
 }
 
+/* Run length for vector global accesses of layout li (elements of kind k): the largest v with
+ * 2 <= v, v * esize in {4, 8, 16}, such that every run of v registers starting at a multiple
+ * of v holds v consecutive elements of one row, starting at a multiple of v in every thread;
+ * 1 when there is none (or the layout wraps). */
+static int gvec(const linfo *li, ir_kind k) {
+  int r = li->rank - 1, es = esize(k);
+  if (li->anywrap || k == IR_I1 || k == IR_PTR)
+    return 1;
+  for (int v = 16 / es; v >= 2; v /= 2) {
+    if (v * es < 4 || li->a.nregs % v)
+      continue;
+    bool ok = true;
+    for (int b = 0; b < li->a.nbits && ok; b++)
+      ok = li->a.bit[b][r] % v == 0;
+    for (int i = 0; i < li->a.nregs && ok; i += v) {
+      ok = rpart(li, i, r) % v == 0;
+      for (int j = 1; j < v && ok; j++)
+        for (int d = 0; d <= r && ok; d++)
+          ok = rpart(li, i + j, d) == rpart(li, i, d) + (d == r ? j : 0);
+    }
+    if (ok)
+      return v;
+  }
+  return 1;
+}
+
+/* The vector path of a block access: the whole tile is inside the tensor and the addresses of
+ * every run of v registers are v-aligned, so each run is one plain vector load or store. */
+static void vec_access(lw *L, const ir_op *op, bool store, linfo *li, tv *t, int v,
+                       const LLVMValueRef *idx, LLVMValueRef off, LLVMValueRef *out) {
+  const ir_value *tens = op->operands[0];
+  const argp *A = &L->args[tens->argno];
+  int R = tens->ty->rank, r = li->rank;
+  ir_kind k = ekind(store ? op->operands[op->nopnd - 1] : op->results[0]);
+  LLVMTypeRef et = memty(L, k), vt = LLVMVectorType(et, (unsigned)v);
+  LLVMBuilderRef b = L->b;
+  for (int i = 0; i < t->n; i += v) {
+    LLVMValueRef o = off;
+    for (int j = 0; j < r; j++) {
+      int td = R - r + j;
+      LLVMValueRef pos =
+          LLVMBuildAdd(b, idx[td], LLVMBuildZExt(b, coord(L, li, i, j), L->i64, ""), "");
+      o = LLVMBuildAdd(b, o, LLVMBuildMul(b, pos, A->stride[td], ""), "");
+    }
+    LLVMValueRef ptr = LLVMBuildGEP2(b, et, A->ptr, &o, 1, "");
+    if (store) {
+      LLVMValueRef val = LLVMGetUndef(vt);
+      for (int j = 0; j < v; j++)
+        val = LLVMBuildInsertElement(b, val, tomem(L, t->r[i + j], k), ci32(L, j), "");
+      LLVMSetAlignment(LLVMBuildStore(b, val, ptr), (unsigned)(v * esize(k)));
+    } else {
+      LLVMValueRef ld = LLVMBuildLoad2(b, vt, ptr, "");
+      LLVMSetAlignment(ld, (unsigned)(v * esize(k)));
+      for (int j = 0; j < v; j++)
+        out[i + j] = frommem(L, LLVMBuildExtractElement(b, ld, ci32(L, j), ""), k);
+    }
+  }
+}
+
+/* Whether the vector path applies at run time (uniform over the CTA): unit last stride, base
+ * and other strides and the last index v-aligned, and every element of the tile in bounds. */
+static LLVMValueRef vec_cond(lw *L, const ir_op *op, const linfo *li, int v, ir_kind k,
+                             const LLVMValueRef *idx, const LLVMValueRef *ext) {
+  const ir_value *tens = op->operands[0];
+  const argp *A = &L->args[tens->argno];
+  int R = tens->ty->rank, r = li->rank;
+  LLVMBuilderRef b = L->b;
+  LLVMValueRef pi = LLVMBuildPtrToInt(b, A->ptr, L->i64, "");
+  LLVMValueRef m = LLVMBuildAnd(b, pi, ci64(L, v * esize(k) - 1), "");
+  LLVMValueRef c = LLVMBuildICmp(b, LLVMIntEQ, A->stride[R - 1], ci64(L, 1), "");
+  m = LLVMBuildOr(b, m, LLVMBuildAnd(b, idx[R - 1], ci64(L, v - 1), ""), "");
+  for (int d = 0; d < R - 1; d++)
+    m = LLVMBuildOr(b, m, LLVMBuildAnd(b, A->stride[d], ci64(L, v - 1), ""), "");
+  c = LLVMBuildAnd(b, c, LLVMBuildICmp(b, LLVMIntEQ, m, ci64(L, 0), ""), "");
+  for (int d = 0; d < R; d++) {
+    int j = d - (R - r);
+    LLVMValueRef end = j < 0 ? LLVMBuildAdd(b, idx[d], ci64(L, 1), "")
+                             : LLVMBuildAdd(b, idx[d], ci64(L, li->shape[j]), "");
+    c = LLVMBuildAnd(b, c, LLVMBuildICmp(b, LLVMIntULE, end, ext[d], ""), "");
+    c = LLVMBuildAnd(b, c, LLVMBuildICmp(b, LLVMIntULT, idx[d], ext[d], ""), "");
+  }
+  return c;
+}
+
 /* Block load/store on a tensor argument: per register, address = base + sum over the tensor's
  * last dims of (index_d + coord_d) * stride_d; every dim must satisfy 0 <= index + coord <
- * shape (leading indices select and are checked the same way). */
+ * shape (leading indices select and are checked the same way). When the layout holds runs of
+ * consecutive elements along the last dim (and replicates nothing), a tile entirely inside an
+ * aligned, unit-stride tensor takes a vector path instead (a uniform branch). */
 static bool lower_block_access(lw *L, const ir_op *op, bool store) {
   const ir_value *tens = op->operands[0];
   const ir_value *tile = store ? op->operands[op->nopnd - 1] : op->results[0];
@@ -1284,6 +1370,23 @@ static bool lower_block_access(lw *L, const ir_op *op, bool store) {
     return false;
   const int *dup = dups(L, li);
   tv *t = store ? get(L, tile) : def(L, tile);
+  int v = gvec(li, k);
+  if (v > 1 && store && owner(L, li, 0))
+    v = 1; /* replicated: only owners store, element by element */
+  LLVMValueRef *vout = NULL;
+  LLVMBasicBlockRef vbb = NULL, sbb = NULL, join = NULL;
+  if (v > 1) {
+    vbb = LLVMAppendBasicBlockInContext(L->c, L->fn, "vec");
+    sbb = LLVMAppendBasicBlockInContext(L->c, L->fn, "elem");
+    join = LLVMAppendBasicBlockInContext(L->c, L->fn, "vec.join");
+    LLVMBuildCondBr(b, vec_cond(L, op, li, v, k, idx, ext), vbb, sbb);
+    LLVMPositionBuilderAtEnd(b, vbb);
+    vout = alloc(L, sizeof(LLVMValueRef) * (size_t)t->n);
+    vec_access(L, op, store, li, t, v, idx, off, vout);
+    vbb = LLVMGetInsertBlock(b);
+    LLVMBuildBr(b, join);
+    LLVMPositionBuilderAtEnd(b, sbb);
+  }
   /* A register in the same row as the previous one (equal coordinates but for the last dim,
    * which grows by d) addresses prev + d * stride: no per-register offset is loop-invariant,
    * so LICM cannot pile up 64-bit offsets in registers across a loop. */
@@ -1326,6 +1429,18 @@ static bool lower_block_access(lw *L, const ir_op *op, bool store) {
       gstore(L, ptr, p, k, t->r[i]);
     else
       t->r[i] = gload(L, ptr, p, k, fill);
+  }
+  if (v > 1) {
+    sbb = LLVMGetInsertBlock(b);
+    LLVMBuildBr(b, join);
+    LLVMPositionBuilderAtEnd(b, join);
+    for (int i = 0; i < t->n && !store; i++) {
+      LLVMValueRef phi = LLVMBuildPhi(b, ty(L, k), "");
+      LLVMValueRef in[2] = {vout[i], t->r[i]};
+      LLVMBasicBlockRef from[2] = {vbb, sbb};
+      LLVMAddIncoming(phi, in, from, 2);
+      t->r[i] = phi;
+    }
   }
   return true;
 }

@@ -554,6 +554,7 @@ typedef struct sim {
   uint64_t smem_bytes;
   long long ldm_accesses, ldm_conflicts; /* 8x8 matrices read, extra bank-group wavefronts */
   long long cp_accesses, cp_conflicts;   /* cp.async of 8 lanes, extra bank-group wavefronts */
+  long long gvec;                        /* vector loads/stores of global memory */
   int *shadow;     /* per shared-memory byte: 0, PENDING | tid or LANDED | tid */
   struct cpy *cps; /* cp.async copies not yet landed */
   int ncps, capcps;
@@ -964,6 +965,7 @@ static int step(sim *S, thr *T, int tid) {
       return memfail(S, addr, I->t.size, "load");
     if (pending(S, addr, I->t.size, tid))
       return -1;
+    S->gvec += I->t.k == T_VEC && (addr < P->smem || addr >= P->smem + S->smem_bytes);
     memcpy(r.b, (const void *)(uintptr_t)addr, (size_t)I->t.size);
     break;
   }
@@ -973,6 +975,7 @@ static int step(sim *S, thr *T, int tid) {
       return memfail(S, addr, I->t0.size, "store");
     if (pending(S, addr, I->t0.size, tid))
       return -1;
+    S->gvec += I->t0.k == T_VEC && (addr < P->smem || addr >= P->smem + S->smem_bytes);
     memcpy((void *)(uintptr_t)addr, a->b, (size_t)I->t0.size);
     break;
   }
@@ -1191,7 +1194,7 @@ static int run_cta(sim *S, thr *th, const V *params) {
 
 /* Shared-memory accesses of ldmatrix and cp.async, and their bank conflicts, summed over the
  * kernels run since the last reset. */
-static struct { long long ldm_accesses, ldm_conflicts, cp_accesses, cp_conflicts; } bank;
+static struct { long long ldm_accesses, ldm_conflicts, cp_accesses, cp_conflicts, gvec; } bank;
 
 /* Runs the kernel (LLVM IR text ll, entry `name`) over its grid on p's host buffers. */
 static int run_kernel(const char *ll, const char *name, const ir_kernel *k, kn_problem *p,
@@ -1285,6 +1288,7 @@ static int run_kernel(const char *ll, const char *name, const ir_kernel *k, kn_p
   bank.ldm_conflicts += S.ldm_conflicts;
   bank.cp_accesses += S.cp_accesses;
   bank.cp_conflicts += S.cp_conflicts;
+  bank.gvec += S.gvec;
 done:
   if (th)
     for (int t = 0; t < threads; t++)
@@ -1675,21 +1679,23 @@ static void bank_conflicts(void) {
 
 /* Pipelined loops: cp.async where the runtime strides and base addresses allow 16-byte copies,
  * the element-load path into the same ring where they do not (odd K, odd N); both at shapes
- * with partial tiles, checked against the references. */
+ * with partial tiles, checked against the references. Likewise vector global loads/stores:
+ * tiles inside an aligned tensor, element accesses at the edges and for odd strides. */
 static void pipeline_paths(void) {
   static const struct {
     const char *kernel, *shape, *set;
-    bool cp; /* the copies go through cp.async */
+    bool cp, vec; /* the copies go through cp.async; some global accesses are vectors */
   } pc[] = {
-      {"matmul", "M=70,N=72,K=48", "BM=32,BN=32,BK=32,WARPS=2,STAGES=3", true},
-      {"matmul", "M=40,N=48,K=200", "BM=32,BN=16,BK=16,WARPS=2,STAGES=3", true},
-      {"matmul", "M=40,N=47,K=199", "BM=32,BN=16,BK=16,WARPS=4,STAGES=4", false},
-      {"matmul", "M=70,N=72,K=48", "BM=16,BN=64,BK=16,WARPS=4,STAGES=5", true},
-      {"matmul", "M=100,N=70,K=33", "BM=32,BN=32,BK=16,WARPS=2,STAGES=3", false},
-      {"matmul", "M=37,N=43,K=47", "BM=64,BN=32,BK=16,WARPS=4,STAGES=2", false},
-      {"matmul", "M=40,N=72,K=48,transb=1", "BM=32,BN=64,BK=16,WARPS=4,STAGES=4", true},
-      {"bsmatmul", "M=70,N=64,K=96,block=32", "BM=32,WARPS=2,STAGES=4", true},
-      {"attention", "H=2,S=70,SKV=90,D=64,causal=1", "BM=32,BN=16,WARPS=2,STAGES=3", true},
+      {"matmul", "M=70,N=72,K=48", "BM=32,BN=32,BK=32,WARPS=2,STAGES=3", true, true},
+      {"matmul", "M=40,N=48,K=200", "BM=32,BN=16,BK=16,WARPS=2,STAGES=3", true, true},
+      {"matmul", "M=40,N=47,K=199", "BM=32,BN=16,BK=16,WARPS=4,STAGES=4", false, false},
+      {"matmul", "M=70,N=72,K=48", "BM=16,BN=64,BK=16,WARPS=4,STAGES=5", true, true},
+      {"matmul", "M=100,N=70,K=33", "BM=32,BN=32,BK=16,WARPS=2,STAGES=3", false, true},
+      {"matmul", "M=37,N=43,K=47", "BM=64,BN=32,BK=16,WARPS=4,STAGES=2", false, false},
+      {"matmul", "M=40,N=72,K=48,transb=1", "BM=32,BN=64,BK=16,WARPS=4,STAGES=4", true, true},
+      {"matmul", "M=64,N=64,K=64", "BM=32,BN=32,BK=16,WARPS=2,STAGES=1", false, true},
+      {"bsmatmul", "M=70,N=64,K=96,block=32", "BM=32,WARPS=2,STAGES=4", true, true},
+      {"attention", "H=2,S=70,SKV=90,D=64,causal=1", "BM=32,BN=16,WARPS=2,STAGES=3", true, true},
   };
   for (size_t i = 0; i < sizeof pc / sizeof pc[0]; i++) {
     memset(&bank, 0, sizeof bank);
@@ -1697,6 +1703,9 @@ static void pipeline_paths(void) {
     if (!CHECK(pc[i].cp == (bank.cp_accesses > 0)))
       fprintf(stderr, "  %s %s %s: %lld cp.async accesses, expected %s\n", pc[i].kernel,
               pc[i].shape, pc[i].set, bank.cp_accesses, pc[i].cp ? "some" : "none");
+    if (!CHECK(pc[i].vec == (bank.gvec > 0)))
+      fprintf(stderr, "  %s %s %s: %lld vector global accesses, expected %s\n", pc[i].kernel,
+              pc[i].shape, pc[i].set, bank.gvec, pc[i].vec ? "some" : "none");
   }
 }
 
