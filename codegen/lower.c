@@ -2242,45 +2242,6 @@ static bool incoming(lw *L, const ir_op *op, tv *phi, const ir_value *from, LLVM
   return true;
 }
 
-/* for: lo < hi guards entry; the body's block ends with iv += step and iv < hi. */
-static bool lower_for(lw *L, const ir_op *op) {
-  const ir_block *body = op->regions[0];
-  const ir_op *y = yield_of(body);
-  int n = op->nres;
-  if (!y || y->nopnd != n || body->nargs != n + 1)
-    return fail(L, op->loc, "internal error: malformed for");
-  const ir_value *iv = body->args[0];
-  LLVMValueRef lo = get(L, op->operands[0])->r[0], hi = get(L, op->operands[1])->r[0];
-  LLVMValueRef step = get(L, op->operands[2])->r[0];
-  LLVMBasicBlockRef pre = LLVMGetInsertBlock(L->b);
-  LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(L->c, L->fn, "loop");
-  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->c, L->fn, "loop.end");
-  LLVMBuildCondBr(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, lo, hi, ""), loop, done);
-  LLVMPositionBuilderAtEnd(L->b, loop);
-  tv *ivp = phis(L, iv);
-  tv **carried = alloc(L, sizeof(tv *) * (size_t)(n ? n : 1));
-  for (int i = 0; i < n; i++)
-    carried[i] = phis(L, body->args[1 + i]);
-  if (!lower_block(L, body))
-    return false;
-  LLVMBasicBlockRef latch = LLVMGetInsertBlock(L->b);
-  LLVMValueRef next = LLVMBuildNSWAdd(L->b, ivp->r[0], step, "");
-  LLVMBuildCondBr(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, next, hi, ""), loop, done);
-  LLVMAddIncoming(ivp->r[0], &lo, &pre, 1);
-  LLVMAddIncoming(ivp->r[0], &next, &latch, 1);
-  for (int i = 0; i < n; i++)
-    if (!incoming(L, op, carried[i], op->operands[3 + i], pre) ||
-        !incoming(L, op, carried[i], y->operands[i], latch))
-      return false;
-  LLVMPositionBuilderAtEnd(L->b, done);
-  for (int i = 0; i < n; i++) {
-    tv *r = phis(L, op->results[i]);
-    if (!incoming(L, op, r, op->operands[3 + i], pre) || !incoming(L, op, r, y->operands[i], latch))
-      return false;
-  }
-  return true;
-}
-
 /* ---- software pipelining: cp.async into rings of shared buffers --------------------------
  *
  * A `for` whose body loads 2-D 16-bit tiles that reach a dot only through an optional trans and
@@ -2584,65 +2545,89 @@ static bool fetch(lw *L, pipe *P, const ir_value *ivv, LLVMValueRef iv, LLVMValu
   return true;
 }
 
-/* The pipelined for (plan_pipe found loads to pipeline). */
-static bool lower_for_piped(lw *L, const ir_op *op, pipe *P) {
-  const ir_block *body = op->regions[0];
-  const ir_op *y = yield_of(body);
-  int n = op->nres, S = P->stages;
-  if (!y || y->nopnd != n || body->nargs != n + 1)
-    return fail(L, op->loc, "internal error: malformed for");
-  const ir_value *iv = body->args[0];
-  LLVMValueRef lo = get(L, op->operands[0])->r[0], hi = get(L, op->operands[1])->r[0];
-  LLVMValueRef step = get(L, op->operands[2])->r[0];
+/* Before a pipelined loop: its rings go below L->sbase, and the first STAGES-1 iterations'
+ * tiles are fetched. */
+static bool pipe_prologue(lw *L, pipe *P, const ir_value *iv, LLVMValueRef lo, LLVMValueRef hi,
+                          LLVMValueRef step) {
   for (int i = 0; i < P->nld; i++)
     P->ld[i].fast = fast_part(L, &P->ld[i]);
-  int64_t sbase = L->sbase;
   need_smem(L, P->ring);
   L->sbase += P->ring;
-  for (int s = 0; s < S - 1; s++) {
+  for (int s = 0; s < P->stages - 1; s++) {
     LLVMValueRef ivs = LLVMBuildNSWAdd(L->b, lo, LLVMBuildMul(L->b, step, ci32(L, s), ""), "");
     if (!fetch(L, P, iv, ivs, hi, ci32(L, s)))
       return false;
   }
+  return true;
+}
+
+/* The top of an iteration that reads ring position `stage`: wait for it, one barrier, fetch the
+ * iteration STAGES-1 ahead into the position read last iteration; the body's loads become the
+ * current stage. Returns the next iteration's position (NULL on failure). */
+static LLVMValueRef pipe_top(lw *L, pipe *P, const ir_value *iv, LLVMValueRef ivv, LLVMValueRef hi,
+                             LLVMValueRef step, LLVMValueRef stage) {
+  int S = P->stages;
+  cp_wait(L, S - 2);
+  barrier(L);
+  LLVMValueRef s1 = LLVMBuildAdd(L->b, stage, ci32(L, 1), "");
+  LLVMValueRef wrap = LLVMBuildICmp(L->b, LLVMIntEQ, s1, ci32(L, S), "");
+  LLVMValueRef next = LLVMBuildSelect(L->b, wrap, ci32(L, 0), s1, "");
+  LLVMValueRef prev = LLVMBuildSub(L->b, stage, ci32(L, 1), "");
+  LLVMValueRef first = LLVMBuildICmp(L->b, LLVMIntEQ, stage, ci32(L, 0), "");
+  LLVMValueRef wstage = LLVMBuildSelect(L->b, first, ci32(L, S - 1), prev, "");
+  LLVMValueRef ahead = LLVMBuildMul(L->b, step, ci32(L, S - 1), "");
+  if (!fetch(L, P, iv, LLVMBuildNSWAdd(L->b, ivv, ahead, ""), hi, wstage))
+    return NULL;
+  for (int i = 0; i < P->nld; i++) {
+    P->ld[i].cur = P->ld[i].sb;
+    P->ld[i].cur.dyn = LLVMBuildMul(L->b, stage, ci32(L, P->ld[i].bytes), "");
+  }
+  return next;
+}
+
+/* for: lo < hi guards entry; the body's block ends with iv += step and iv < hi. With P (loads
+ * to pipeline, plan_pipe), the prologue, the top of each iteration and the drain of the
+ * software pipeline go around it. */
+static bool lower_for(lw *L, const ir_op *op, pipe *P) {
+  const ir_block *body = op->regions[0];
+  const ir_op *y = yield_of(body);
+  int n = op->nres;
+  if (!y || y->nopnd != n || body->nargs != n + 1)
+    return fail(L, op->loc, "internal error: malformed for");
+  const ir_value *iv = body->args[0];
+  LLVMValueRef lo = get(L, op->operands[0])->r[0], hi = get(L, op->operands[1])->r[0];
+  LLVMValueRef step = get(L, op->operands[2])->r[0], stage = NULL, next_stage = NULL;
+  int64_t sbase = L->sbase;
+  if (P && !pipe_prologue(L, P, iv, lo, hi, step))
+    return false;
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(L->b);
   LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(L->c, L->fn, "loop");
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->c, L->fn, "loop.end");
   LLVMBuildCondBr(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, lo, hi, ""), loop, done);
   LLVMPositionBuilderAtEnd(L->b, loop);
   tv *ivp = phis(L, iv);
-  LLVMValueRef stage = LLVMBuildPhi(L->b, L->i32, "stage");
+  if (P)
+    stage = LLVMBuildPhi(L->b, L->i32, "stage");
   tv **carried = alloc(L, sizeof(tv *) * (size_t)(n ? n : 1));
   for (int i = 0; i < n; i++)
     carried[i] = phis(L, body->args[1 + i]);
-  cp_wait(L, S - 2);
-  barrier(L);
-  /* the stage after the one being read is the one read last iteration: free after the barrier */
-  LLVMValueRef s1 = LLVMBuildAdd(L->b, stage, ci32(L, 1), "");
-  LLVMValueRef wrap = LLVMBuildICmp(L->b, LLVMIntEQ, s1, ci32(L, S), "");
-  LLVMValueRef next = LLVMBuildSelect(L->b, wrap, ci32(L, 0), s1, "");
-  LLVMValueRef wstage =
-      LLVMBuildSelect(L->b, LLVMBuildICmp(L->b, LLVMIntEQ, stage, ci32(L, 0), ""), ci32(L, S - 1),
-                      LLVMBuildSub(L->b, stage, ci32(L, 1), ""), "");
-  LLVMValueRef ahead = LLVMBuildMul(L->b, step, ci32(L, S - 1), "");
-  if (!fetch(L, P, iv, LLVMBuildNSWAdd(L->b, ivp->r[0], ahead, ""), hi, wstage))
+  if (P && !(next_stage = pipe_top(L, P, iv, ivp->r[0], hi, step, stage)))
     return false;
-  for (int i = 0; i < P->nld; i++) {
-    P->ld[i].cur = P->ld[i].sb;
-    P->ld[i].cur.dyn = LLVMBuildMul(L->b, stage, ci32(L, P->ld[i].bytes), "");
-  }
   L->pipe = P;
   bool ok = lower_block(L, body);
   L->pipe = NULL;
   if (!ok)
     return false;
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(L->b);
-  LLVMValueRef nextiv = LLVMBuildNSWAdd(L->b, ivp->r[0], step, "");
-  LLVMBuildCondBr(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, nextiv, hi, ""), loop, done);
+  LLVMValueRef next = LLVMBuildNSWAdd(L->b, ivp->r[0], step, "");
+  LLVMBuildCondBr(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, next, hi, ""), loop, done);
   LLVMAddIncoming(ivp->r[0], &lo, &pre, 1);
-  LLVMAddIncoming(ivp->r[0], &nextiv, &latch, 1);
-  LLVMValueRef zero = ci32(L, 0);
-  LLVMAddIncoming(stage, &zero, &pre, 1);
-  LLVMAddIncoming(stage, &next, &latch, 1);
+  LLVMAddIncoming(ivp->r[0], &next, &latch, 1);
+  if (P) {
+    LLVMValueRef zero = ci32(L, 0);
+    LLVMAddIncoming(stage, &zero, &pre, 1);
+    LLVMAddIncoming(stage, &next_stage, &latch, 1);
+  }
   for (int i = 0; i < n; i++)
     if (!incoming(L, op, carried[i], op->operands[3 + i], pre) ||
         !incoming(L, op, carried[i], y->operands[i], latch))
@@ -2653,9 +2638,11 @@ static bool lower_for_piped(lw *L, const ir_op *op, pipe *P) {
     if (!incoming(L, op, r, op->operands[3 + i], pre) || !incoming(L, op, r, y->operands[i], latch))
       return false;
   }
-  cp_wait(L, 0);
-  barrier(L);
-  L->sbase = sbase;
+  if (P) { /* drain: nothing may still land in the rings, which later ops reuse */
+    cp_wait(L, 0);
+    barrier(L);
+    L->sbase = sbase;
+  }
   return true;
 }
 
@@ -2773,7 +2760,7 @@ static bool lower_op(lw *L, const ir_op *op) {
     return lower_reduce(L, op);
   case IR_OP_FOR: {
     pipe P;
-    return plan_pipe(L, op, &P) ? lower_for_piped(L, op, &P) : lower_for(L, op);
+    return lower_for(L, op, plan_pipe(L, op, &P) ? &P : NULL);
   }
   case IR_OP_IF:
     return lower_if(L, op);
