@@ -1529,6 +1529,7 @@ static bool deferrable(lw *L, const ir_op *op) {
 }
 
 static bool sm_move(lw *L, const ir_op *op, const tv *in);
+static bool dotop_move(lw *L, const ir_op *op, linfo *lin, linfo *lout, tv *out);
 
 /* broadcast, expand_dims, trans, reshape, convert_layout: a register renaming when the layouts
  * allow one (checked over every thread), else a move through shared memory. */
@@ -1580,6 +1581,9 @@ static bool lower_move(lw *L, const ir_op *op) {
     out->defer = x;
     return true;
   }
+  if (op->code == IR_OP_CONVERT && lout->l->kind == LY_DOTOP && half(ekind(x)) && lin->rank == 2 &&
+      out->n % 2 == 0)
+    return dotop_move(L, op, lin, lout, out);
   /* load strides: the row-major index of the source element each output element reads */
   int64_t sst[IR_MAX_RANK], ld[IR_MAX_RANK];
   rowmajor(lin->rank, lin->shape, sst);
@@ -2086,6 +2090,17 @@ typedef struct operand {
   acache *ac; /* ldmatrix addresses built so far */
 } operand;
 
+/* Stores the registers of a tile (layout ls, 16-bit kind k) that becomes a dot operand with K
+ * along dim kdim into a swizzled buffer at *off (relative to L->sbase), K contiguous unless the
+ * tile's fastest dim is the other one; *off moves past it. */
+static void stage_tile(lw *L, sbuf *sb, linfo *ls, LLVMValueRef *regs, ir_kind k, int kdim,
+                       int64_t *off) {
+  bool kfast = !(ls->l->kind == LY_BLOCKED && ls->l->order[0] != kdim);
+  sb_init(L, sb, ls->shape, kfast ? kdim : 1 - kdim, L->sbase + *off);
+  *off += sb_bytes(sb);
+  sb_store(L, sb, ls, regs, skips(L, ls), k);
+}
+
 /* Stores a deferred operand's source tile into shared memory at *off (K contiguous unless the
  * source's fastest dim is the other one: kdim is K's dim in the operand, 1 for A, 0 for B). */
 static bool stage_operand(lw *L, const ir_op *op, const ir_value *v, int kdim, operand *o,
@@ -2109,10 +2124,7 @@ static bool stage_operand(lw *L, const ir_op *op, const ir_value *v, int kdim, o
   linfo *ls = info_of(L, src, op->loc);
   if (!ls)
     return false;
-  bool kfast = !(ls->l->kind == LY_BLOCKED && ls->l->order[0] != kdim);
-  sb_init(L, &o->sb, ls->shape, kfast ? kdim : 1 - kdim, L->sbase + *off);
-  *off += sb_bytes(&o->sb);
-  sb_store(L, &o->sb, ls, get(L, src)->r, skips(L, ls), ekind(v));
+  stage_tile(L, &o->sb, ls, get(L, src)->r, ekind(v), kdim, off);
   return true;
 }
 
@@ -2135,6 +2147,32 @@ static void frag_words(lw *L, operand *o, const int *p, int count, ir_kind k, LL
     w[i] = pack(L, sb_load(L, &o->sb, o->lf, p[i], k), sb_load(L, &o->sb, o->lf, p[i] + 1, k), k);
     i++;
   }
+}
+
+/* A conversion into a dot operand layout that is not left to its dot (one hoisted out of a loop:
+ * attention's Q): through a swizzled buffer read with ldmatrix, as the dot would, then the
+ * words unpacked into the registers. */
+static bool dotop_move(lw *L, const ir_op *op, linfo *lin, linfo *lout, tv *out) {
+  ir_kind k = ekind(op->results[0]);
+  operand o = {.regs = out, .deferred = true, .lf = lout, .ac = alloc(L, sizeof(acache))};
+  int64_t off = 0;
+  stage_tile(L, &o.sb, lin, get(L, op->operands[0])->r, k, lout->l->opidx == 0 ? 1 : 0, &off);
+  need_smem(L, off);
+  barrier(L);
+  int np = out->n / 2;
+  int *p = alloc(L, sizeof(int) * (size_t)np);
+  LLVMValueRef *w = alloc(L, sizeof(LLVMValueRef) * (size_t)np);
+  for (int i = 0; i < np; i++)
+    p[i] = 2 * i;
+  frag_words(L, &o, p, np, k, w);
+  for (int i = 0; i < np; i++) {
+    LLVMValueRef v =
+        k == IR_BF16 ? LLVMBuildBitCast(L->b, w[i], LLVMVectorType(L->bf16, 2), "") : w[i];
+    for (int j = 0; j < 2; j++)
+      out->r[2 * i + j] = LLVMBuildExtractElement(L->b, v, ci32(L, j), "");
+  }
+  barrier(L);
+  return true;
 }
 
 /* dot: for each K step of 16, M repetition and N repetition, one mma.sync.m16n8k16 with the
