@@ -555,7 +555,7 @@ typedef struct sim {
   long long ldm_accesses, ldm_conflicts; /* 8x8 matrices read, extra bank-group wavefronts */
   long long cp_accesses, cp_conflicts;   /* cp.async of 8 lanes, extra bank-group wavefronts */
   long long gvec;                        /* vector loads/stores of global memory */
-  int *shadow;     /* per shared-memory byte: 0, PENDING | tid or LANDED | tid */
+  int *shadow; /* per shared-memory byte: 0, PENDING | tid, LANDED | tid (written, unpublished) */
   struct cpy *cps; /* cp.async copies not yet landed */
   int ncps, capcps;
   int *groups; /* per thread: cp.async groups committed so far */
@@ -661,11 +661,13 @@ static void enter(sim *S, thr *T, int blk) {
   T->pc += n;
 }
 
-/* cp.async lands in shared memory only at the wait_group that covers it, and is visible to the
- * other threads only after the next bar.sync: a read of bytes still in flight, or landed by
- * another thread with no barrier since, is an error (tid -1: a warp-collective read such as
- * ldmatrix, which hands the data to other lanes). So is a write to bytes in flight. */
-static int pending(sim *S, uint64_t a, int size, int tid) {
+/* cp.async lands in shared memory only at the wait_group that covers it; what it landed, and
+ * what a st.shared wrote, is visible to the other threads only after the next bar.sync. A read
+ * of bytes still in flight, or written by another thread with no barrier since, is an error
+ * (tid -1: a warp-collective read such as ldmatrix, which hands the data to other lanes); so is
+ * any access to bytes in flight. A store (store: true) may overwrite another thread's unpublished
+ * bytes: replicated registers store the same value from several threads. */
+static int pending(sim *S, uint64_t a, int size, int tid, bool store) {
   if (!S->shadow || a < S->P->smem || a >= S->P->smem + S->smem_bytes)
     return 0;
   for (int i = 0; i < size && a + (uint64_t)i < S->P->smem + S->smem_bytes; i++) {
@@ -677,10 +679,10 @@ static int pending(sim *S, uint64_t a, int size, int tid) {
                (unsigned long long)(a + (uint64_t)i - S->P->smem), st & TIDMASK);
       return -1;
     }
-    if ((st & LANDED) && (st & TIDMASK) != tid) {
+    if ((st & LANDED) && (st & TIDMASK) != tid && !store) {
       snprintf(S->err, sizeof S->err,
-               "shared memory at offset %llu, written by the cp.async of thread %d, is read by "
-               "%s with no bar.sync in between",
+               "shared memory at offset %llu, written by thread %d, is read by %s with no "
+               "bar.sync in between",
                (unsigned long long)(a + (uint64_t)i - S->P->smem), st & TIDMASK,
                tid < 0 ? "a warp (ldmatrix)" : "another thread");
       return -1;
@@ -699,7 +701,7 @@ static int cp_issue(sim *S, int tid, uint64_t dst, uint64_t src, int srcsize) {
   }
   if (srcsize < 0 || srcsize > 16 || (srcsize && !mem_ok(S, src, srcsize)))
     return memfail(S, src, srcsize, "cp.async source");
-  if (pending(S, dst, 16, tid))
+  if (pending(S, dst, 16, tid, false))
     return -1;
   if (S->ncps == S->capcps) {
     S->capcps = S->capcps ? 2 * S->capcps : 256;
@@ -963,7 +965,7 @@ static int step(sim *S, thr *T, int tid) {
     uint64_t addr = geti(a, 64);
     if (!mem_ok(S, addr, I->t.size))
       return memfail(S, addr, I->t.size, "load");
-    if (pending(S, addr, I->t.size, tid))
+    if (pending(S, addr, I->t.size, tid, false))
       return -1;
     S->gvec += I->t.k == T_VEC && (addr < P->smem || addr >= P->smem + S->smem_bytes);
     memcpy(r.b, (const void *)(uintptr_t)addr, (size_t)I->t.size);
@@ -973,9 +975,12 @@ static int step(sim *S, thr *T, int tid) {
     uint64_t addr = geti(b, 64);
     if (!mem_ok(S, addr, I->t0.size))
       return memfail(S, addr, I->t0.size, "store");
-    if (pending(S, addr, I->t0.size, tid))
+    if (pending(S, addr, I->t0.size, tid, true))
       return -1;
-    S->gvec += I->t0.k == T_VEC && (addr < P->smem || addr >= P->smem + S->smem_bytes);
+    bool shared = addr >= P->smem && addr < P->smem + S->smem_bytes;
+    S->gvec += I->t0.k == T_VEC && !shared;
+    for (int i = 0; shared && i < I->t0.size; i++)
+      S->shadow[addr + (uint64_t)i - P->smem] = LANDED | tid;
     memcpy((void *)(uintptr_t)addr, a->b, (size_t)I->t0.size);
     break;
   }
@@ -1068,7 +1073,7 @@ static int ldm(sim *S, thr *W, const ins *I) {
                  (unsigned long long)a, 8 * i + j);
         return -1;
       }
-      if (pending(S, a, 16, -1))
+      if (pending(S, a, 16, -1, false))
         return -1;
       memcpy(m[i][j], (const void *)(uintptr_t)a, 16);
       int g = (int)(a / 16 % 8);
