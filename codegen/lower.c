@@ -7,8 +7,11 @@
  * in the entry block, the register part is a compile-time constant. Register-level ops
  * (broadcast, expand_dims, trans, and conversions that turn out to be renamings) pick registers;
  * other conversions, reshapes, cross-warp reductions and dot operands that are not in registers
- * move through dynamic shared memory (store, bar.sync, load, bar.sync). The algorithms are those
- * of docs/codegen.md, which the GPU-IR simulator (compiler/gpusim.c) implements as well.
+ * move through dynamic shared memory (store, bar.sync, load, bar.sync); dot operands go through
+ * swizzled buffers read with ldmatrix. Loops whose loads feed a dot are software-pipelined
+ * STAGES deep with cp.async into rings of such buffers. The algorithms are those of
+ * docs/codegen.md, which the GPU-IR simulator (compiler/gpusim.c) implements as well (all but
+ * ldmatrix, the swizzle and the pipelining, which only change where data waits).
  * Pipeline: cc_gpu_build -> cg_lower: lower -> LLVMVerifyModule -> default<O3> -> NVPTX -> PTX.
  */
 #include "codegen.h"

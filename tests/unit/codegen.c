@@ -5,14 +5,15 @@
  * mixes, WARPS 1..8) are lowered with cg_lower for sm_80 sm_86 sm_89 sm_90 sm_90a (the largest
  * configs for sm_80 and sm_90a only, to keep the run short) and, when ptxas is found
  * ($TILEC_PTXAS, $CUDA_HOME/bin, /usr/local/cuda/bin), assembled with `ptxas -v -arch=<target>`.
- * The PTX of every kernel with a dot contains mma.sync; the default config of each kernel has no
- * spill stores or loads on sm_90a. Items run on worker threads (cg_lower is thread-safe); the
- * checks run on the main thread. Also: the errors of what is not lowered, and the IR->PTX time
- * of the default matmul config (median of 20, printed).
- * The sweep is split in two tests so that each stays within the unit-test timeout on a loaded
- * machine: this file (unit.codegen) sweeps matmul, bsmatmul and bsattention and runs the other
- * checks; codegen_attention.c (unit.codegen_attention) defines CODEGEN_ATTENTION and includes
- * this file to sweep attention, whose configs take ptxas the longest.
+ * The PTX of every kernel with a dot contains mma.sync and ldmatrix, and cp.async with
+ * cp.async.wait_group exactly when STAGES > 1 (every built-in loop feeds its dot from loads); the
+ * default config of each kernel has no spill stores or loads on sm_90a. Items run on worker threads
+ * (cg_lower is thread-safe); the checks run on the main thread. Also: the errors of what is not
+ * lowered, and the IR->PTX time of the default matmul config (median of 20, printed). The sweep is
+ * split in two tests so that each stays within the unit-test timeout on a loaded machine: this file
+ * (unit.codegen) sweeps matmul, bsmatmul and bsattention and runs the other checks;
+ * codegen_attention.c (unit.codegen_attention) defines CODEGEN_ATTENTION and includes this file to
+ * sweep attention, whose configs take ptxas the longest.
  */
 #include "codegen/codegen.h"
 #include "compiler/gpu.h"

@@ -2,12 +2,16 @@
  *
  * No GPU is needed: a small SIMT interpreter executes the unoptimized LLVM IR that cg_lower
  * builds (CG_NO_OPT), one CTA at a time, its threads meeting at the collective points: bar.sync,
- * shfl.sync.bfly and mma.sync, whose fragment semantics are written here from the PTX ISA,
- * independently of compiler/layout.c. Global memory is the host buffers of kn_problem, passed
+ * shfl.sync.bfly, mma.sync and ldmatrix, whose fragment semantics are written here from the PTX
+ * ISA, independently of compiler/layout.c. cp.async copies land only at their wait_group, and
+ * shared-memory writes become visible to other threads only at a bar.sync: an access that
+ * relies on a missing wait or barrier is an error (pending()); warps run ahead of each other to
+ * their next barrier to expose it. Global memory is the host buffers of kn_problem, passed
  * through rt_params_pack (so the kernel ABI is checked too); every memory access is checked
  * against the buffers and the dynamic shared memory the lowering reported. The outputs are
  * compared with the double-precision references (kn_problem_check), at odd shapes and several
- * configs of each built-in kernel. ex2/lg2/rsqrt are exact here (approximations on the GPU).
+ * configs of each built-in kernel; bank conflicts of ldmatrix and cp.async are counted.
+ * ex2/lg2/rsqrt are exact here (approximations on the GPU).
  */
 #include "codegen/codegen.h"
 #include "compiler/gpu.h"
