@@ -38,10 +38,11 @@ int cg_emit_test_ptx(const char *arch, char **ptx_out, char *err, size_t errcap)
 struct cc_gpu;
 
 enum {
-  CG_EMIT_LLVM = 1, /* fill cg_output.llvm with the module's text */
-  CG_EMIT_PTX = 2,  /* fill cg_output.ptx */
-  CG_NO_OPT = 4,    /* skip the O3 pipeline (the LLVM text is then the lowering's own) */
-  CG_OPT_FAST = 8,  /* a short pass list instead of O3: about 3x faster (docs/codegen.md) */
+  CG_EMIT_LLVM = 1,   /* fill cg_output.llvm with the module's text */
+  CG_EMIT_PTX = 2,    /* fill cg_output.ptx */
+  CG_NO_OPT = 4,      /* skip the O3 pipeline (the LLVM text is then the lowering's own) */
+  CG_OPT_FAST = 8,    /* a short pass list instead of O3: about 3x faster (docs/codegen.md) */
+  CG_NO_SWIZZLE = 16, /* plain row-major dot operand buffers (tests: bank conflicts come back) */
 };
 
 /* What a compiled kernel needs at launch, and where the compile time went. */
@@ -50,6 +51,8 @@ typedef struct cg_stats {
   int smem_bytes; /* dynamic shared memory per CTA; the launch must pass at least this */
   int mma;        /* mma.sync instructions emitted (static count, loops not unrolled) */
   int barriers;   /* bar.sync instructions emitted (static count) */
+  int ldmatrix;   /* ldmatrix instructions emitted (static count) */
+  int cpasync;    /* cp.async instructions emitted (static count) */
   double lower_ms, opt_ms, emit_ms; /* GPU IR -> LLVM IR (verified), O3, NVPTX emission */
 } cg_stats;
 

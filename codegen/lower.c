@@ -7,8 +7,11 @@
  * in the entry block, the register part is a compile-time constant. Register-level ops
  * (broadcast, expand_dims, trans, and conversions that turn out to be renamings) pick registers;
  * other conversions, reshapes, cross-warp reductions and dot operands that are not in registers
- * move through dynamic shared memory (store, bar.sync, load, bar.sync). The algorithms are those
- * of docs/codegen.md, which the GPU-IR simulator (compiler/gpusim.c) implements as well.
+ * move through dynamic shared memory (store, bar.sync, load, bar.sync); dot operands go through
+ * swizzled buffers read with ldmatrix. Loops whose loads feed a dot are software-pipelined
+ * STAGES deep with cp.async into rings of such buffers. The algorithms are those of
+ * docs/codegen.md, which the GPU-IR simulator (compiler/gpusim.c) implements as well (all but
+ * ldmatrix, the swizzle and the pipelining, which only change where data waits).
  * Pipeline: cc_gpu_build -> cg_lower: lower -> LLVMVerifyModule -> default<O3> -> NVPTX -> PTX.
  */
 #include "codegen.h"
@@ -49,6 +52,7 @@ struct linfo {
   bool wrap[IR_MAX_RANK]; /* register + thread part may reach the shape: needs `mod` */
   bool anywrap;
   LLVMValueRef t[IR_MAX_RANK]; /* thread part per dim (i32, entry block); NULL until used */
+  LLVMValueRef w[IR_MAX_RANK]; /* warp part (lane bits cleared), as t */
   int *dup;                    /* anywrap: earlier register of the same coordinate, or -1 */
   LLVMValueRef own;            /* tid bits that move no coordinate are 0 (entry block) */
   bool own_done;
@@ -61,6 +65,7 @@ typedef struct tv {
   int n;
   bool splat;            /* every register of every thread is r[0] (a scalar splatted) */
   const ir_value *defer; /* convert_layout left to its dot: the tile the dot moves itself */
+  const struct sbuf *sm; /* a tile that is in shared memory only (a stage of a pipelined loop) */
 } tv;
 
 /* The kernel parameters of one launch argument. */
@@ -92,7 +97,11 @@ typedef struct lw {
   linfo *infos;
   int threads, nbits;
   int64_t smem_bytes;
-  int mma, barriers;
+  int mma, barriers, ldmatrix, cpasync;
+  bool no_swizzle;
+  int64_t sbase;     /* shared memory below this holds the rings of enclosing pipelined loops */
+  struct pipe *pipe; /* the pipelined loop whose body is being lowered, or NULL */
+  int stages;        /* the kernel's STAGES tunable (1: no pipelining) */
 } lw;
 
 static bool fail(lw *L, ir_loc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -258,6 +267,7 @@ static tv *def(lw *L, const ir_value *v) {
   t->r = alloc(L, sizeof(LLVMValueRef) * (size_t)t->n);
   t->splat = false;
   t->defer = NULL;
+  t->sm = NULL;
   return t;
 }
 
@@ -628,8 +638,11 @@ static int vwidth(const splan *p, int r, int left, ir_kind k, int64_t base, cons
   return 1;
 }
 
+/* Shared memory of the ops being lowered starts at L->sbase: below it are the rings of the
+ * pipelined loops that enclose them. */
 static LLVMValueRef sptr(lw *L, LLVMTypeRef et, int64_t byte_off, LLVMValueRef idx) {
   LLVMValueRef base = L->smem;
+  byte_off += L->sbase;
   if (byte_off) {
     LLVMValueRef o = ci32(L, byte_off);
     base = LLVMBuildInBoundsGEP2(L->b, L->i8, base, &o, 1, "");
@@ -638,6 +651,7 @@ static LLVMValueRef sptr(lw *L, LLVMTypeRef et, int64_t byte_off, LLVMValueRef i
 }
 
 static void need_smem(lw *L, int64_t bytes) {
+  bytes += L->sbase;
   if (bytes > L->smem_bytes)
     L->smem_bytes = bytes;
 }
@@ -1231,9 +1245,95 @@ static LLVMValueRef int_scalar(lw *L, const ir_value *v) {
   return conv(L, L->b, get(L, v)->r[0], ekind(v), IR_I64);
 }
 
+/* Run length for vector global accesses of layout li (elements of kind k): the largest v with
+ * 2 <= v, v * esize in {4, 8, 16}, such that every run of v registers starting at a multiple
+ * of v holds v consecutive elements of one row, starting at a multiple of v in every thread;
+ * 1 when there is none (or the layout wraps). */
+static int gvec(const linfo *li, ir_kind k) {
+  int r = li->rank - 1, es = esize(k);
+  if (li->anywrap || k == IR_I1 || k == IR_PTR)
+    return 1;
+  for (int v = 16 / es; v >= 2; v /= 2) {
+    if (v * es < 4 || li->a.nregs % v)
+      continue;
+    bool ok = true;
+    for (int b = 0; b < li->a.nbits && ok; b++)
+      ok = li->a.bit[b][r] % v == 0;
+    for (int i = 0; i < li->a.nregs && ok; i += v) {
+      ok = rpart(li, i, r) % v == 0;
+      for (int j = 1; j < v && ok; j++)
+        for (int d = 0; d <= r && ok; d++)
+          ok = rpart(li, i + j, d) == rpart(li, i, d) + (d == r ? j : 0);
+    }
+    if (ok)
+      return v;
+  }
+  return 1;
+}
+
+/* The vector path of a block access: the whole tile is inside the tensor and the addresses of
+ * every run of v registers are v-aligned, so each run is one plain vector load or store. */
+static void vec_access(lw *L, const ir_op *op, bool store, linfo *li, tv *t, int v,
+                       const LLVMValueRef *idx, LLVMValueRef off, LLVMValueRef *out) {
+  const ir_value *tens = op->operands[0];
+  const argp *A = &L->args[tens->argno];
+  int R = tens->ty->rank, r = li->rank;
+  ir_kind k = ekind(store ? op->operands[op->nopnd - 1] : op->results[0]);
+  LLVMTypeRef et = memty(L, k), vt = LLVMVectorType(et, (unsigned)v);
+  LLVMBuilderRef b = L->b;
+  for (int i = 0; i < t->n; i += v) {
+    LLVMValueRef o = off;
+    for (int j = 0; j < r; j++) {
+      int td = R - r + j;
+      LLVMValueRef pos =
+          LLVMBuildAdd(b, idx[td], LLVMBuildZExt(b, coord(L, li, i, j), L->i64, ""), "");
+      o = LLVMBuildAdd(b, o, LLVMBuildMul(b, pos, A->stride[td], ""), "");
+    }
+    LLVMValueRef ptr = LLVMBuildGEP2(b, et, A->ptr, &o, 1, "");
+    if (store) {
+      LLVMValueRef val = LLVMGetUndef(vt);
+      for (int j = 0; j < v; j++)
+        val = LLVMBuildInsertElement(b, val, tomem(L, t->r[i + j], k), ci32(L, j), "");
+      LLVMSetAlignment(LLVMBuildStore(b, val, ptr), (unsigned)(v * esize(k)));
+    } else {
+      LLVMValueRef ld = LLVMBuildLoad2(b, vt, ptr, "");
+      LLVMSetAlignment(ld, (unsigned)(v * esize(k)));
+      for (int j = 0; j < v; j++)
+        out[i + j] = frommem(L, LLVMBuildExtractElement(b, ld, ci32(L, j), ""), k);
+    }
+  }
+}
+
+/* Whether the vector path applies at run time (uniform over the CTA): unit last stride, base
+ * and other strides and the last index v-aligned, and every element of the tile in bounds. */
+static LLVMValueRef vec_cond(lw *L, const ir_op *op, const linfo *li, int v, ir_kind k,
+                             const LLVMValueRef *idx, const LLVMValueRef *ext) {
+  const ir_value *tens = op->operands[0];
+  const argp *A = &L->args[tens->argno];
+  int R = tens->ty->rank, r = li->rank;
+  LLVMBuilderRef b = L->b;
+  LLVMValueRef pi = LLVMBuildPtrToInt(b, A->ptr, L->i64, "");
+  LLVMValueRef m = LLVMBuildAnd(b, pi, ci64(L, v * esize(k) - 1), "");
+  LLVMValueRef c = LLVMBuildICmp(b, LLVMIntEQ, A->stride[R - 1], ci64(L, 1), "");
+  m = LLVMBuildOr(b, m, LLVMBuildAnd(b, idx[R - 1], ci64(L, v - 1), ""), "");
+  for (int d = 0; d < R - 1; d++)
+    m = LLVMBuildOr(b, m, LLVMBuildAnd(b, A->stride[d], ci64(L, v - 1), ""), "");
+  c = LLVMBuildAnd(b, c, LLVMBuildICmp(b, LLVMIntEQ, m, ci64(L, 0), ""), "");
+  for (int d = 0; d < R; d++) {
+    int j = d - (R - r);
+    LLVMValueRef end = j < 0 ? LLVMBuildAdd(b, idx[d], ci64(L, 1), "")
+                             : LLVMBuildAdd(b, idx[d], ci64(L, li->shape[j]), "");
+    c = LLVMBuildAnd(b, c, LLVMBuildICmp(b, LLVMIntULE, end, ext[d], ""), "");
+    c = LLVMBuildAnd(b, c, LLVMBuildICmp(b, LLVMIntULT, idx[d], ext[d], ""), "");
+  }
+  return c;
+}
+
 /* Block load/store on a tensor argument: per register, address = base + sum over the tensor's
  * last dims of (index_d + coord_d) * stride_d; every dim must satisfy 0 <= index + coord <
- * shape (leading indices select and are checked the same way). */
+ * shape (leading indices select and are checked the same way). When the layout holds runs of
+ * consecutive elements along the last dim (and replicates nothing), a tile entirely inside an
+ * aligned, unit-stride tensor takes a vector path instead (a uniform branch). */
 static bool lower_block_access(lw *L, const ir_op *op, bool store) {
   const ir_value *tens = op->operands[0];
   const ir_value *tile = store ? op->operands[op->nopnd - 1] : op->results[0];
@@ -1273,6 +1373,23 @@ static bool lower_block_access(lw *L, const ir_op *op, bool store) {
     return false;
   const int *dup = dups(L, li);
   tv *t = store ? get(L, tile) : def(L, tile);
+  int v = gvec(li, k);
+  if (v > 1 && store && owner(L, li, 0))
+    v = 1; /* replicated: only owners store, element by element */
+  LLVMValueRef *vout = NULL;
+  LLVMBasicBlockRef vbb = NULL, sbb = NULL, join = NULL;
+  if (v > 1) {
+    vbb = LLVMAppendBasicBlockInContext(L->c, L->fn, "vec");
+    sbb = LLVMAppendBasicBlockInContext(L->c, L->fn, "elem");
+    join = LLVMAppendBasicBlockInContext(L->c, L->fn, "vec.join");
+    LLVMBuildCondBr(b, vec_cond(L, op, li, v, k, idx, ext), vbb, sbb);
+    LLVMPositionBuilderAtEnd(b, vbb);
+    vout = alloc(L, sizeof(LLVMValueRef) * (size_t)t->n);
+    vec_access(L, op, store, li, t, v, idx, off, vout);
+    vbb = LLVMGetInsertBlock(b);
+    LLVMBuildBr(b, join);
+    LLVMPositionBuilderAtEnd(b, sbb);
+  }
   /* A register in the same row as the previous one (equal coordinates but for the last dim,
    * which grows by d) addresses prev + d * stride: no per-register offset is loop-invariant,
    * so LICM cannot pile up 64-bit offsets in registers across a loop. */
@@ -1315,6 +1432,18 @@ static bool lower_block_access(lw *L, const ir_op *op, bool store) {
       gstore(L, ptr, p, k, t->r[i]);
     else
       t->r[i] = gload(L, ptr, p, k, fill);
+  }
+  if (v > 1) {
+    sbb = LLVMGetInsertBlock(b);
+    LLVMBuildBr(b, join);
+    LLVMPositionBuilderAtEnd(b, join);
+    for (int i = 0; i < t->n && !store; i++) {
+      LLVMValueRef phi = LLVMBuildPhi(b, ty(L, k), "");
+      LLVMValueRef in[2] = {vout[i], t->r[i]};
+      LLVMBasicBlockRef from[2] = {vbb, sbb};
+      LLVMAddIncoming(phi, in, from, 2);
+      t->r[i] = phi;
+    }
   }
   return true;
 }
@@ -1402,6 +1531,9 @@ static bool deferrable(lw *L, const ir_op *op) {
          u->parent == op->parent && (u->operands[0] == res || u->operands[1] == res);
 }
 
+static bool sm_move(lw *L, const ir_op *op, const tv *in);
+static bool dotop_move(lw *L, const ir_op *op, linfo *lin, linfo *lout, tv *out);
+
 /* broadcast, expand_dims, trans, reshape, convert_layout: a register renaming when the layouts
  * allow one (checked over every thread), else a move through shared memory. */
 static bool lower_move(lw *L, const ir_op *op) {
@@ -1420,6 +1552,8 @@ static bool lower_move(lw *L, const ir_op *op) {
     splat(L, res, in->r[0]);
     return true;
   }
+  if (in->sm) /* a stage of a pipelined loop: only trans and the dot's conversion reach here */
+    return sm_move(L, op, in);
   mapk mk = MAP_SAME;
   int axis = 0;
   switch (op->code) {
@@ -1450,6 +1584,9 @@ static bool lower_move(lw *L, const ir_op *op) {
     out->defer = x;
     return true;
   }
+  if (op->code == IR_OP_CONVERT && lout->l->kind == LY_DOTOP && half(ekind(x)) && lin->rank == 2 &&
+      out->n % 2 == 0)
+    return dotop_move(L, op, lin, lout, out);
   /* load strides: the row-major index of the source element each output element reads */
   int64_t sst[IR_MAX_RANK], ld[IR_MAX_RANK];
   rowmajor(lin->rank, lin->shape, sst);
@@ -1680,7 +1817,159 @@ static bool lower_reduce(lw *L, const ir_op *op) {
   return true;
 }
 
-/* ---- dot -------------------------------------------------------------------------------- */
+/* ---- dot operands in shared memory: swizzled buffers, ldmatrix ------------------------- */
+
+/* A 2-D tile of 16-bit elements in shared memory, rows along dim sd, contiguous along dim cd.
+ * Element (c[sd], c[cd]) is at element index c[sd] * ld + (q ^ phase) * 8 + c[cd] % 8 of the
+ * buffer, q = c[cd] / 8 its 16-byte chunk and phase = (c[sd] / per) % phases (the swizzle:
+ * phases = min(ld / 8, 8), per = max(1, 8 / (ld / 8)), both powers of two). Any 8 consecutive
+ * rows of one chunk column, which is what one 8x8 matrix of ldmatrix reads and what 8 lanes of
+ * a 16-byte store write, then lie in 8 distinct 16-byte bank groups. phases = 1: no swizzle. The
+ * buffer starts at byte off, plus dyn (i32) for a stage of a ring. */
+typedef struct sbuf {
+  int64_t off;
+  LLVMValueRef dyn;
+  int sd, cd;
+  int64_t ld, rows;
+  int per, phases;
+} sbuf;
+
+static void sb_init(lw *L, sbuf *s, const int64_t *shape, int cd, int64_t off) {
+  s->off = off;
+  s->dyn = NULL;
+  s->cd = cd;
+  s->sd = 1 - cd;
+  s->ld = shape[cd];
+  s->rows = shape[s->sd];
+  s->per = s->phases = 1;
+  int64_t chunks = s->ld / 8;
+  if (!L->no_swizzle && s->ld % 8 == 0 && (chunks & (chunks - 1)) == 0) {
+    s->phases = (int)(chunks < 8 ? chunks : 8);
+    s->per = (int)(chunks < 8 ? 8 / chunks : 1);
+  }
+}
+
+static int64_t sb_bytes(const sbuf *s) {
+  return cdiv(s->ld * s->rows * 2, SMEM_ALIGN) * SMEM_ALIGN;
+}
+
+/* The element index of (row, col) (i32 values) in s. */
+static LLVMValueRef sb_index(lw *L, const sbuf *s, LLVMValueRef row, LLVMValueRef col) {
+  LLVMBuilderRef b = L->b;
+  LLVMValueRef base = LLVMBuildMul(b, row, ci32(L, s->ld), "");
+  if (s->phases == 1)
+    return LLVMBuildAdd(b, base, col, "");
+  LLVMValueRef ph = row;
+  if (s->per > 1)
+    ph = LLVMBuildLShr(b, ph, ci32(L, __builtin_ctz((unsigned)s->per)), "");
+  ph = LLVMBuildAnd(b, ph, ci32(L, s->phases - 1), "");
+  LLVMValueRef q = LLVMBuildXor(b, LLVMBuildLShr(b, col, ci32(L, 3), ""), ph, "");
+  LLVMValueRef in = LLVMBuildAnd(b, col, ci32(L, 7), "");
+  q = LLVMBuildOr(b, LLVMBuildShl(b, q, ci32(L, 3), ""), in, "");
+  return LLVMBuildAdd(b, base, q, "");
+}
+
+static LLVMValueRef sb_ptr(lw *L, const sbuf *s, LLVMTypeRef et, LLVMValueRef idx) {
+  LLVMValueRef base = L->smem;
+  if (s->off) {
+    LLVMValueRef o = ci32(L, s->off);
+    base = LLVMBuildInBoundsGEP2(L->b, L->i8, base, &o, 1, "");
+  }
+  if (s->dyn)
+    base = LLVMBuildInBoundsGEP2(L->b, L->i8, base, (LLVMValueRef *)&s->dyn, 1, "");
+  return LLVMBuildInBoundsGEP2(L->b, et, base, &idx, 1, "");
+}
+
+/* The element index of (row, col) in s at compile time (sb_index). */
+static int64_t sb_cindex(const sbuf *s, int64_t row, int64_t col) {
+  if (s->phases == 1)
+    return row * s->ld + col;
+  int64_t ph = (row / s->per) % s->phases;
+  return row * s->ld + (((col / 8) ^ ph) * 8) + col % 8;
+}
+
+/* Shared addresses already built, with every thread's byte offset: an access whose offsets
+ * differ from an earlier one's by the same constant in every thread reuses its pointer plus an
+ * immediate (ldmatrix of the next M rep, cp.async of the next round). Keeps one base register
+ * where LICM would otherwise hoist one 64-bit address per access out of the loop. */
+typedef struct acache {
+  LLVMValueRef ptr[32];
+  int64_t *a[32];
+  int n;
+} acache;
+
+static LLVMValueRef reuse(lw *L, acache *c, const int64_t *a) {
+  for (int i = 0; i < c->n; i++) {
+    int64_t d = a[0] - c->a[i][0];
+    bool ok = true;
+    for (int t = 1; t < L->threads && ok; t++)
+      ok = a[t] - c->a[i][t] == d;
+    if (!ok)
+      continue;
+    if (!d)
+      return c->ptr[i];
+    LLVMValueRef o = ci32(L, d);
+    return LLVMBuildInBoundsGEP2(L->b, L->i8, c->ptr[i], &o, 1, "");
+  }
+  return NULL;
+}
+
+static void remember(lw *L, acache *c, LLVMValueRef ptr, int64_t *a) {
+  if (c->n < 32) {
+    c->ptr[c->n] = ptr;
+    c->a[c->n++] = a;
+  }
+  (void)L;
+}
+
+/* Registers r .. r+v-1 of li are v consecutive elements of one row of s, starting at a multiple
+ * of v in every thread (so one aligned vector access): the largest such v <= 8, or 1. */
+static int sb_vec(const sbuf *s, const linfo *li, int r, int left, const bool *skip) {
+  if (li->anywrap)
+    return 1;
+  for (int v = 8; v >= 2; v /= 2) {
+    bool ok = v <= left && rpart(li, r, s->cd) % v == 0;
+    for (int b = 0; b < li->a.nbits && ok; b++)
+      ok = li->a.bit[b][s->cd] % v == 0;
+    for (int j = 1; j < v && ok; j++)
+      ok = rpart(li, r + j, s->cd) == rpart(li, r, s->cd) + j &&
+           rpart(li, r + j, s->sd) == rpart(li, r, s->sd) && !(skip && skip[r + j]);
+    if (ok)
+      return v;
+  }
+  return 1;
+}
+
+/* Stores the registers of a tile in layout li (16-bit elements of kind k) into s. */
+static void sb_store(lw *L, const sbuf *s, linfo *li, LLVMValueRef *regs, const bool *skip,
+                     ir_kind k) {
+  LLVMTypeRef et = ty(L, k);
+  for (int r = 0; r < li->a.nregs;) {
+    if (skip && skip[r]) {
+      r++;
+      continue;
+    }
+    int v = sb_vec(s, li, r, li->a.nregs - r, skip);
+    LLVMValueRef idx = sb_index(L, s, coord(L, li, r, s->sd), coord(L, li, r, s->cd));
+    LLVMValueRef val = regs[r];
+    if (v > 1) {
+      val = LLVMGetUndef(LLVMVectorType(et, (unsigned)v));
+      for (int j = 0; j < v; j++)
+        val = LLVMBuildInsertElement(L->b, val, regs[r + j], ci32(L, j), "");
+    }
+    LLVMValueRef st = LLVMBuildStore(L->b, val, sb_ptr(L, s, et, idx));
+    LLVMSetAlignment(st, (unsigned)(2 * v));
+    r += v;
+  }
+}
+
+/* Register r of layout li (element kind k) loaded from s. */
+static LLVMValueRef sb_load(lw *L, const sbuf *s, linfo *li, int r, ir_kind k) {
+  LLVMValueRef idx = sb_index(L, s, coord(L, li, r, s->sd), coord(L, li, r, s->cd));
+  LLVMValueRef ld = LLVMBuildLoad2(L->b, ty(L, k), sb_ptr(L, s, ty(L, k), idx), "");
+  LLVMSetAlignment(ld, 2);
+  return ld;
+}
 
 /* Two 16-bit registers as one b32 operand of mma: <2 x half> for f16, i32 for bf16. */
 static LLVMValueRef pack(lw *L, LLVMValueRef lo, LLVMValueRef hi, ir_kind k) {
@@ -1691,47 +1980,207 @@ static LLVMValueRef pack(lw *L, LLVMValueRef lo, LLVMValueRef hi, ir_kind k) {
   return k == IR_BF16 ? LLVMBuildBitCast(L->b, v, L->i32, "") : v;
 }
 
-/* A deferred dot operand in shared memory: the source tile, its store plan, and the plan of the
- * fragment registers (DOTOP layout) reading it. kdim is K's dim in the operand (1 for A, 0 for
- * B); the buffer keeps K contiguous unless the source's fastest dim is the other one. */
+/* Whether the register pairs (p[i], p[i] + 1), i < n, of layout li are what one
+ * ldmatrix.m8n8.x{n} from s gives every lane: pair i is 8x8 matrix i, whose row j (16 bytes of
+ * s at row origin_sd + j, columns origin_cd .. +7, origin_cd a multiple of 8) lane 8i + j
+ * addresses. Without .trans lane l receives row l/4, columns 2(l%4) and 2(l%4)+1 of each
+ * matrix; with .trans rows 2(l%4), 2(l%4)+1 of column l/4 (PTX ISA, ldmatrix). Checked for every
+ * thread; *trans says which form fits. */
+static bool ldm_fits(lw *L, const linfo *li, const sbuf *s, const int *p, int n, bool *trans) {
+  if (s->ld % 8 || s->off % 16)
+    return false;
+  for (int t = 0; t <= 1; t++) {
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++)
+      for (int w = 0; w < L->threads / LY_WARP && ok; w++) {
+        int64_t o[IR_MAX_RANK], c0[IR_MAX_RANK], c1[IR_MAX_RANK];
+        ccoord(li, w * LY_WARP, p[i], o);
+        ok = o[s->cd] % 8 == 0;
+        for (int l = 0; l < LY_WARP && ok; l++) {
+          ccoord(li, w * LY_WARP + l, p[i], c0);
+          ccoord(li, w * LY_WARP + l, p[i] + 1, c1);
+          int64_t dr = c0[s->sd] - o[s->sd], dc = c0[s->cd] - o[s->cd];
+          if (!t)
+            ok = dr == l / 4 && dc == 2 * (l % 4) && c1[s->sd] == c0[s->sd] &&
+                 c1[s->cd] == c0[s->cd] + 1;
+          else
+            ok = dr == 2 * (l % 4) && dc == l / 4 && c1[s->sd] == c0[s->sd] + 1 &&
+                 c1[s->cd] == c0[s->cd];
+        }
+      }
+    if (ok) {
+      *trans = t;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* The warp part of dim d of li: the thread part with the lane bits cleared (entry block). */
+static LLVMValueRef wpart(lw *L, linfo *li, int d) {
+  if (!li->w[d]) {
+    int64_t w[16] = {0};
+    for (int b = 5; b < li->a.nbits; b++)
+      w[b] = li->a.bit[b][d];
+    li->w[d] = bitsum(L, L->pb, w);
+  }
+  return li->w[d];
+}
+
+/* Coordinate d of the origin of matrix i (pair p[i]) in this lane's warp. */
+static LLVMValueRef ldm_origin(lw *L, linfo *li, int r, int d) {
+  LLVMValueRef v = LLVMBuildAdd(L->b, wpart(L, li, d), ci32(L, rpart(li, r, d)), "");
+  return li->wrap[d] ? LLVMBuildURem(L->b, v, ci32(L, li->shape[d]), "") : v;
+}
+
+/* The row address this lane gives ldmatrix.x{n} for pairs p[0..n): matrix (lane / 8) % n, row
+ * lane % 8. */
+static LLVMValueRef ldm_addr(lw *L, linfo *li, const sbuf *s, const int *p, int n) {
+  LLVMBuilderRef b = L->b;
+  LLVMValueRef j = LLVMBuildAnd(b, L->tid, ci32(L, 7), "");
+  LLVMValueRef b3 = LLVMBuildTrunc(b, LLVMBuildLShr(b, L->tid, ci32(L, 3), ""), L->i1, "");
+  LLVMValueRef b4 = LLVMBuildTrunc(b, LLVMBuildLShr(b, L->tid, ci32(L, 4), ""), L->i1, "");
+  LLVMValueRef at[2];
+  int dims[2] = {s->sd, s->cd};
+  for (int e = 0; e < 2; e++) {
+    LLVMValueRef o[4];
+    for (int i = 0; i < n; i++)
+      o[i] = ldm_origin(L, li, p[i], dims[e]);
+    LLVMValueRef v = o[0];
+    if (n >= 2)
+      v = LLVMBuildSelect(b, b3, o[1], o[0], "");
+    if (n == 4)
+      v = LLVMBuildSelect(b, b4, LLVMBuildSelect(b, b3, o[3], o[2], ""), v, "");
+    at[e] = v;
+  }
+  LLVMValueRef row = LLVMBuildAdd(b, at[0], j, "");
+  return sb_ptr(L, s, L->i16, sb_index(L, s, row, at[1]));
+}
+
+/* One ldmatrix.sync.aligned.m8n8.x{n}[.trans].b16 for the pairs p[0..n) (ldm_fits holds); the
+ * b32 operand words of mma (k: f16 or bf16) into words[0..n). */
+static void ldm_emit(lw *L, linfo *li, const sbuf *s, const int *p, int n, bool trans, ir_kind k,
+                     acache *ac, LLVMValueRef *words) {
+  LLVMBuilderRef b = L->b;
+  int64_t *ca = alloc(L, sizeof(int64_t) * (size_t)L->threads), o[IR_MAX_RANK];
+  for (int t = 0; t < L->threads; t++) {
+    int l = t % LY_WARP, i = (l >> 3) & (n - 1);
+    ccoord(li, t - l, p[i], o);
+    ca[t] = 2 * sb_cindex(s, o[s->sd] + (l & 7), o[s->cd]);
+  }
+  LLVMValueRef ptr = reuse(L, ac, ca);
+  if (!ptr)
+    ptr = ldm_addr(L, li, s, p, n);
+  remember(L, ac, ptr, ca);
+  char name[64];
+  snprintf(name, sizeof name, "llvm.nvvm.ldmatrix.sync.aligned.m8n8.x%d%s.b16", n,
+           trans ? ".trans" : "");
+  LLVMTypeRef pt = LLVMTypeOf(ptr);
+  LLVMValueRef res = intr(L, b, name, &pt, 1, &ptr, 1);
+  for (int i = 0; i < n; i++) {
+    LLVMValueRef w = n == 1 ? res : LLVMBuildExtractValue(b, res, (unsigned)i, "");
+    words[i] = k == IR_BF16 ? w : LLVMBuildBitCast(b, w, LLVMVectorType(L->f16, 2), "");
+  }
+  L->ldmatrix++;
+}
+
+/* A dot operand: registers, or (deferred) a tile in shared memory read per K step. */
 typedef struct operand {
-  tv *regs; /* registers (loaded from shared memory per K step when deferred) */
-  bool deferred;
-  int64_t off; /* byte offset of the buffer */
-  splan frag;  /* fragment registers' indices */
+  tv *regs;
+  bool deferred, stored; /* stored: by the dot itself (then barriers around it) */
+  sbuf sb;
+  linfo *lf;  /* the DOTOP layout of the fragments */
+  acache *ac; /* ldmatrix addresses built so far */
 } operand;
 
+/* Stores the registers of a tile (layout ls, 16-bit kind k) that becomes a dot operand with K
+ * along dim kdim into a swizzled buffer at *off (relative to L->sbase), K contiguous unless the
+ * tile's fastest dim is the other one; *off moves past it. */
+static void stage_tile(lw *L, sbuf *sb, linfo *ls, LLVMValueRef *regs, ir_kind k, int kdim,
+                       int64_t *off) {
+  bool kfast = !(ls->l->kind == LY_BLOCKED && ls->l->order[0] != kdim);
+  sb_init(L, sb, ls->shape, kfast ? kdim : 1 - kdim, L->sbase + *off);
+  *off += sb_bytes(sb);
+  sb_store(L, sb, ls, regs, skips(L, ls), k);
+}
+
+/* Stores a deferred operand's source tile into shared memory at *off (K contiguous unless the
+ * source's fastest dim is the other one: kdim is K's dim in the operand, 1 for A, 0 for B). */
 static bool stage_operand(lw *L, const ir_op *op, const ir_value *v, int kdim, operand *o,
                           int64_t *off) {
   tv *t = get(L, v);
   o->deferred = t->defer != NULL;
   o->regs = t;
+  o->stored = false;
+  o->ac = alloc(L, sizeof *o->ac);
   if (!o->deferred)
     return true;
   const ir_value *src = t->defer;
-  linfo *ls = info_of(L, src, op->loc), *lf = info_of(L, v, op->loc);
-  if (!ls || !lf)
+  o->lf = info_of(L, v, op->loc);
+  if (!o->lf)
     return false;
-  int64_t st[2];
-  bool kfast = !(ls->l->kind == LY_BLOCKED && ls->l->order[0] != kdim);
-  int other = 1 - kdim;
-  st[kdim] = kfast ? 1 : ls->shape[other];
-  st[other] = kfast ? ls->shape[kdim] : 1;
-  o->off = *off;
-  int64_t bytes = numel(2, ls->shape) * esize(ekind(v));
-  *off += cdiv(bytes, SMEM_ALIGN) * SMEM_ALIGN;
-  splan ps;
-  plan(L, &ps, ls, st);
-  sstore(L, &ps, get(L, src)->r, skips(L, ls), ekind(v), o->off, 0, ls->a.nregs);
-  plan(L, &o->frag, lf, st);
-  t->r = alloc(L, sizeof(LLVMValueRef) * (size_t)lf->a.nregs);
-  t->n = lf->a.nregs;
+  o->stored = !get(L, src)->sm;
+  if (!o->stored) { /* already in shared memory: a stage of a pipelined loop */
+    o->sb = *get(L, src)->sm;
+    return true;
+  }
+  linfo *ls = info_of(L, src, op->loc);
+  if (!ls)
+    return false;
+  stage_tile(L, &o->sb, ls, get(L, src)->r, ekind(v), kdim, off);
+  return true;
+}
+
+/* The mma operand words of the register pairs p[0..count) of o: ldmatrix.x4 (x2, x1 for the
+ * rest) where the fragment layout fits it, element loads otherwise. */
+static void frag_words(lw *L, operand *o, const int *p, int count, ir_kind k, LLVMValueRef *w) {
+  for (int i = 0; i < count;) {
+    if (!o->deferred) {
+      w[i] = pack(L, o->regs->r[p[i]], o->regs->r[p[i] + 1], k);
+      i++;
+      continue;
+    }
+    int n = count - i >= 4 ? 4 : count - i >= 2 ? 2 : 1;
+    bool trans;
+    if (ldm_fits(L, o->lf, &o->sb, p + i, n, &trans)) {
+      ldm_emit(L, o->lf, &o->sb, p + i, n, trans, k, o->ac, w + i);
+      i += n;
+      continue;
+    }
+    w[i] = pack(L, sb_load(L, &o->sb, o->lf, p[i], k), sb_load(L, &o->sb, o->lf, p[i] + 1, k), k);
+    i++;
+  }
+}
+
+/* A conversion into a dot operand layout that is not left to its dot (one hoisted out of a loop:
+ * attention's Q): through a swizzled buffer read with ldmatrix, as the dot would, then the
+ * words unpacked into the registers. */
+static bool dotop_move(lw *L, const ir_op *op, linfo *lin, linfo *lout, tv *out) {
+  ir_kind k = ekind(op->results[0]);
+  operand o = {.regs = out, .deferred = true, .lf = lout, .ac = alloc(L, sizeof(acache))};
+  int64_t off = 0;
+  stage_tile(L, &o.sb, lin, get(L, op->operands[0])->r, k, lout->l->opidx == 0 ? 1 : 0, &off);
+  need_smem(L, off);
+  barrier(L);
+  int np = out->n / 2;
+  int *p = alloc(L, sizeof(int) * (size_t)np);
+  LLVMValueRef *w = alloc(L, sizeof(LLVMValueRef) * (size_t)np);
+  for (int i = 0; i < np; i++)
+    p[i] = 2 * i;
+  frag_words(L, &o, p, np, k, w);
+  for (int i = 0; i < np; i++) {
+    LLVMValueRef v =
+        k == IR_BF16 ? LLVMBuildBitCast(L->b, w[i], LLVMVectorType(L->bf16, 2), "") : w[i];
+    for (int j = 0; j < 2; j++)
+      out->r[2 * i + j] = LLVMBuildExtractElement(L->b, v, ci32(L, j), "");
+  }
+  barrier(L);
   return true;
 }
 
 /* dot: for each K step of 16, M repetition and N repetition, one mma.sync.m16n8k16 with the
  * fragments taken from the DOTOP and MMA register numbering (compiler/layout.c). Operands left
- * in shared memory by their convert_layout are loaded one K step at a time. */
+ * in shared memory by their convert_layout are loaded one K step at a time (ldmatrix). */
 static bool lower_dot(lw *L, const ir_op *op) {
   const ir_value *A = op->operands[0], *B = op->operands[1], *C = op->operands[2];
   const ir_value *res = op->results[0];
@@ -1765,7 +2214,8 @@ static bool lower_dot(lw *L, const ir_op *op) {
   int64_t off = 0;
   if (!stage_operand(L, op, A, 1, &oa, &off) || !stage_operand(L, op, B, 0, &ob, &off))
     return false;
-  if (oa.deferred || ob.deferred) {
+  bool stored = (oa.deferred && oa.stored) || (ob.deferred && ob.stored);
+  if (stored) {
     need_smem(L, off);
     barrier(L);
   }
@@ -1777,21 +2227,16 @@ static bool lower_dot(lw *L, const ir_op *op) {
       bf ? "llvm.nvvm.mma.m16n8k16.row.col.bf16" : "llvm.nvvm.mma.m16n8k16.row.col.f32.f32";
   LLVMValueRef *aw = alloc(L, sizeof(LLVMValueRef) * (size_t)rm * 4);
   LLVMValueRef *bw = alloc(L, sizeof(LLVMValueRef) * (size_t)rn * 2);
+  int *pa = alloc(L, sizeof(int) * (size_t)rm * 4), *pb = alloc(L, sizeof(int) * (size_t)rn * 2);
   for (int kk = 0; kk < rk; kk++) {
-    for (int m = 0; m < rm; m++) {
-      int base = (m * rk + kk) * 8;
-      if (oa.deferred)
-        sload(L, &oa.frag, oa.regs->r, ka, oa.off, base, 8);
+    for (int m = 0; m < rm; m++)
       for (int p = 0; p < 4; p++)
-        aw[m * 4 + p] = pack(L, oa.regs->r[base + 2 * p], oa.regs->r[base + 2 * p + 1], ka);
-    }
-    for (int n = 0; n < rn; n++) {
-      int base = (kk * rn + n) * 4;
-      if (ob.deferred)
-        sload(L, &ob.frag, ob.regs->r, kb, ob.off, base, 4);
+        pa[m * 4 + p] = (m * rk + kk) * 8 + 2 * p;
+    for (int n = 0; n < rn; n++)
       for (int p = 0; p < 2; p++)
-        bw[n * 2 + p] = pack(L, ob.regs->r[base + 2 * p], ob.regs->r[base + 2 * p + 1], kb);
-    }
+        pb[n * 2 + p] = (kk * rn + n) * 4 + 2 * p;
+    frag_words(L, &oa, pa, rm * 4, ka, aw);
+    frag_words(L, &ob, pb, rn * 2, kb, bw);
     for (int m = 0; m < rm; m++)
       for (int n = 0; n < rn; n++) {
         int c = (m * rn + n) * 4;
@@ -1804,7 +2249,7 @@ static bool lower_dot(lw *L, const ir_op *op) {
         L->mma++;
       }
   }
-  if (oa.deferred || ob.deferred)
+  if (stored)
     barrier(L);
   return true;
 }
@@ -1812,6 +2257,7 @@ static bool lower_dot(lw *L, const ir_op *op) {
 /* ---- control flow ----------------------------------------------------------------------- */
 
 static bool lower_block(lw *L, const ir_block *b);
+static bool lower_op(lw *L, const ir_op *op);
 
 static const ir_op *yield_of(const ir_block *b) {
   return b && b->last && b->last->code == IR_OP_YIELD ? b->last : NULL;
@@ -1837,8 +2283,353 @@ static bool incoming(lw *L, const ir_op *op, tv *phi, const ir_value *from, LLVM
   return true;
 }
 
-/* for: lo < hi guards entry; the body's block ends with iv += step and iv < hi. */
-static bool lower_for(lw *L, const ir_op *op) {
+/* ---- software pipelining: cp.async into rings of shared buffers --------------------------
+ *
+ * A `for` whose body loads 2-D 16-bit tiles that reach a dot only through an optional trans and
+ * the dot's operand conversion is pipelined STAGES deep: each such load gets a ring of STAGES
+ * swizzled buffers (sbuf) below L->sbase, and
+ *
+ *   prologue:   for s < STAGES-1: if (lo + s*step < hi) copy tiles of iteration s into stage s;
+ *               commit_group
+ *   iteration i (stage r = i % STAGES):
+ *               wait_group STAGES-2; bar.sync      -- stage r has landed for every thread, and
+ *                                                     every thread is done with stage r-1
+ *               if (iv + (STAGES-1)*step < hi) copy tiles of iteration i+STAGES-1 into stage
+ *               r-1; commit_group
+ *               the body, whose loads are stage r (ldmatrix reads it directly)
+ *   after:      wait_group 0; bar.sync
+ *
+ * A copy is 16-byte cp.async.cg with src-size: out-of-bounds rows and columns copy 0 bytes and
+ * zero-fill. It needs 16-byte aligned global addresses, which the runtime shapes decide: the
+ * loop-invariant part (base pointer % 16, last stride 1, other strides % 8) is computed once,
+ * the column index % 8 per copy; when it fails, the tile is loaded with the predicated element
+ * loads of lower_block_access and stored into the stage (same ring, same schedule). The scalar
+ * ops the loads' indices depend on (the slice: index arrays of bsmatmul, bsattention) are
+ * lowered again with the induction variable of the iteration being fetched. */
+
+/* A load the pipelined loop copies into a ring. */
+typedef struct pload {
+  const ir_op *op;
+  sbuf sb;           /* stage 0; dyn set per use */
+  int64_t bytes;     /* one stage */
+  LLVMValueRef fast; /* loop-invariant part of the cp.async condition (entry block) */
+  sbuf cur;          /* the stage the body reads in the current iteration */
+} pload;
+
+typedef struct pipe {
+  int stages;
+  pload ld[8];
+  int nld;
+  const ir_op **slice; /* body ops the loads' indices depend on, in order */
+  int nslice;
+  int64_t ring; /* bytes of all rings */
+} pipe;
+
+static bool is_body_op(const ir_value *v, const ir_block *body) {
+  return v->def && v->def->parent == body;
+}
+
+/* The dot operand conversion a load reaches through an optional trans (single uses), or NULL. */
+static const ir_op *load_to_dot(lw *L, const ir_op *ld, const ir_block *body) {
+  const ir_value *v = ld->results[0];
+  if (L->uses[v->id] != 1)
+    return NULL;
+  const ir_op *u = L->user[v->id];
+  if (u->code == IR_OP_TRANS && u->parent == body) {
+    v = u->results[0];
+    if (L->uses[v->id] != 1)
+      return NULL;
+    u = L->user[v->id];
+  }
+  if (u->code != IR_OP_CONVERT || u->parent != body || !deferrable(L, u))
+    return NULL;
+  return u;
+}
+
+/* Whether op can be lowered again for a later iteration: a scalar op without regions or stores. */
+static bool sliceable(const ir_op *op) {
+  if (op->nregions || op->nres != 1 || istile(op->results[0]))
+    return false;
+  switch (op->code) {
+  case IR_OP_STORE:
+  case IR_OP_STORE_PTR:
+  case IR_OP_DOT:
+  case IR_OP_REDUCE:
+    return false;
+  default:
+    return true;
+  }
+}
+
+/* Finds the loads of the for op that can be pipelined and the slice of their indices; false
+ * (nothing to pipeline) otherwise. */
+static bool plan_pipe(lw *L, const ir_op *op, pipe *P) {
+  const ir_block *body = op->regions[0];
+  memset(P, 0, sizeof *P);
+  P->stages = L->stages;
+  if (P->stages < 2 || L->pipe)
+    return false;
+  for (const ir_op *o = body->first; o; o = o->next) {
+    if (o->code != IR_OP_LOAD || P->nld == (int)(sizeof P->ld / sizeof P->ld[0]))
+      continue;
+    const ir_value *t = o->results[0], *tens = o->operands[0];
+    int rank;
+    int64_t sh[IR_MAX_RANK];
+    shape_of(t, &rank, sh);
+    int a = tens->argno;
+    if (rank != 2 || !half(ekind(t)) || o->ex[1] || tens->def || a < 0 ||
+        L->k->args[a].kind != ARG_TENSOR || tens->ty->rank < 2 || sh[1] % 8 ||
+        (sh[0] * sh[1] / 8) % LY_WARP || !load_to_dot(L, o, body))
+      continue;
+    pload *p = &P->ld[P->nld++];
+    memset(p, 0, sizeof *p);
+    p->op = o;
+    sb_init(L, &p->sb, sh, 1, 0);
+    p->bytes = sb_bytes(&p->sb);
+  }
+  if (!P->nld)
+    return false;
+  /* the slice: scalar body ops the indices need, transitively */
+  bool *need = alloc(L, sizeof(bool) * (size_t)L->k->nvalues);
+  int nops = 0;
+  for (const ir_op *o = body->first; o; o = o->next)
+    nops++;
+  const ir_op **ops = alloc(L, sizeof(ir_op *) * (size_t)nops);
+  nops = 0;
+  for (const ir_op *o = body->first; o; o = o->next)
+    ops[nops++] = o;
+  for (int i = 0; i < P->nld; i++)
+    for (int j = 1; j < P->ld[i].op->nopnd; j++)
+      need[P->ld[i].op->operands[j]->id] = true;
+  P->slice = alloc(L, sizeof(ir_op *) * (size_t)nops);
+  bool *in = alloc(L, sizeof(bool) * (size_t)nops);
+  for (int i = nops - 1; i >= 0; i--) {
+    const ir_op *o = ops[i];
+    bool needed = false;
+    for (int r = 0; r < o->nres; r++)
+      needed |= need[o->results[r]->id];
+    if (!needed)
+      continue;
+    if (!sliceable(o))
+      return false;
+    in[i] = true;
+    for (int j = 0; j < o->nopnd; j++)
+      if (is_body_op(o->operands[j], body))
+        need[o->operands[j]->id] = true;
+  }
+  for (int i = 0; i < nops; i++)
+    if (in[i])
+      P->slice[P->nslice++] = ops[i];
+  int64_t off = L->sbase;
+  for (int i = 0; i < P->nld; i++) {
+    P->ld[i].sb.off = off;
+    off += P->ld[i].bytes * P->stages;
+  }
+  P->ring = off - L->sbase;
+  return true;
+}
+
+/* The loop-invariant part of the cp.async condition of load p: 16-byte aligned base, unit
+ * last stride, other strides multiples of 8 elements (entry block). */
+static LLVMValueRef fast_part(lw *L, const pload *p) {
+  const argp *A = &L->args[p->op->operands[0]->argno];
+  int R = p->op->operands[0]->ty->rank;
+  LLVMBuilderRef b = L->pb;
+  LLVMValueRef pi = LLVMBuildPtrToInt(b, A->ptr, L->i64, "");
+  LLVMValueRef ok =
+      LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildAnd(b, pi, ci64(L, 15), ""), ci64(L, 0), "");
+  ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntEQ, A->stride[R - 1], ci64(L, 1), ""), "");
+  for (int d = 0; d < R - 1; d++) {
+    LLVMValueRef m = LLVMBuildAnd(b, A->stride[d], ci64(L, 7), "");
+    ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntEQ, m, ci64(L, 0), ""), "");
+  }
+  return ok;
+}
+
+/* if (c) { then() } as blocks; returns the join block's builder position (the caller goes on). */
+static LLVMBasicBlockRef branch_if(lw *L, LLVMValueRef c, const char *name) {
+  LLVMBasicBlockRef then = LLVMAppendBasicBlockInContext(L->c, L->fn, name);
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(L->c, L->fn, "join");
+  LLVMBuildCondBr(L->b, c, then, join);
+  LLVMPositionBuilderAtEnd(L->b, then);
+  return join;
+}
+
+static void branch_end(lw *L, LLVMBasicBlockRef join) {
+  LLVMBuildBr(L->b, join);
+  LLVMPositionBuilderAtEnd(L->b, join);
+}
+
+/* Copies the tile of load p (its index operands lowered for the iteration being fetched) into
+ * the stage at byte offset dyn of its ring, in 16-byte chunks of 8 elements of a row: chunk
+ * q = tid + j * threads is row q / (cols / 8), columns 8 (q % (cols / 8)) + 0..7. When the
+ * addresses allow (fast), each chunk is one cp.async with src-size = the bytes inside the
+ * tensor (0: zero fill); otherwise 8 predicated element loads and one 16-byte shared store
+ * (any strides, masked elements are 0). */
+static bool copy_tile(lw *L, pload *p, LLVMValueRef dyn) {
+  const ir_op *op = p->op;
+  const ir_value *tens = op->operands[0], *tile = op->results[0];
+  const argp *A = &L->args[tens->argno];
+  int R = tens->ty->rank;
+  ir_kind k = ekind(tile);
+  LLVMBuilderRef b = L->b;
+  sbuf st = p->sb;
+  st.dyn = dyn;
+  LLVMValueRef idx[IR_MAX_RANK];
+  for (int d = 0; d < R; d++)
+    idx[d] = int_scalar(L, op->operands[1 + d]);
+  LLVMValueRef off = ci64(L, 0), lead = NULL;
+  for (int d = 0; d < R - 2; d++) {
+    LLVMValueRef e = LLVMBuildZExt(b, A->shape[d], L->i64, "");
+    LLVMValueRef c = LLVMBuildICmp(b, LLVMIntULT, idx[d], e, "");
+    lead = lead ? LLVMBuildAnd(b, lead, c, "") : c;
+    off = LLVMBuildAdd(b, off, LLVMBuildMul(b, idx[d], A->stride[d], ""), "");
+  }
+  LLVMValueRef rows = LLVMBuildZExt(b, A->shape[R - 2], L->i64, "");
+  LLVMValueRef cols = LLVMBuildZExt(b, A->shape[R - 1], L->i64, "");
+  LLVMValueRef col7 = LLVMBuildAnd(b, idx[R - 1], ci64(L, 7), "");
+  LLVMValueRef fast =
+      LLVMBuildAnd(b, p->fast, LLVMBuildICmp(b, LLVMIntEQ, col7, ci64(L, 0), ""), "");
+  LLVMBasicBlockRef cpb = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.async");
+  LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.slow");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.join");
+  LLVMBuildCondBr(b, fast, cpb, slow);
+  int64_t cpr = st.ld / 8, chunks = st.ld * st.rows / 8;
+  LLVMTypeRef et = memty(L, k);
+  for (int path = 0; path < 2; path++) {
+    LLVMPositionBuilderAtEnd(b, path ? slow : cpb);
+    acache *ac = alloc(L, sizeof *ac);
+    for (int64_t first = 0; first < chunks; first += L->threads) {
+      LLVMBasicBlockRef skip = NULL;
+      if (chunks - first < L->threads) /* whole warps: chunks is a multiple of 32 */
+        skip = branch_if(L, LLVMBuildICmp(b, LLVMIntULT, L->tid, ci32(L, chunks - first), ""),
+                         "cp.part");
+      LLVMValueRef q = LLVMBuildAdd(b, L->tid, ci32(L, first), "");
+      LLVMValueRef row = LLVMBuildUDiv(b, q, ci32(L, cpr), "");
+      LLVMValueRef col = LLVMBuildMul(b, LLVMBuildURem(b, q, ci32(L, cpr), ""), ci32(L, 8), "");
+      LLVMValueRef grow = LLVMBuildAdd(b, idx[R - 2], LLVMBuildZExt(b, row, L->i64, ""), "");
+      LLVMValueRef gcol = LLVMBuildAdd(b, idx[R - 1], LLVMBuildZExt(b, col, L->i64, ""), "");
+      LLVMValueRef in = LLVMBuildICmp(b, LLVMIntULT, grow, rows, "");
+      if (lead)
+        in = LLVMBuildAnd(b, in, lead, "");
+      LLVMValueRef o = LLVMBuildAdd(b, off, LLVMBuildMul(b, grow, A->stride[R - 2], ""), "");
+      int64_t *ca = alloc(L, sizeof(int64_t) * (size_t)L->threads);
+      for (int t = 0; t < L->threads; t++) {
+        int64_t cq = t + first < chunks ? t + first : first; /* idle lanes: any chunk */
+        ca[t] = 2 * sb_cindex(&st, cq / cpr, cq % cpr * 8);
+      }
+      LLVMValueRef dst = reuse(L, ac, ca);
+      if (!dst)
+        dst = sb_ptr(L, &st, L->i16, sb_index(L, &st, row, col));
+      remember(L, ac, dst, ca);
+      if (!path) {
+        /* bytes inside the row: 16, or fewer at the end of a row not a multiple of 8 long */
+        in = LLVMBuildAnd(b, in, LLVMBuildICmp(b, LLVMIntULT, gcol, cols, ""), "");
+        LLVMValueRef left = LLVMBuildMul(b, LLVMBuildSub(b, cols, gcol, ""), ci64(L, 2), "");
+        left = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntULT, left, ci64(L, 16), ""), left,
+                               ci64(L, 16), "");
+        LLVMValueRef size =
+            LLVMBuildSelect(b, in, LLVMBuildTrunc(b, left, L->i32, ""), ci32(L, 0), "");
+        o = LLVMBuildSelect(b, in, LLVMBuildAdd(b, o, gcol, ""), ci64(L, 0), ""); /* any address */
+        LLVMValueRef args[3] = {dst, LLVMBuildGEP2(b, et, A->ptr, &o, 1, ""), size};
+        intr(L, b, "llvm.nvvm.cp.async.cg.shared.global.16.s", NULL, 0, args, 3);
+        L->cpasync++;
+      } else {
+        LLVMValueRef v = LLVMGetUndef(LLVMVectorType(et, 8)), zero = LLVMConstNull(ty(L, k));
+        for (int e = 0; e < 8; e++) {
+          LLVMValueRef c = LLVMBuildAdd(b, gcol, ci64(L, e), "");
+          LLVMValueRef ok = LLVMBuildAnd(b, in, LLVMBuildICmp(b, LLVMIntULT, c, cols, ""), "");
+          LLVMValueRef a = LLVMBuildAdd(b, o, LLVMBuildMul(b, c, A->stride[R - 1], ""), "");
+          LLVMValueRef x = gload(L, LLVMBuildGEP2(b, et, A->ptr, &a, 1, ""), ok, k, zero);
+          v = LLVMBuildInsertElement(b, v, x, ci32(L, e), "");
+        }
+        LLVMSetAlignment(LLVMBuildStore(b, v, dst), 16);
+      }
+      if (skip)
+        branch_end(L, skip);
+    }
+    LLVMBuildBr(b, join);
+  }
+  LLVMPositionBuilderAtEnd(b, join);
+  return true;
+}
+
+static void cp_commit(lw *L) { intr(L, L->b, "llvm.nvvm.cp.async.commit.group", NULL, 0, NULL, 0); }
+
+static void cp_wait(lw *L, int n) {
+  LLVMValueRef a = ci32(L, n);
+  intr(L, L->b, "llvm.nvvm.cp.async.wait.group", NULL, 0, &a, 1);
+}
+
+/* If iv < hi: the slice lowered for iteration iv, then the copies of its tiles into the stage
+ * at ring position `stage` (i32); then commit_group in any case. */
+static bool fetch(lw *L, pipe *P, const ir_value *ivv, LLVMValueRef iv, LLVMValueRef hi,
+                  LLVMValueRef stage) {
+  LLVMBasicBlockRef join = branch_if(L, LLVMBuildICmp(L->b, LLVMIntSLT, iv, hi, ""), "fetch");
+  tv *t = get(L, ivv), saved = *t;
+  t->n = 1;
+  t->r = alloc(L, sizeof(LLVMValueRef));
+  t->r[0] = iv;
+  t->splat = false;
+  t->sm = NULL;
+  t->defer = NULL;
+  bool ok = true;
+  for (int i = 0; i < P->nslice && ok; i++)
+    ok = lower_op(L, P->slice[i]);
+  for (int i = 0; i < P->nld && ok; i++)
+    ok = copy_tile(L, &P->ld[i], LLVMBuildMul(L->b, stage, ci32(L, P->ld[i].bytes), ""));
+  *t = saved;
+  if (!ok)
+    return false;
+  branch_end(L, join);
+  cp_commit(L);
+  return true;
+}
+
+/* Before a pipelined loop: its rings go below L->sbase, and the first STAGES-1 iterations'
+ * tiles are fetched. */
+static bool pipe_prologue(lw *L, pipe *P, const ir_value *iv, LLVMValueRef lo, LLVMValueRef hi,
+                          LLVMValueRef step) {
+  for (int i = 0; i < P->nld; i++)
+    P->ld[i].fast = fast_part(L, &P->ld[i]);
+  need_smem(L, P->ring);
+  L->sbase += P->ring;
+  for (int s = 0; s < P->stages - 1; s++) {
+    LLVMValueRef ivs = LLVMBuildNSWAdd(L->b, lo, LLVMBuildMul(L->b, step, ci32(L, s), ""), "");
+    if (!fetch(L, P, iv, ivs, hi, ci32(L, s)))
+      return false;
+  }
+  return true;
+}
+
+/* The top of an iteration that reads ring position `stage`: wait for it, one barrier, fetch the
+ * iteration STAGES-1 ahead into the position read last iteration; the body's loads become the
+ * current stage. Returns the next iteration's position (NULL on failure). */
+static LLVMValueRef pipe_top(lw *L, pipe *P, const ir_value *iv, LLVMValueRef ivv, LLVMValueRef hi,
+                             LLVMValueRef step, LLVMValueRef stage) {
+  int S = P->stages;
+  cp_wait(L, S - 2);
+  barrier(L);
+  LLVMValueRef s1 = LLVMBuildAdd(L->b, stage, ci32(L, 1), "");
+  LLVMValueRef wrap = LLVMBuildICmp(L->b, LLVMIntEQ, s1, ci32(L, S), "");
+  LLVMValueRef next = LLVMBuildSelect(L->b, wrap, ci32(L, 0), s1, "");
+  LLVMValueRef prev = LLVMBuildSub(L->b, stage, ci32(L, 1), "");
+  LLVMValueRef first = LLVMBuildICmp(L->b, LLVMIntEQ, stage, ci32(L, 0), "");
+  LLVMValueRef wstage = LLVMBuildSelect(L->b, first, ci32(L, S - 1), prev, "");
+  LLVMValueRef ahead = LLVMBuildMul(L->b, step, ci32(L, S - 1), "");
+  if (!fetch(L, P, iv, LLVMBuildNSWAdd(L->b, ivv, ahead, ""), hi, wstage))
+    return NULL;
+  for (int i = 0; i < P->nld; i++) {
+    P->ld[i].cur = P->ld[i].sb;
+    P->ld[i].cur.dyn = LLVMBuildMul(L->b, stage, ci32(L, P->ld[i].bytes), "");
+  }
+  return next;
+}
+
+/* for: lo < hi guards entry; the body's block ends with iv += step and iv < hi. With P (loads
+ * to pipeline, plan_pipe), the prologue, the top of each iteration and the drain of the
+ * software pipeline go around it. */
+static bool lower_for(lw *L, const ir_op *op, pipe *P) {
   const ir_block *body = op->regions[0];
   const ir_op *y = yield_of(body);
   int n = op->nres;
@@ -1846,23 +2637,38 @@ static bool lower_for(lw *L, const ir_op *op) {
     return fail(L, op->loc, "internal error: malformed for");
   const ir_value *iv = body->args[0];
   LLVMValueRef lo = get(L, op->operands[0])->r[0], hi = get(L, op->operands[1])->r[0];
-  LLVMValueRef step = get(L, op->operands[2])->r[0];
+  LLVMValueRef step = get(L, op->operands[2])->r[0], stage = NULL, next_stage = NULL;
+  int64_t sbase = L->sbase;
+  if (P && !pipe_prologue(L, P, iv, lo, hi, step))
+    return false;
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(L->b);
   LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(L->c, L->fn, "loop");
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->c, L->fn, "loop.end");
   LLVMBuildCondBr(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, lo, hi, ""), loop, done);
   LLVMPositionBuilderAtEnd(L->b, loop);
   tv *ivp = phis(L, iv);
+  if (P)
+    stage = LLVMBuildPhi(L->b, L->i32, "stage");
   tv **carried = alloc(L, sizeof(tv *) * (size_t)(n ? n : 1));
   for (int i = 0; i < n; i++)
     carried[i] = phis(L, body->args[1 + i]);
-  if (!lower_block(L, body))
+  if (P && !(next_stage = pipe_top(L, P, iv, ivp->r[0], hi, step, stage)))
+    return false;
+  L->pipe = P;
+  bool ok = lower_block(L, body);
+  L->pipe = NULL;
+  if (!ok)
     return false;
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(L->b);
   LLVMValueRef next = LLVMBuildNSWAdd(L->b, ivp->r[0], step, "");
   LLVMBuildCondBr(L->b, LLVMBuildICmp(L->b, LLVMIntSLT, next, hi, ""), loop, done);
   LLVMAddIncoming(ivp->r[0], &lo, &pre, 1);
   LLVMAddIncoming(ivp->r[0], &next, &latch, 1);
+  if (P) {
+    LLVMValueRef zero = ci32(L, 0);
+    LLVMAddIncoming(stage, &zero, &pre, 1);
+    LLVMAddIncoming(stage, &next_stage, &latch, 1);
+  }
   for (int i = 0; i < n; i++)
     if (!incoming(L, op, carried[i], op->operands[3 + i], pre) ||
         !incoming(L, op, carried[i], y->operands[i], latch))
@@ -1873,7 +2679,44 @@ static bool lower_for(lw *L, const ir_op *op) {
     if (!incoming(L, op, r, op->operands[3 + i], pre) || !incoming(L, op, r, y->operands[i], latch))
       return false;
   }
+  if (P) { /* drain: nothing may still land in the rings, which later ops reuse */
+    cp_wait(L, 0);
+    barrier(L);
+    L->sbase = sbase;
+  }
   return true;
+}
+
+/* A load of the pipelined loop's body: its tile is the current stage of its ring. */
+static bool piped_load(lw *L, const ir_op *op) {
+  if (!L->pipe)
+    return false;
+  for (int i = 0; i < L->pipe->nld; i++)
+    if (L->pipe->ld[i].op == op) {
+      tv *t = def(L, op->results[0]);
+      t->sm = &L->pipe->ld[i].cur;
+      return true;
+    }
+  return false;
+}
+
+/* trans of a tile in shared memory swaps the roles of its dims; the dot's conversion of one
+ * is deferred to the dot, which reads the buffer with ldmatrix. */
+static bool sm_move(lw *L, const ir_op *op, const tv *in) {
+  tv *out = def(L, op->results[0]);
+  if (op->code == IR_OP_TRANS) {
+    sbuf *s = alloc(L, sizeof *s);
+    *s = *in->sm;
+    s->sd = in->sm->cd;
+    s->cd = in->sm->sd;
+    out->sm = s;
+    return true;
+  }
+  if (op->code == IR_OP_CONVERT && deferrable(L, op)) {
+    out->defer = op->operands[0];
+    return true;
+  }
+  return fail(L, op->loc, "internal error: '%s' of a pipelined tile", ir_ops[op->code].keyword);
 }
 
 static bool lower_if(lw *L, const ir_op *op) {
@@ -1945,7 +2788,7 @@ static bool lower_op(lw *L, const ir_op *op) {
   case IR_OP_CONVERT:
     return lower_move(L, op);
   case IR_OP_LOAD:
-    return lower_block_access(L, op, false);
+    return piped_load(L, op) || lower_block_access(L, op, false);
   case IR_OP_STORE:
     return lower_block_access(L, op, true);
   case IR_OP_LOAD_PTR:
@@ -1956,8 +2799,10 @@ static bool lower_op(lw *L, const ir_op *op) {
     return lower_dot(L, op);
   case IR_OP_REDUCE:
     return lower_reduce(L, op);
-  case IR_OP_FOR:
-    return lower_for(L, op);
+  case IR_OP_FOR: {
+    pipe P;
+    return lower_for(L, op, plan_pipe(L, op, &P) ? &P : NULL);
+  }
   case IR_OP_IF:
     return lower_if(L, op);
   case IR_OP_YIELD:
@@ -2106,6 +2951,10 @@ static bool build(lw *L) {
   if (!check_kinds(L, k->body) || !signature(L))
     return false;
   count_uses(L, k->body);
+  L->stages = 1;
+  for (int i = 0; i < k->nsyms; i++)
+    if (k->syms[i].kind == SYM_TUNABLE && !strcmp(k->syms[i].name, "STAGES") && !k->syms[i].def.isf)
+      L->stages = (int)k->syms[i].def.i;
 
   LLVMTypeRef sty = LLVMArrayType(L->i8, 0);
   L->smem = LLVMAddGlobalInAddressSpace(L->m, sty, "tilec_smem", 3);
@@ -2176,6 +3025,7 @@ int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output
   L.g = g;
   L.k = g->k;
   L.d = &d;
+  L.no_swizzle = flags & CG_NO_SWIZZLE;
   L.arena = ir_arena_new();
   L.c = LLVMContextCreate();
   L.m = LLVMModuleCreateWithNameInContext(g->k->name, L.c);
@@ -2242,6 +3092,8 @@ int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output
   out->stats.smem_bytes = (int)L.smem_bytes;
   out->stats.mma = L.mma;
   out->stats.barriers = L.barriers;
+  out->stats.ldmatrix = L.ldmatrix;
+  out->stats.cpasync = L.cpasync;
   rc = 0;
 
 fail:

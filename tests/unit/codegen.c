@@ -5,10 +5,15 @@
  * mixes, WARPS 1..8) are lowered with cg_lower for sm_80 sm_86 sm_89 sm_90 sm_90a (the largest
  * configs for sm_80 and sm_90a only, to keep the run short) and, when ptxas is found
  * ($TILEC_PTXAS, $CUDA_HOME/bin, /usr/local/cuda/bin), assembled with `ptxas -v -arch=<target>`.
- * The PTX of every kernel with a dot contains mma.sync; the default config of each kernel has no
- * spill stores or loads on sm_90a. Items run on worker threads (cg_lower is thread-safe); the
- * checks run on the main thread. Also: the errors of what is not lowered, and the IR->PTX time
- * of the default matmul config (median of 20, printed).
+ * The PTX of every kernel with a dot contains mma.sync and ldmatrix, and cp.async with
+ * cp.async.wait_group exactly when STAGES > 1 (every built-in loop feeds its dot from loads); the
+ * default config of each kernel has no spill stores or loads on sm_90a. Items run on worker threads
+ * (cg_lower is thread-safe); the checks run on the main thread. Also: the errors of what is not
+ * lowered, and the IR->PTX time of the default matmul config (median of 20, printed). The sweep is
+ * split in two tests so that each stays within the unit-test timeout on a loaded machine: this file
+ * (unit.codegen) sweeps matmul, bsmatmul and bsattention and runs the other checks;
+ * codegen_attention.c (unit.codegen_attention) defines CODEGEN_ATTENTION and includes this file to
+ * sweep attention, whose configs take ptxas the longest.
  */
 #include "codegen/codegen.h"
 #include "compiler/gpu.h"
@@ -27,6 +32,15 @@
 #include <unistd.h>
 
 extern char **environ;
+
+#ifndef CODEGEN_ATTENTION
+#define CODEGEN_ATTENTION 0
+#endif
+
+/* Whether this test sweeps the configs of kernel. */
+static bool in_part(const char *kernel) {
+  return (strcmp(kernel, "attention") == 0) == CODEGEN_ATTENTION;
+}
 
 static const char *const all_targets[] = {"sm_80", "sm_86", "sm_89", "sm_90", "sm_90a", NULL};
 static const char *const few_targets[] = {"sm_80", "sm_90a", NULL};
@@ -48,7 +62,7 @@ static const config configs[] = {
     {"attention", "BM=16,BN=16,WARPS=1,STAGES=1", false, false},
     {"attention", "", false, true},
     {"attention", "BM=128,BN=64,WARPS=4,causal=1", false, false},
-    {"attention", "BM=32,BN=128,WARPS=2,D=128,T=f16", false, false},
+    {"attention", "BM=32,BN=128,WARPS=2,D=128,T=f16", true, false}, /* 128 KiB of rings */
     {"attention", "BM=64,BN=32,WARPS=8", false, false},
     {"attention", "BM=128,BN=128,WARPS=8,D=128,STAGES=1", true, false},
     {"bsattention", "BM=16,BN=16,WARPS=1,STAGES=1", false, false},
@@ -73,7 +87,7 @@ typedef struct item {
   const char *arch;
   int lower_rc;
   char err[2048];
-  bool has_dot, has_mma, has_target;
+  bool has_dot, has_mma, has_ldm, has_cp, has_wait, has_target;
   int smem;
   int ptxas_rc; /* -2: not run */
   int regs, spill_stores, spill_loads;
@@ -201,6 +215,9 @@ static void run_item(item *it, const char *ptxas) {
   snprintf(target, sizeof target, ".target %s", it->arch);
   it->has_target = strstr(out.ptx, target) != NULL;
   it->has_mma = strstr(out.ptx, "mma.sync.aligned.m16n8k16") != NULL;
+  it->has_ldm = strstr(out.ptx, "ldmatrix.sync.aligned.m8n8") != NULL;
+  it->has_cp = strstr(out.ptx, "cp.async.cg.shared.global") != NULL;
+  it->has_wait = strstr(out.ptx, "cp.async.wait_group") != NULL;
   it->smem = out.stats.smem_bytes;
   if (ptxas) {
     char log[8192];
@@ -236,6 +253,13 @@ static void check_items(item *items, int n) {
     CHECK(it->has_target);
     if (it->has_dot && !CHECK(it->has_mma))
       fprintf(stderr, "  %s %s %s: no mma.sync in the PTX\n", it->c->kernel, set, it->arch);
+    if (it->has_dot && !CHECK(it->has_ldm))
+      fprintf(stderr, "  %s %s %s: no ldmatrix in the PTX\n", it->c->kernel, set, it->arch);
+    /* every built-in kernel's loop feeds its dot from loads: pipelined unless STAGES=1 */
+    bool piped = !strstr(it->c->set, "STAGES=1");
+    if (!CHECK(it->has_cp == piped && it->has_wait == piped))
+      fprintf(stderr, "  %s %s %s: cp.async %d, wait_group %d, expected %d\n", it->c->kernel, set,
+              it->arch, it->has_cp, it->has_wait, piped);
     if (it->ptxas_rc != -2 && !CHECK(it->ptxas_rc == 0))
       fprintf(stderr, "  %s %s %s: ptxas failed:\n%.1000s\n", it->c->kernel, set, it->arch,
               it->ptxas_out);
@@ -393,7 +417,8 @@ int main(void) {
   queue q = {.items = items, .ptxas = find_ptxas(buf, sizeof buf)};
   pthread_mutex_init(&q.mu, NULL);
   for (int c = 0; c < NCONFIGS; c++)
-    for (const char *const *t = configs[c].big ? few_targets : all_targets; *t; t++)
+    for (const char *const *t = configs[c].big ? few_targets : all_targets;
+         *t && in_part(configs[c].kernel); t++)
       items[q.n++] = (item){.c = &configs[c], .arch = *t};
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   int nthreads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu;
@@ -406,6 +431,8 @@ int main(void) {
   check_items(items, q.n);
   if (!q.ptxas)
     fprintf(stderr, "note: no ptxas found; the PTX was not assembled\n");
+  if (CODEGEN_ATTENTION)
+    return TEST_MAIN_END();
 
   char err[256];
   cg_output out;
@@ -428,5 +455,5 @@ int main(void) {
   check_errors();
   check_pointer_ops(q.ptxas);
   time_default_matmul();
-  TEST_MAIN_END();
+  return TEST_MAIN_END();
 }

@@ -2,12 +2,16 @@
  *
  * No GPU is needed: a small SIMT interpreter executes the unoptimized LLVM IR that cg_lower
  * builds (CG_NO_OPT), one CTA at a time, its threads meeting at the collective points: bar.sync,
- * shfl.sync.bfly and mma.sync, whose fragment semantics are written here from the PTX ISA,
- * independently of compiler/layout.c. Global memory is the host buffers of kn_problem, passed
+ * shfl.sync.bfly, mma.sync and ldmatrix, whose fragment semantics are written here from the PTX
+ * ISA, independently of compiler/layout.c. cp.async copies land only at their wait_group, and
+ * shared-memory writes become visible to other threads only at a bar.sync: an access that
+ * relies on a missing wait or barrier is an error (pending()); warps run ahead of each other to
+ * their next barrier to expose it. Global memory is the host buffers of kn_problem, passed
  * through rt_params_pack (so the kernel ABI is checked too); every memory access is checked
  * against the buffers and the dynamic shared memory the lowering reported. The outputs are
  * compared with the double-precision references (kn_problem_check), at odd shapes and several
- * configs of each built-in kernel. ex2/lg2/rsqrt are exact here (approximations on the GPU).
+ * configs of each built-in kernel; bank conflicts of ldmatrix and cp.async are counted.
+ * ex2/lg2/rsqrt are exact here (approximations on the GPU).
  */
 #include "codegen/codegen.h"
 #include "compiler/gpu.h"
@@ -73,6 +77,10 @@ enum {
   C_FPTOSI_SAT,
   C_LDG,
   C_STG,
+  C_LDM,
+  C_CPASYNC,
+  C_COMMIT,
+  C_WAIT,
 };
 
 typedef struct ins {
@@ -344,6 +352,27 @@ static bool decode_call(prog *P, LLVMValueRef in, ins *I) {
   }
   size_t len;
   const char *name = LLVMGetValueName2(f, &len);
+  static const char cpa[] = "llvm.nvvm.cp.async.cg.shared.global.16";
+  if (!strncmp(name, cpa, strlen(cpa))) { /* (dst, src [, src-size]) */
+    I->call = C_CPASYNC;
+    return true;
+  }
+  if (!strcmp(name, "llvm.nvvm.cp.async.commit.group")) {
+    I->call = C_COMMIT;
+    return true;
+  }
+  if (!strcmp(name, "llvm.nvvm.cp.async.wait.group")) {
+    I->call = C_WAIT;
+    return true;
+  }
+  static const char ldm[] = "llvm.nvvm.ldmatrix.sync.aligned.m8n8.x";
+  if (!strncmp(name, ldm, strlen(ldm))) { /* .x{1,2,4}[.trans].b16 */
+    I->call = C_LDM;
+    I->width = atoi(name + strlen(ldm));
+    I->axis = strstr(name, ".trans.") != NULL;
+    return I->width == 1 || I->width == 2 || I->width == 4 ? true
+                                                           : fail_decode(P, in, "bad ldmatrix");
+  }
   for (size_t i = 0; i < sizeof intrinsics / sizeof intrinsics[0]; i++)
     if (!strncmp(name, intrinsics[i].prefix, strlen(intrinsics[i].prefix))) {
       I->call = intrinsics[i].code;
@@ -526,7 +555,23 @@ typedef struct sim {
   char err[512];
   long long steps;
   V *phitmp; /* one entry per instruction */
+  uint64_t smem_bytes;
+  long long ldm_accesses, ldm_conflicts; /* 8x8 matrices read, extra bank-group wavefronts */
+  long long cp_accesses, cp_conflicts;   /* cp.async of 8 lanes, extra bank-group wavefronts */
+  long long gvec;                        /* vector loads/stores of global memory */
+  int *shadow; /* per shared-memory byte: 0, PENDING | tid, LANDED | tid (written, unpublished) */
+  struct cpy *cps; /* cp.async copies not yet landed */
+  int ncps, capcps;
+  int *groups; /* per thread: cp.async groups committed so far */
 } sim;
+
+/* One cp.async in flight: issued by tid, in commit group `group` (-1: not committed yet). */
+struct cpy {
+  uint64_t dst, src;
+  int srcsize, tid, group;
+};
+
+enum { PENDING = 1 << 20, LANDED = 2 << 20, TIDMASK = (1 << 20) - 1 };
 
 static const V *val(thr *T, const opd *o) { return o->slot >= 0 ? &T->r[o->slot] : &o->c; }
 
@@ -620,6 +665,94 @@ static void enter(sim *S, thr *T, int blk) {
   T->pc += n;
 }
 
+/* cp.async lands in shared memory only at the wait_group that covers it; what it landed, and
+ * what a st.shared wrote, is visible to the other threads only after the next bar.sync. A read
+ * of bytes still in flight, or written by another thread with no barrier since, is an error
+ * (tid -1: a warp-collective read such as ldmatrix, which hands the data to other lanes); so is
+ * any access to bytes in flight. A store (store: true) may overwrite another thread's unpublished
+ * bytes: replicated registers store the same value from several threads. */
+static int pending(sim *S, uint64_t a, int size, int tid, bool store) {
+  if (!S->shadow || a < S->P->smem || a >= S->P->smem + S->smem_bytes)
+    return 0;
+  for (int i = 0; i < size && a + (uint64_t)i < S->P->smem + S->smem_bytes; i++) {
+    int st = S->shadow[a + (uint64_t)i - S->P->smem];
+    if (st & PENDING) {
+      snprintf(S->err, sizeof S->err,
+               "shared memory at offset %llu is accessed while the cp.async of thread %d to it "
+               "is in flight (missing cp.async.wait_group)",
+               (unsigned long long)(a + (uint64_t)i - S->P->smem), st & TIDMASK);
+      return -1;
+    }
+    if ((st & LANDED) && (st & TIDMASK) != tid && !store) {
+      snprintf(S->err, sizeof S->err,
+               "shared memory at offset %llu, written by thread %d, is read by %s with no "
+               "bar.sync in between",
+               (unsigned long long)(a + (uint64_t)i - S->P->smem), st & TIDMASK,
+               tid < 0 ? "a warp (ldmatrix)" : "another thread");
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* cp.async.cg.shared.global.16 [dst], [src], src-size: queued, lands at its wait_group. */
+static int cp_issue(sim *S, int tid, uint64_t dst, uint64_t src, int srcsize) {
+  if (dst % 16 || src % 16 || dst < S->P->smem || dst + 16 > S->P->smem + S->smem_bytes) {
+    snprintf(S->err, sizeof S->err,
+             "cp.async: shared %#llx / global %#llx is misaligned or outside shared memory",
+             (unsigned long long)dst, (unsigned long long)src);
+    return -1;
+  }
+  if (srcsize < 0 || srcsize > 16 || (srcsize && !mem_ok(S, src, srcsize)))
+    return memfail(S, src, srcsize, "cp.async source");
+  if (pending(S, dst, 16, tid, false))
+    return -1;
+  if (S->ncps == S->capcps) {
+    S->capcps = S->capcps ? 2 * S->capcps : 256;
+    S->cps = realloc(S->cps, sizeof *S->cps * (size_t)S->capcps);
+    if (!S->cps)
+      abort();
+  }
+  S->cps[S->ncps++] = (struct cpy){dst, src, srcsize, tid, -1};
+  for (int i = 0; i < 16; i++)
+    S->shadow[dst + (uint64_t)i - S->P->smem] = PENDING | tid;
+  return 0;
+}
+
+static void cp_commit(sim *S, int tid) {
+  for (int i = 0; i < S->ncps; i++)
+    if (S->cps[i].tid == tid && S->cps[i].group < 0)
+      S->cps[i].group = S->groups[tid];
+  S->groups[tid]++;
+}
+
+/* cp.async.wait_group n: the copies of every group of tid but the n most recent land. */
+static void cp_wait(sim *S, int tid, int n) {
+  int j = 0;
+  for (int i = 0; i < S->ncps; i++) {
+    struct cpy *c = &S->cps[i];
+    if (c->tid == tid && c->group >= 0 && c->group < S->groups[tid] - n) {
+      unsigned char buf[16] = {0};
+      memcpy(buf, (const void *)(uintptr_t)c->src, (size_t)c->srcsize);
+      memcpy((void *)(uintptr_t)c->dst, buf, 16);
+      for (int b = 0; b < 16; b++)
+        S->shadow[c->dst + (uint64_t)b - S->P->smem] = LANDED | tid;
+    } else {
+      S->cps[j++] = *c;
+    }
+  }
+  S->ncps = j;
+}
+
+/* bar.sync: what landed becomes visible to every thread. */
+static void cp_publish(sim *S) {
+  if (!S->shadow)
+    return;
+  for (uint64_t i = 0; i < S->smem_bytes; i++)
+    if (S->shadow[i] & LANDED)
+      S->shadow[i] = 0;
+}
+
 static double call1(int code, double x) {
   switch (code) {
   case C_FABS:
@@ -695,6 +828,12 @@ static int call(sim *S, thr *T, const ins *I, V *r, int tid) {
     }
     return 0;
   }
+  case C_COMMIT:
+    cp_commit(S, tid);
+    return 0;
+  case C_WAIT:
+    cp_wait(S, tid, (int)geti(a, 32));
+    return 0;
   case C_STG: { /* (addr, value, pred) */
     uint64_t addr = geti(a, 64);
     if (geti(val(T, &I->o[2]), 1)) {
@@ -830,6 +969,9 @@ static int step(sim *S, thr *T, int tid) {
     uint64_t addr = geti(a, 64);
     if (!mem_ok(S, addr, I->t.size))
       return memfail(S, addr, I->t.size, "load");
+    if (pending(S, addr, I->t.size, tid, false))
+      return -1;
+    S->gvec += I->t.k == T_VEC && (addr < P->smem || addr >= P->smem + S->smem_bytes);
     memcpy(r.b, (const void *)(uintptr_t)addr, (size_t)I->t.size);
     break;
   }
@@ -837,6 +979,12 @@ static int step(sim *S, thr *T, int tid) {
     uint64_t addr = geti(b, 64);
     if (!mem_ok(S, addr, I->t0.size))
       return memfail(S, addr, I->t0.size, "store");
+    if (pending(S, addr, I->t0.size, tid, true))
+      return -1;
+    bool shared = addr >= P->smem && addr < P->smem + S->smem_bytes;
+    S->gvec += I->t0.k == T_VEC && !shared;
+    for (int i = 0; shared && i < I->t0.size; i++)
+      S->shadow[addr + (uint64_t)i - P->smem] = LANDED | tid;
     memcpy((void *)(uintptr_t)addr, a->b, (size_t)I->t0.size);
     break;
   }
@@ -855,7 +1003,8 @@ static int step(sim *S, thr *T, int tid) {
     memcpy(r.b, a->b + I->idx * 4, 4);
     break;
   case LLVMCall:
-    if (I->call == C_BAR || I->call == C_SHFL || I->call == C_MMA_BF16 || I->call == C_MMA_F16) {
+    if (I->call == C_BAR || I->call == C_SHFL || I->call == C_MMA_BF16 || I->call == C_MMA_F16 ||
+        I->call == C_LDM || I->call == C_CPASYNC) {
       T->state = WAIT; /* the scheduler completes it for the whole warp or CTA */
       return 0;
     }
@@ -909,7 +1058,105 @@ static void mma(sim *S, thr *W, const ins *I) {
   (void)S;
 }
 
-/* Runs one CTA to completion. */
+/* ldmatrix.sync.aligned.m8n8.x{n}[.trans].b16, as the PTX ISA defines it: lane 8i + j gives
+ * the address of row j of matrix i (16 bytes, 16-byte aligned, in shared memory); without
+ * .trans lane l receives, in its register i, elements 2(l%4) and 2(l%4)+1 of row l/4 of matrix
+ * i; with .trans elements l/4 of rows 2(l%4) and 2(l%4)+1. Also counts bank conflicts: each
+ * matrix is one access of 8 rows x 16 bytes, conflict-free when the rows lie in 8 distinct
+ * 16-byte bank groups (address / 16 mod 8). */
+static int ldm(sim *S, thr *W, const ins *I) {
+  uint16_t m[4][8][8];
+  for (int i = 0; i < I->width; i++) {
+    bool group[8] = {false};
+    int extra = 0;
+    for (int j = 0; j < 8; j++) {
+      uint64_t a = geti(val(&W[8 * i + j], &I->o[0]), 64);
+      if (a % 16 || a < S->P->smem || a + 16 > S->P->smem + S->smem_bytes) {
+        snprintf(S->err, sizeof S->err,
+                 "ldmatrix: row address %#llx (lane %d) is misaligned or outside shared memory",
+                 (unsigned long long)a, 8 * i + j);
+        return -1;
+      }
+      if (pending(S, a, 16, -1, false))
+        return -1;
+      memcpy(m[i][j], (const void *)(uintptr_t)a, 16);
+      int g = (int)(a / 16 % 8);
+      extra += group[g];
+      group[g] = true;
+    }
+    S->ldm_accesses++;
+    S->ldm_conflicts += extra;
+  }
+  for (int l = 0; l < 32; l++) {
+    V r;
+    memset(&r, 0, sizeof r);
+    for (int i = 0; i < I->width; i++) {
+      uint16_t e[2];
+      for (int h = 0; h < 2; h++)
+        e[h] = I->axis ? m[i][2 * (l % 4) + h][l / 4] : m[i][l / 4][2 * (l % 4) + h];
+      memcpy(r.b + 4 * i, e, 4);
+    }
+    W[l].r[I->dst] = r;
+  }
+  return 0;
+}
+
+/* cp.async.cg.shared.global.16 of a warp (a collective here only to count bank conflicts: every
+ * lane's copy is its own). 16-byte accesses go in 4 wavefronts of 8 lanes, conflict-free when
+ * the 8 destinations lie in distinct 16-byte bank groups. */
+static int cpasync(sim *S, thr *W, const ins *I, int w) {
+  for (int q = 0; q < 4; q++) {
+    bool group[8] = {false};
+    for (int j = 0; j < 8; j++) {
+      int l = 8 * q + j;
+      uint64_t dst = geti(val(&W[l], &I->o[0]), 64), src = geti(val(&W[l], &I->o[1]), 64);
+      int size = I->n > 2 ? (int)geti(val(&W[l], &I->o[2]), 32) : 16;
+      if (cp_issue(S, 32 * w + l, dst, src, size))
+        return -1;
+      int g = (int)(dst / 16 % 8);
+      S->cp_conflicts += group[g];
+      group[g] = true;
+    }
+    S->cp_accesses++;
+  }
+  return 0;
+}
+
+/* Completes the collective warp w waits at, if all its lanes wait at the same one. */
+static int collective(sim *S, thr *W, int w, bool *done) {
+  const ins *I = &S->P->ins[W[0].pc];
+  *done = false;
+  for (int l = 0; l < 32; l++)
+    if (W[l].state != WAIT || W[l].pc != W[0].pc || I->call == C_BAR)
+      return 0;
+  if (I->call == C_SHFL) {
+    V in[32];
+    for (int l = 0; l < 32; l++)
+      in[l] = *val(&W[l], &I->o[1]);
+    int m = (int)geti(val(&W[0], &I->o[2]), 32);
+    for (int l = 0; l < 32; l++)
+      W[l].r[I->dst] = in[(l ^ m) & 31];
+  } else if (I->call == C_LDM) {
+    if (ldm(S, W, I))
+      return -1;
+  } else if (I->call == C_CPASYNC) {
+    if (cpasync(S, W, I, w))
+      return -1;
+  } else {
+    mma(S, W, I);
+  }
+  for (int l = 0; l < 32; l++) {
+    W[l].state = RUN;
+    W[l].pc++;
+  }
+  *done = true;
+  return 0;
+}
+
+/* Runs one CTA to completion. Warps run one after another, each as far as it can (to its next
+ * bar.sync), in alternating order between barriers, so that a warp runs ahead of the others as
+ * far as the program allows: a missing barrier shows up as a read of shared memory that another
+ * warp has not written yet, or as a cp.async hazard (pending()). */
 static int run_cta(sim *S, thr *th, const V *params) {
   prog *P = S->P;
   for (int t = 0; t < S->threads; t++) {
@@ -920,38 +1167,21 @@ static int run_cta(sim *S, thr *th, const V *params) {
     th[t].pc = P->bfirst[0];
     th[t].state = RUN;
   }
-  for (;;) {
-    for (int t = 0; t < S->threads; t++)
-      while (th[t].state == RUN)
-        if (step(S, &th[t], t))
-          return -1;
-    bool progress = false, all_done = true, all_bar = true;
-    for (int w = 0; w < S->threads / 32; w++) {
+  int nw = S->threads / 32;
+  for (int phase = 0;; phase++) {
+    for (int k = 0; k < nw; k++) {
+      int w = phase % 2 ? nw - 1 - k : k;
       thr *W = &th[w * 32];
-      const ins *I = &P->ins[W[0].pc];
-      bool same = W[0].state == WAIT && I->call != C_BAR;
-      for (int l = 1; l < 32 && same; l++)
-        same = W[l].state == WAIT && W[l].pc == W[0].pc;
-      if (!same)
-        continue;
-      if (I->call == C_SHFL) {
-        V in[32];
+      for (bool again = true; again;) {
         for (int l = 0; l < 32; l++)
-          in[l] = *val(&W[l], &I->o[1]);
-        int m = (int)geti(val(&W[0], &I->o[2]), 32);
-        for (int l = 0; l < 32; l++)
-          W[l].r[I->dst] = in[(l ^ m) & 31];
-      } else {
-        mma(S, W, I);
+          while (W[l].state == RUN)
+            if (step(S, &W[l], w * 32 + l))
+              return -1;
+        if (collective(S, W, w, &again))
+          return -1;
       }
-      for (int l = 0; l < 32; l++) {
-        W[l].state = RUN;
-        W[l].pc++;
-      }
-      progress = true;
     }
-    if (progress)
-      continue;
+    bool all_done = true, all_bar = true;
     for (int t = 0; t < S->threads; t++) {
       all_done &= th[t].state == DONE;
       all_bar &= th[t].state == DONE || (th[t].state == WAIT && P->ins[th[t].pc].call == C_BAR);
@@ -962,6 +1192,7 @@ static int run_cta(sim *S, thr *th, const V *params) {
       snprintf(S->err, sizeof S->err, "deadlock: threads wait at different collectives");
       return -1;
     }
+    cp_publish(S);
     for (int t = 0; t < S->threads; t++)
       if (th[t].state == WAIT) {
         th[t].state = RUN;
@@ -969,6 +1200,10 @@ static int run_cta(sim *S, thr *th, const V *params) {
       }
   }
 }
+
+/* Shared-memory accesses of ldmatrix and cp.async, and their bank conflicts, summed over the
+ * kernels run since the last reset. */
+static struct { long long ldm_accesses, ldm_conflicts, cp_accesses, cp_conflicts, gvec; } bank;
 
 /* Runs the kernel (LLVM IR text ll, entry `name`) over its grid on p's host buffers. */
 static int run_kernel(const char *ll, const char *name, const ir_kernel *k, kn_problem *p,
@@ -1036,6 +1271,9 @@ static int run_kernel(const char *ll, const char *name, const ir_kernel *k, kn_p
   }
   S.P = &P;
   S.threads = threads;
+  S.smem_bytes = (uint64_t)smem_bytes;
+  S.shadow = calloc((size_t)smem_bytes + 1, sizeof(int));
+  S.groups = calloc((size_t)threads, sizeof(int));
   S.phitmp = calloc((size_t)P.nins + 1, sizeof(V));
   th = calloc((size_t)threads, sizeof *th);
   for (int t = 0; t < threads; t++)
@@ -1046,18 +1284,29 @@ static int run_kernel(const char *ll, const char *name, const ir_kernel *k, kn_p
     for (uint32_t y = 0; y < rp.grid[1]; y++)
       for (uint32_t x = 0; x < rp.grid[0]; x++) {
         S.ctaid[0] = x, S.ctaid[1] = y, S.ctaid[2] = z;
+        S.ncps = 0;
+        memset(S.shadow, 0, sizeof(int) * (size_t)smem_bytes);
+        memset(S.groups, 0, sizeof(int) * (size_t)threads);
         if (run_cta(&S, th, params)) {
           snprintf(err, cap, "CTA (%u,%u,%u): %s", x, y, z, S.err);
           goto done;
         }
       }
   rc = 0;
+  bank.ldm_accesses += S.ldm_accesses;
+  bank.ldm_conflicts += S.ldm_conflicts;
+  bank.cp_accesses += S.cp_accesses;
+  bank.cp_conflicts += S.cp_conflicts;
+  bank.gvec += S.gvec;
 done:
   if (th)
     for (int t = 0; t < threads; t++)
       free(th[t].r);
   free(th);
   free(S.phitmp);
+  free(S.shadow);
+  free(S.groups);
+  free(S.cps);
   free(smem);
   prog_free(&P);
   if (msg)
@@ -1079,8 +1328,8 @@ static const char *source(const char *name) {
 
 /* Compiles kernel with set (and what the shape implies), runs it on the problem `shape` and
  * checks every output against the reference. */
-static void run_case(const char *kernel, const char *shape_spec, const char *set,
-                     const char *dtype) {
+static void run_case(const char *kernel, const char *shape_spec, const char *set, const char *dtype,
+                     unsigned flags) {
   char err[4096], what[512];
   snprintf(what, sizeof what, "%s --shape %s --set %s --dtype %s", kernel, shape_spec, set,
            dtype ? dtype : "bf16");
@@ -1109,7 +1358,7 @@ static void run_case(const char *kernel, const char *shape_spec, const char *set
     goto done;
   }
   have_g = true;
-  if (!CHECK(cg_lower(&g, "sm_80", CG_EMIT_LLVM | CG_NO_OPT, &out, err, sizeof err) == 0)) {
+  if (!CHECK(cg_lower(&g, "sm_80", CG_EMIT_LLVM | CG_NO_OPT | flags, &out, err, sizeof err) == 0)) {
     fprintf(stderr, "  %s: %s\n", what, err);
     goto done;
   }
@@ -1403,6 +1652,72 @@ static const char axpy_tile[] = "kernel axpy\n"
                                 "  store %Y[%off], %r\n"
                                 "}\n";
 
+/* The swizzle of the dot operand buffers: with it, no ldmatrix (and no cp.async) of these
+ * configs has a bank conflict; without it (CG_NO_SWIZZLE), rows of 32 bytes or more conflict.
+ * The outputs are checked both ways. */
+static void bank_conflicts(void) {
+  static const struct {
+    const char *kernel, *shape, *set;
+  } bc[] = {
+      {"matmul", "M=64,N=64,K=64", "BM=64,BN=64,BK=32,WARPS=4"},
+      {"matmul", "M=64,N=64,K=64", "BM=32,BN=32,BK=64,WARPS=2"},
+      {"matmul", "M=32,N=128,K=32", "BM=32,BN=128,BK=16,WARPS=4"},
+      {"attention", "H=1,S=64,D=64", "BM=64,BN=64,WARPS=4"},
+      {"attention", "H=1,S=64,D=128", "BM=32,BN=32,WARPS=2"},
+      {"bsmatmul", "M=64,N=64,K=128,block=64", "BM=64,WARPS=4"},
+  };
+  for (size_t i = 0; i < sizeof bc / sizeof bc[0]; i++) {
+    long long with[4], without[4];
+    for (int sw = 0; sw < 2; sw++) {
+      memset(&bank, 0, sizeof bank);
+      run_case(bc[i].kernel, bc[i].shape, bc[i].set, NULL, sw ? CG_NO_SWIZZLE : 0);
+      long long *o = sw ? without : with;
+      o[0] = bank.ldm_accesses, o[1] = bank.ldm_conflicts;
+      o[2] = bank.cp_accesses, o[3] = bank.cp_conflicts;
+    }
+    fprintf(stderr,
+            "  bank %s %s: ldmatrix %lld accesses, %lld conflicts (%lld unswizzled); cp.async "
+            "%lld, %lld (%lld)\n",
+            bc[i].kernel, bc[i].set, with[0], with[1], without[1], with[2], with[3], without[3]);
+    CHECK(with[0] > 0);
+    CHECK_EQ_INT(0, with[1]);
+    CHECK_EQ_INT(0, with[3]);
+    CHECK(without[1] > 0);
+  }
+}
+
+/* Pipelined loops: cp.async where the runtime strides and base addresses allow 16-byte copies,
+ * the element-load path into the same ring where they do not (odd K, odd N); both at shapes
+ * with partial tiles, checked against the references. Likewise vector global loads/stores:
+ * tiles inside an aligned tensor, element accesses at the edges and for odd strides. */
+static void pipeline_paths(void) {
+  static const struct {
+    const char *kernel, *shape, *set;
+    bool cp, vec; /* the copies go through cp.async; some global accesses are vectors */
+  } pc[] = {
+      {"matmul", "M=70,N=72,K=48", "BM=32,BN=32,BK=32,WARPS=2,STAGES=3", true, true},
+      {"matmul", "M=40,N=48,K=200", "BM=32,BN=16,BK=16,WARPS=2,STAGES=3", true, true},
+      {"matmul", "M=40,N=47,K=199", "BM=32,BN=16,BK=16,WARPS=4,STAGES=4", false, false},
+      {"matmul", "M=70,N=72,K=48", "BM=16,BN=64,BK=16,WARPS=4,STAGES=5", true, true},
+      {"matmul", "M=100,N=70,K=33", "BM=32,BN=32,BK=16,WARPS=2,STAGES=3", false, true},
+      {"matmul", "M=37,N=43,K=47", "BM=64,BN=32,BK=16,WARPS=4,STAGES=2", false, false},
+      {"matmul", "M=40,N=72,K=48,transb=1", "BM=32,BN=64,BK=16,WARPS=4,STAGES=4", true, true},
+      {"matmul", "M=64,N=64,K=64", "BM=32,BN=32,BK=16,WARPS=2,STAGES=1", false, true},
+      {"bsmatmul", "M=70,N=64,K=96,block=32", "BM=32,WARPS=2,STAGES=4", true, true},
+      {"attention", "H=2,S=70,SKV=90,D=64,causal=1", "BM=32,BN=16,WARPS=2,STAGES=3", true, true},
+  };
+  for (size_t i = 0; i < sizeof pc / sizeof pc[0]; i++) {
+    memset(&bank, 0, sizeof bank);
+    run_case(pc[i].kernel, pc[i].shape, pc[i].set, NULL, 0);
+    if (!CHECK(pc[i].cp == (bank.cp_accesses > 0)))
+      fprintf(stderr, "  %s %s %s: %lld cp.async accesses, expected %s\n", pc[i].kernel,
+              pc[i].shape, pc[i].set, bank.cp_accesses, pc[i].cp ? "some" : "none");
+    if (!CHECK(pc[i].vec == (bank.gvec > 0)))
+      fprintf(stderr, "  %s %s %s: %lld vector global accesses, expected %s\n", pc[i].kernel,
+              pc[i].shape, pc[i].set, bank.gvec, pc[i].vec ? "some" : "none");
+  }
+}
+
 int main(int argc, char **argv) {
   static const struct {
     const char *kernel, *shape, *set, *dtype;
@@ -1422,6 +1737,10 @@ int main(int argc, char **argv) {
       {"bsmatmul", "M=50,N=40,K=64,block=16", "BM=16,WARPS=1", "f16"},
       {"bsmatmul", "M=130,N=100,K=64", "", NULL},
   };
+  if (argc == 5 && !strcmp(argv[1], "--builtin")) { /* codegen_run --builtin KERNEL SHAPE SET */
+    run_case(argv[2], argv[3], argv[4], NULL, 0);
+    return TEST_MAIN_END();
+  }
   if (argc == 4) { /* codegen_run FILE.tile SHAPE SET: one kernel of your own */
     FILE *f = fopen(argv[1], "rb");
     static char text[1 << 16];
@@ -1450,6 +1769,10 @@ int main(int argc, char **argv) {
     run_text_case("axpy", axpy_tile, "N=1000,alpha=0.5", "BLOCK=128");
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     if (argc < 2 || strstr(cases[i].kernel, argv[1]))
-      run_case(cases[i].kernel, cases[i].shape, cases[i].set, cases[i].dtype);
-  TEST_MAIN_END();
+      run_case(cases[i].kernel, cases[i].shape, cases[i].set, cases[i].dtype, 0);
+  if (argc < 2 || !strcmp(argv[1], "bank"))
+    bank_conflicts();
+  if (argc < 2 || !strcmp(argv[1], "paths"))
+    pipeline_paths();
+  return TEST_MAIN_END();
 }
