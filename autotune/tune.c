@@ -33,7 +33,7 @@
 #include "kernels/problem.h"
 #include "runtime/rt.h"
 
-enum { MAX_JOBS = 64, MAX_FINALISTS = 8 };
+enum { MAX_JOBS = 64, MAX_FINALISTS = 8, AT_CONFIG_MAX = 1024 };
 
 static double now_s(void) {
   struct timespec t;
@@ -178,6 +178,26 @@ static void fatal(tune *t, const at_err *e) {
   t->failed = true;
 }
 
+/* The full config text of candidate ci: every tunable of the kernel in declaration order with
+ * its value (the candidate's, a pinned one from --set, else the default). This is what rows
+ * store and what the worker specializes, so a row never depends on the space it came from. */
+static void full_config(const tune *t, int ci, char *buf, size_t cap) {
+  ir_config cfg;
+  at_space_config(&t->space, ci, &t->fixed, &cfg);
+  size_t n = 0;
+  buf[0] = 0;
+  for (int i = 0; i < t->k->nsyms && n < cap; i++) {
+    const ir_sym *sym = &t->k->syms[i];
+    if (sym->kind != SYM_TUNABLE)
+      continue;
+    int64_t v = sym->def.i;
+    for (int j = 0; j < cfg.n; j++) /* a later item wins, as in ir_specialize */
+      if (!strcmp(cfg.items[j].name, sym->name))
+        v = cfg.items[j].value.i;
+    n += (size_t)snprintf(buf + n, cap - n, "%s%s=%lld", n ? "," : "", sym->name, (long long)v);
+  }
+}
+
 static bool compile_key(tune *t, const char *config, char out[65]) {
   at_err e = {0};
   if (at_compile_key(t->r->ir_hash, config, t->arch, t->r->toolchain, out, &e)) {
@@ -223,7 +243,9 @@ static bool store(tune *t, at_result *row, const at_compiled *c) {
 static bool answer_cached(tune *t, int ci, at_measured *m) {
   at_rows rows = {0};
   at_err e = {0};
-  at_status st = at_db_get(t->db, &t->key, t->space.c[ci].config, &rows, &e);
+  char config[AT_CONFIG_MAX];
+  full_config(t, ci, config, sizeof config);
+  at_status st = at_db_get(t->db, &t->key, config, &rows, &e);
   if (st == AT_MISS)
     return false;
   if (st) {
@@ -242,6 +264,7 @@ static bool answer_cached(tune *t, int ci, at_measured *m) {
 
 static int measure(void *ctx, const at_space *s, const int *idx, int n, at_measured *out) {
   tune *t = ctx;
+  (void)s; /* t->space */
   if (t->failed)
     return 1;
   if (t->o->time_s > 0 && now_s() - t->t0 >= t->o->time_s) {
@@ -290,10 +313,11 @@ static int measure(void *ctx, const at_space *s, const int *idx, int n, at_measu
       t->failed = true;
       break;
     }
-    const at_cand *c = &s->c[todo[j]];
     at_compiled *cc = &comp[j];
     at_result row;
-    row_init(&row, c->config, t->r->problem);
+    char config[AT_CONFIG_MAX];
+    full_config(t, todo[j], config, sizeof config);
+    row_init(&row, config, t->r->problem);
     row_from_compile(&row, cc);
     if (cc->status == AT_RUN_COMPILED && cc->spills > 0 && !t->o->allow_spills) {
       row.status = AT_RUN_PRUNED;
@@ -307,7 +331,7 @@ static int measure(void *ctx, const at_space *s, const int *idx, int n, at_measu
     if (row.status == AT_RUN_COMPILED) {
       if (!t->o->compile_only) {
         at_err e = {0};
-        at_status st = at_worker_measure(t->w, c->config, cc->cubin, cc->cubin_size, &mo, &e);
+        at_status st = at_worker_measure(t->w, config, cc->cubin, cc->cubin_size, &mo, &e);
         if (st) {
           fatal(t, &e);
           break;
@@ -382,15 +406,17 @@ static void retime(tune *t) {
     char *meta = NULL;
     at_status st = at_db_get_blob(t->db, key, &img, &size, &meta, &e);
     free(meta);
-    if (st == AT_MISS) { /* not stored (another process measured it) or damaged: compile */
-      int ci = at_space_find(&t->space, configs[i]);
+    if (st == AT_MISS) {        /* not stored (another process measured it) or damaged: compile */
+      ir_config cfg = t->fixed; /* the problem's items, then the row's full config */
       at_compiled c;
-      ir_config cfg;
-      if (ci < 0) {
+      ir_diag d;
+      ir_config row_cfg;
+      if (ir_config_parse(&row_cfg, configs[i], &d) || cfg.n + row_cfg.n > IR_MAX_SYMS) {
         ok = false;
         break;
       }
-      at_space_config(&t->space, ci, &t->fixed, &cfg);
+      for (int j = 0; j < row_cfg.n; j++)
+        cfg.items[cfg.n++] = row_cfg.items[j];
       st = at_compile(t->k, &cfg, t->arch, t->dev.smem_per_block, &c, &e);
       if (!st && c.status == AT_RUN_COMPILED) {
         img = c.cubin;

@@ -356,8 +356,8 @@ at_status at_msg_write(int fd, const at_msg *m, double deadline, at_err *e) {
   X(smem_per_block_optin)                                                                          \
   X(smem_per_sm)                                                                                   \
   X(l2_bytes)                                                                                      \
-  X(regs_per_sm) X(max_threads_per_block) X(mem_clock_khz) X(mem_bus_width) X(sm_clock_khz)        \
-      X(driver_version)
+  X(regs_per_sm)                                                                                   \
+  X(max_threads_per_block) X(mem_clock_khz) X(mem_bus_width) X(sm_clock_khz) X(driver_version)
 
 at_status at_device_encode(const at_gpu_info *d, at_msg *m, at_err *e) {
   at_status s;

@@ -1,7 +1,7 @@
-/* compiler/cli_db.c — `tilec db list|show|export|import|merge|prune|check`: the tuning database
- * from the command line (contract: docs/cli.md, docs/tuning.md).
+/* compiler/cli_db.c — `tilec db list|show|best|export|import|merge|prune|check`: the tuning
+ * database from the command line (contract: docs/cli.md, docs/tuning.md).
  *
- * A thin layer over autotune/db.h: list, show and export open the database read-only (they
+ * A thin layer over autotune/db.h: list, show, best and export open the database read-only (they
  * never create or change a file); import, merge, prune and check open it read-write (check
  * never creates one). Exit codes:
  * 0 ok, 1 bad input (options, files to import, source databases to merge), 2 environment (the
@@ -17,14 +17,18 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "autotune/db.h"
 #include "autotune/json.h"
+#include "autotune/lookup.h"
+#include "compiler/cli_util.h"
+#include "kernels/builtin_sources.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_ENV = 2 };
 
 typedef struct {
-  const char *sub, *db, *out, *status;
+  const char *sub, *db, *out, *status, *shape, *dtype;
   at_key pattern;
   bool json, orphan_blobs, bad_blobs, no_vacuum;
   double older_than_days; /* < 0: not given */
@@ -34,6 +38,8 @@ typedef struct {
 
 static int usage(void) {
   fputs("usage: tilec db list|show [--kernel K] [--device D] [--bucket B] [--json]\n"
+        "       tilec db best KERNEL|FILE.tile --shape K=V,... [--dtype T] [--device D]\n"
+        "                     [--toolchain T] [--json]\n"
         "       tilec db export -o DIR [--kernel K] [--device D] [--bucket B]\n"
         "       tilec db import FILE.json...\n"
         "       tilec db merge SRC.db...\n"
@@ -90,6 +96,10 @@ static int parse(int argc, char **argv, db_opts *o) {
       slot = &o->pattern.ir_hash;
     else if (!strcmp(a, "--status"))
       slot = &o->status;
+    else if (!strcmp(a, "--shape"))
+      slot = &o->shape;
+    else if (!strcmp(a, "--dtype"))
+      slot = &o->dtype;
     else if (!strcmp(a, "--json"))
       o->json = true;
     else if (!strcmp(a, "--orphan-blobs"))
@@ -292,6 +302,81 @@ static int cmd_show(const db_opts *o, at_db *db) {
   return rc;
 }
 
+/* `tilec db best KERNEL --shape ...`: the winners of the problem's bucket (one per device and
+ * toolchain), else of the nearest tuned bucket, as the public API's lookup finds them. */
+static int cmd_best(const db_opts *o, at_db *db) {
+  const char *name = o->files[0], *text = NULL;
+  char *owned = NULL, err[600];
+  size_t len = 0;
+  for (const struct tilec_builtin_source *b = tilec_builtin_sources; b->name; b++)
+    if (!strcmp(b->name, name))
+      text = b->text;
+  if (!text || access(name, F_OK) == 0) {
+    if (!(owned = cli_read_file(name, &len, err, sizeof err)))
+      return die(EXIT_FAIL, "%s", err);
+    text = owned;
+  }
+  ir_kernel *k = NULL;
+  ir_diag d;
+  kn_shape shape;
+  int rc = EXIT_OK;
+  if (ir_parse(text, strlen(text), name, &k, &d) || ir_verify(k, &d)) {
+    fprintf(stderr, "%s\n", d.msg);
+    free(owned);
+    ir_kernel_free(k);
+    return EXIT_FAIL;
+  }
+  free(owned);
+  if (kn_shape_parse(o->shape, &shape, err, sizeof err)) {
+    ir_kernel_free(k);
+    return die(EXIT_FAIL, "--shape: %s", err);
+  }
+  at_lookup l;
+  at_err e;
+  at_status s =
+      at_lookup_best(db, k, &shape, o->dtype, o->pattern.device, o->pattern.toolchain, &l, &e);
+  if (s == AT_MISS)
+    rc = die(EXIT_FAIL, "%s (bucket %s)", e.msg, l.bucket ? l.bucket : "?");
+  else if (s)
+    rc = die(env_code(s), "%s", e.msg);
+  else if (o->json) {
+    at_buf b = {0};
+    at_buf_puts(&b, "{\"bucket\": ");
+    at_json_str(&b, l.bucket);
+    at_buf_puts(&b, l.nearest ? ", \"nearest\": true, \"winners\": ["
+                              : ", \"nearest\": false, \"winners\": [");
+    for (int i = 0; i < l.rows.n; i++) {
+      at_buf_puts(&b, i ? ",\n  " : "\n  ");
+      at_db_row_json(&b, &l.rows.r[i], true);
+    }
+    at_buf_puts(&b, "]}\n");
+    rc = flush_json(&b);
+    at_buf_free(&b);
+  } else {
+    printf("problem bucket ");
+    put_text(l.bucket);
+    printf("\n");
+    if (l.nearest) {
+      printf("not tuned; the nearest tuned bucket is ");
+      put_text(l.rows.r[0].key.bucket);
+      printf("\n");
+    }
+    for (int i = 0; i < l.rows.n; i++) {
+      const at_result *r = &l.rows.r[i];
+      printf("%s  ", i ? "      " : "best  ");
+      put_text(r->config);
+      printf("  %.4f ms  device ", r->median_ms);
+      put_text(r->key.device);
+      printf("  toolchain ");
+      put_text(r->key.toolchain);
+      putchar('\n');
+    }
+  }
+  at_lookup_free(&l);
+  ir_kernel_free(k);
+  return rc;
+}
+
 static int cmd_export(const db_opts *o, at_db *db) {
   if (mkdir(o->out, 0755) != 0 && errno != EEXIST)
     return die(EXIT_FAIL, "cannot create %s: %s", o->out, strerror(errno));
@@ -417,7 +502,8 @@ int cli_db_main(int argc, char **argv) {
     return rc;
   }
   const char *sub = o.sub;
-  bool ro = !strcmp(sub, "list") || !strcmp(sub, "show") || !strcmp(sub, "export");
+  bool ro = !strcmp(sub, "list") || !strcmp(sub, "show") || !strcmp(sub, "export") ||
+            !strcmp(sub, "best");
   bool rw = !strcmp(sub, "import") || !strcmp(sub, "merge") || !strcmp(sub, "prune") ||
             !strcmp(sub, "check");
   if (!strcmp(sub, "--help") || !strcmp(sub, "-h") || !strcmp(sub, "help")) {
@@ -427,9 +513,14 @@ int cli_db_main(int argc, char **argv) {
   }
   if (!ro && !rw)
     rc = die(EXIT_FAIL,
-             "unknown db command '%s' (list, show, export, import, merge, prune, "
+             "unknown db command '%s' (list, show, best, export, import, merge, prune, "
              "check)",
              sub);
+  else if (!strcmp(sub, "best") && (o.nfiles != 1 || !o.shape))
+    rc = die(EXIT_FAIL, "tilec db best needs one kernel (a built-in name or a .tile file) and "
+                        "--shape");
+  else if (o.nfiles && !strcmp(sub, "best"))
+    ;
   else if (o.nfiles && (ro || !strcmp(sub, "prune") || !strcmp(sub, "check")))
     rc = die(EXIT_FAIL, "unexpected argument '%s' for tilec db %s", o.files[0], sub);
   else if (!o.nfiles && (!strcmp(sub, "import") || !strcmp(sub, "merge")))
@@ -458,6 +549,8 @@ int cli_db_main(int argc, char **argv) {
     rc = cmd_list(&o, db);
   else if (!strcmp(sub, "show"))
     rc = cmd_show(&o, db);
+  else if (!strcmp(sub, "best"))
+    rc = cmd_best(&o, db);
   else if (!strcmp(sub, "export"))
     rc = cmd_export(&o, db);
   else if (!strcmp(sub, "import"))

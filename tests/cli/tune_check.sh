@@ -26,20 +26,21 @@ common=(matmul --shape M=256,N=256,K=256 --set BK=32,STAGES=2,GROUP_M=8,WARPS=4 
 script=$tmp/script.tsv
 for bm in 16 32 64 128 256; do
   for bn in 16 32 64 128 256; do
-    cfg="BM=$bm,BN=$bn"
-    case $cfg in
-    BM=64,BN=128) act="ok 0.100" ;;  # the fastest
-    BM=128,BN=64) act="ok 0.120" ;;  # second
+    case BM=$bm,BN=$bn in
+    BM=64,BN=128) act="ok 0.100" ;; # the fastest
+    BM=128,BN=64) act="ok 0.120" ;; # second
     BM=32,BN=32) act="crash" ;;
     BM=32,BN=64) act="hang" ;;
-    BM=64,BN=64) act="wrong" ;;      # would be the fastest if it were right
+    BM=64,BN=64) act="wrong" ;; # would be the fastest if it were right
     BM=16,BN=64) act="resources" ;;
     *) act="ok $(((bm + bn) % 7 + 2)).5" ;;
     esac
-    printf '%s\t%s\n' "$cfg" "$act" >>"$script"
+    # rows and the worker see full configs: every tunable in declaration order
+    printf 'BM=%s,BN=%s,BK=32,WARPS=4,STAGES=2,GROUP_M=8\t%s\n' "$bm" "$bn" "$act" >>"$script"
   done
 done
 export TILEC_WORKER_FAKE=$script
+best="BM=64,BN=128,BK=32,WARPS=4,STAGES=2,GROUP_M=8"
 
 run() { # run NAME ARGS...: tilec tune ... --json into $tmp/NAME.json; exit code in $tmp/NAME.rc
   local name=$1 rc=0
@@ -57,19 +58,31 @@ if grep -q "test hooks" "$tmp/full.err"; then
   exit 77
 fi
 [[ $(cat "$tmp/full.rc") == 0 ]] || { cat "$tmp/full.err"; fail "full sweep exit code"; }
-[[ $(field full 'd["winner"]') == "BM=64,BN=128" ]] || { cat "$tmp/full.json"; fail "winner"; }
+[[ $(field full 'd["winner"]') == "$best" ]] || { cat "$tmp/full.json"; fail "winner"; }
 for s in fault timeout wrong resources; do
   [[ $(field full "d['counts']['$s']") -ge 1 ]] || { cat "$tmp/full.json"; fail "no $s outcome"; }
 done
 [[ $(field full 'd["measured"]') -ge 10 ]] || fail "too few measured"
 [[ $(field full 'd["device"]') == "fake|sm_90a|132sm|141GiB" ]] || fail "device key"
-grep -q "BM=64,BN=64" "$tmp/full.json" && fail "a wrong candidate is listed among the best"
+grep -q "BM=64,BN=64," "$tmp/full.json" && fail "a wrong candidate is listed among the best"
+
+# Lookups: a shape of the same bucket finds the winner; an untuned bucket the nearest one's.
+"$tilec" db best matmul --shape M=200,N=256,K=256 --db "$tmp/full.db" >"$tmp/best.out" ||
+  fail "db best"
+grep -q "^best  *$best" "$tmp/best.out" || { cat "$tmp/best.out"; fail "db best winner"; }
+"$tilec" db best matmul --shape M=4096,N=4096,K=256 --db "$tmp/full.db" >"$tmp/near.out" ||
+  fail "db best (nearest)"
+grep -q "nearest tuned bucket is K=multiple(256):256,M=pow2:256" "$tmp/near.out" ||
+  { cat "$tmp/near.out"; fail "db best nearest"; }
+rc=0
+"$tilec" db best attention --shape B=1,H=1,S=128 --db "$tmp/full.db" >/dev/null 2>&1 || rc=$?
+[[ $rc == 1 ]] || fail "db best of an untuned kernel: exit $rc"
 
 # Resume: the same sweep again answers everything from the database.
 run again "${common[@]}" --strategy exhaustive --db "$tmp/full.db"
 [[ $(cat "$tmp/again.rc") == 0 ]] || { cat "$tmp/again.err"; fail "resume exit code"; }
 [[ $(field again 'd["measured"]') == 0 ]] || fail "resume measured again"
-[[ $(field again 'd["winner"]') == "BM=64,BN=128" ]] || fail "resume winner"
+[[ $(field again 'd["winner"]') == "$best" ]] || fail "resume winner"
 # --restart measures again.
 run restart "${common[@]}" --strategy exhaustive --db "$tmp/full.db" --restart
 [[ $(field restart 'd["measured"]') == $(field full 'd["measured"]') ]] || fail "restart"
@@ -81,7 +94,22 @@ n0=$(field s0 'd["considered"]')
 n1=$(field s1 'd["considered"]')
 [[ $((n0 + n1)) == $(field full 'd["considered"]') ]] || fail "shards $n0 + $n1 != full"
 "$tilec" db merge "$tmp/s1.db" --db "$tmp/s0.db" >/dev/null || fail "db merge"
-"$tilec" db list --db "$tmp/s0.db" | grep -q "winner BM=64,BN=128" || fail "merged winner"
+"$tilec" db list --db "$tmp/s0.db" | grep -q "winner $best" || fail "merged winner"
+
+# 8 processes tuning the same problem into one database at once: all finish, the file passes
+# the integrity check, and every process reports the same winner.
+pids=()
+for i in 0 1 2 3 4 5 6 7; do
+  "$tilec" tune matmul --shape M=256,N=256,K=256 --set BM=64,BK=32,STAGES=2,GROUP_M=8,WARPS=4 \
+    --jobs 1 --timeout 2 --reps 5 --strategy exhaustive --db "$tmp/conc.db" --json \
+    >"$tmp/conc$i.json" 2>"$tmp/conc$i.err" &
+  pids+=($!)
+done
+for i in 0 1 2 3 4 5 6 7; do
+  wait "${pids[$i]}" || { cat "$tmp/conc$i.err"; fail "concurrent tune $i"; }
+  [[ $(field conc$i 'd["winner"]') == "$best" ]] || fail "concurrent tune $i winner"
+done
+"$tilec" db check --db "$tmp/conc.db" >/dev/null || fail "db check after concurrent tunes"
 
 # The model strategy with a budget finds the fastest here too (it is also the model's kind of
 # config); the budget is honoured.
