@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "autotune/db.h"
 #include "codegen/codegen.h"
 #include "compiler/cli_bench.h"
 #include "compiler/cli_db.h"
@@ -235,15 +236,15 @@ static void config_text(const ir_kernel *k, const ir_config *cfg, bool json, cha
 static int cmd_info(void) {
   char llvm[64];
   cg_llvm_version(llvm, sizeof llvm);
-  const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
   printf("tilec %s\n", TILEC_VERSION_STRING);
   printf("llvm: %s (linked in; NVPTX targets sm_80 sm_86 sm_89 sm_90 sm_90a)\n", llvm);
-  if (getenv("TILEC_DB"))
-    printf("tuning db: %s (TILEC_DB)\n", getenv("TILEC_DB"));
-  else if (xdg && *xdg)
-    printf("tuning db: %s/tilec/tilec.db\n", xdg);
+  char *db = NULL;
+  at_err e;
+  if (at_db_default_path(&db, false, &e) == AT_OK) /* the same rules as `tilec tune` */
+    printf("tuning db: %s%s\n", db, getenv("TILEC_DB") && *getenv("TILEC_DB") ? " (TILEC_DB)" : "");
   else
-    printf("tuning db: %s/.cache/tilec/tilec.db\n", home ? home : "~");
+    printf("tuning db: unusable: %s\n", e.msg);
+  free(db);
   printf("built-in kernels:");
   for (const struct tilec_builtin_source *s = tilec_builtin_sources; s->name; s++)
     printf(" %s", s->name);

@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # tests/gpu/run.sh — every GPU check and benchmark in one call of the device tool (docs/gpu.md).
 #
-# Runs from the repository root of a copy that carries a build folder (default build/, built on
-# a CPU machine with LLVM linked in statically); builds nothing. Correctness first: each built-in
+# Runs from the repository root of a copy that carries a build folder (BUILD_DIR, default build/;
+# for the device tool the stripped gpu-bundle/ of scripts/gpu_bundle.sh); builds nothing. Correctness first: each built-in
 # kernel with --gpu --check at small and odd shapes; then timings at the DESIGN.md shapes. Each
 # run's JSON goes to $OUT (default ./gpu-out); the last lines printed are a short table.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 BUILD=${BUILD_DIR:-build}
 OUT=${OUT:-gpu-out}
-TILEC=$BUILD/tilec
 mkdir -p "$OUT"
+if compgen -G "$BUILD/*.gz" >/dev/null; then # a gzipped bundle (scripts/gpu_bundle.sh)
+  bin=$(mktemp -d /tmp/tilec-bin.XXXXXX)
+  for f in "$BUILD"/*.gz; do
+    gzip -dc "$f" >"$bin/$(basename "${f%.gz}")" && chmod +x "$bin/$(basename "${f%.gz}")"
+  done
+  BUILD=$bin
+fi
+TILEC=$BUILD/tilec
 [[ -x $TILEC ]] || { echo "run.sh: $TILEC not found (carry the build folder)" >&2; exit 2; }
 
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,clocks.max.sm,temperature.gpu,power.draw \
@@ -20,6 +27,13 @@ cat "$OUT/info.txt"
 
 rows=()
 n=0
+: >"$OUT/rows.txt"
+# add_row TEXT: a table row, also appended to $OUT/rows.txt at once (a run cut short by the
+# device tool's time limit still leaves what it measured)
+add_row() {
+  rows+=("$1")
+  printf '%s\n' "$1" >>"$OUT/rows.txt"
+}
 # run NAME KERNEL ARGS...: one tilec run, JSON to $OUT/NAME.json, a table row
 run() {
   local name=$1
@@ -46,7 +60,7 @@ except Exception as e:
     print(f"{name:28s} {status:8s} (no result: {e})")
 PY
 )
-  rows+=("$row")
+  add_row "$row"
 }
 
 # correctness at small and odd shapes (CPU reference)
@@ -59,9 +73,21 @@ run bsattn_doc bsattention --shape H=2,S=1000,mask=causal,document:300+700 --set
 run bsattn_slide bsattention --shape H=4,S=2048,mask=sliding:256 --set BM=64,BN=64 --check
 run bsmm bsmatmul --shape M=512,N=1024,K=1024,block=32,density=0.25 --check
 
+# the GPU unit tests (tests/gpu/*.c, CTest label gpu), run directly: CTest files hold this
+# machine's absolute paths
+for t in "$BUILD"/gpu_*; do
+  [[ -x $t ]] || continue
+  name=$(basename "$t")
+  n=$((n + 1))
+  if TILEC_BINARY_DIR=$BUILD timeout 300 "$t" >"$OUT/$name.txt" 2>&1; then
+    add_row "$(printf '%-28s ok' "$name")"
+  else
+    add_row "$(printf '%-28s FAIL(%s) see %s' "$name" "$?" "$OUT/$name.txt")"
+  fi
+done
+
 # timings at the DESIGN.md shapes (checked above at smaller sizes)
 run mm_4096 matmul --shape M=4096,N=4096,K=4096 --reps 50
-run mm_8192 matmul --shape M=8192,N=8192,K=8192 --reps 20
 run mm_decode16 matmul --shape M=16,N=14336,K=4096 --set BM=16,BN=64,BK=64 --reps 100
 run attn_4k_causal attention --shape B=4,H=32,S=4096,D=128,causal=1 --reps 20
 run bsattn_4k_25 bsattention --shape B=4,H=32,S=4096,D=128,mask=random:0.25 --reps 20
@@ -70,12 +96,36 @@ run bsmm_4096_25 bsmatmul --shape M=4096,N=4096,K=4096,block=64,density=0.25 --r
 # host cost per launch, tilec's packing + cuLaunchKernel vs cuLaunchKernel alone
 "$TILEC" bench launch matmul --shape M=128,N=128,K=128 --set BM=64,BN=64 \
   >"$OUT/bench_launch.txt" 2>&1 || echo "bench launch failed" >>"$OUT/bench_launch.txt"
-rows+=("$(tr '\n' ' ' <"$OUT/bench_launch.txt")")
+add_row "$(tr '\n' ' ' <"$OUT/bench_launch.txt")"
+
+# tuning sweeps (the autotuner issue): matmul 4096^3, a decode shape, attention; each limited
+# in time; the database is private to this run, in $OUT (--db: a path given is not subject to
+# the cache-directory checks)
+for spec in "mm4096 matmul --shape M=4096,N=4096,K=4096" \
+  "mmdecode matmul --shape M=16,N=14336,K=4096" \
+  "attn attention --shape B=4,H=32,S=4096,D=128,causal=1"; do
+  read -r name kernel args <<<"$spec"
+  n=$((n + 1))
+  # shellcheck disable=SC2086 # args is a list of options
+  if timeout 150 "$TILEC" tune "$kernel" $args --time 45 --db "$OUT/tune.db" --json >"$OUT/tune_$name.json" \
+    2>"$OUT/tune_$name.err"; then
+    add_row "$(python3 - "$OUT/tune_$name.json" "$name" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+top = d["top"][0] if d["top"] else {}
+print("tune %-22s %d cfgs in %.0f s, best %s ms: %s" % (sys.argv[2], d["considered"],
+      d["elapsed_s"], top.get("median_ms"), d["winner"]))
+PY
+)"
+  else
+    add_row "tune $name FAIL($?): $(tail -1 "$OUT/tune_$name.err")"
+  fi
+done
 
 # tilec matmul vs cuBLASLt in this process (the DESIGN.md shapes); table in bench_matmul.txt
 timeout 300 "$TILEC" bench matmul --reps 20 >"$OUT/bench_matmul.txt" 2>&1 ||
   echo "bench matmul failed (exit $?)" >>"$OUT/bench_matmul.txt"
-rows+=("$(cat "$OUT/bench_matmul.txt")")
+add_row "$(cat "$OUT/bench_matmul.txt")"
 
 echo
 echo "== tests/gpu/run.sh: $n runs, details in $OUT =="

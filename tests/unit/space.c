@@ -255,7 +255,10 @@ static void test_build_time(const ir_kernel *k) {
     at_space_free(&s);
   }
   fprintf(stderr, "matmul space build: %.2f ms (best of 5)\n", best);
-  CHECK(best < 100);
+  /* A guard against a blow-up (a specialization per point costs seconds), not a benchmark: the
+   * figure (15-40 ms alone, 110 ms seen on the loaded 2-core VM) is in docs/PERF.md. Sanitizer
+   * builds and loaded machines stay far below this bound. */
+  CHECK(best < 1500);
 }
 
 static int best_prior(const at_space *s) {
