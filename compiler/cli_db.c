@@ -51,20 +51,6 @@ static int usage(void) {
   return EXIT_FAIL;
 }
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static int
-die(int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("tilec: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  return code;
-}
-
 /* The exit code of a failed call on the target database. */
 static int env_code(at_status s) { return s == AT_ERR_ARG ? EXIT_FAIL : EXIT_ENV; }
 
@@ -76,7 +62,7 @@ static int parse(int argc, char **argv, db_opts *o) {
   o->sub = argv[0];
   o->files = calloc((size_t)argc, sizeof *o->files);
   if (!o->files)
-    return die(EXIT_ENV, "out of memory");
+    return cli_die(EXIT_ENV, "out of memory");
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char **slot = NULL;
@@ -111,18 +97,18 @@ static int parse(int argc, char **argv, db_opts *o) {
     else if (!strcmp(a, "--older-than")) {
       char *end;
       if (i + 1 >= argc)
-        return die(EXIT_FAIL, "--older-than needs a number of days");
+        return cli_die(EXIT_FAIL, "--older-than needs a number of days");
       errno = 0;
       o->older_than_days = strtod(argv[++i], &end);
       if (*end || errno || end == argv[i] || !(o->older_than_days >= 0) || o->older_than_days > 1e6)
-        return die(EXIT_FAIL, "--older-than %s: expected a number of days (0..1e6)", argv[i]);
+        return cli_die(EXIT_FAIL, "--older-than %s: expected a number of days (0..1e6)", argv[i]);
     } else if (a[0] == '-' && a[1])
-      return die(EXIT_FAIL, "unknown option '%s' for tilec db %s (tilec db --help)", a, o->sub);
+      return cli_die(EXIT_FAIL, "unknown option '%s' for tilec db %s (tilec db --help)", a, o->sub);
     else
       o->files[o->nfiles++] = argv[i];
     if (slot) {
       if (i + 1 >= argc)
-        return die(EXIT_FAIL, "%s needs a value", a);
+        return cli_die(EXIT_FAIL, "%s needs a value", a);
       *slot = argv[++i];
     }
   }
@@ -141,7 +127,7 @@ static at_db *open_target(const db_opts *o, bool ro, int *rc) {
     return NULL;
   }
   if (s) {
-    *rc = die(env_code(s), "%s", e.msg);
+    *rc = cli_die(env_code(s), "%s", e.msg);
     return NULL;
   }
   return db;
@@ -177,7 +163,7 @@ static void put_ms(double v) {
 
 static int flush_json(at_buf *b) {
   if (b->oom)
-    return die(EXIT_ENV, "out of memory");
+    return cli_die(EXIT_ENV, "out of memory");
   fputs(b->p ? b->p : "", stdout);
   return EXIT_OK;
 }
@@ -187,7 +173,7 @@ static int cmd_list(const db_opts *o, at_db *db) {
   at_err e;
   at_status s = at_db_keys(db, &o->pattern, &kl, &e);
   if (s)
-    return die(env_code(s), "%s", e.msg);
+    return cli_die(env_code(s), "%s", e.msg);
   at_buf b = {0};
   if (o->json)
     at_buf_puts(&b, "{\"keys\": [");
@@ -260,7 +246,7 @@ static int cmd_show(const db_opts *o, at_db *db) {
   at_err e;
   at_status s = at_db_keys(db, &o->pattern, &kl, &e);
   if (s)
-    return die(env_code(s), "%s", e.msg);
+    return cli_die(env_code(s), "%s", e.msg);
   at_buf b = {0};
   int rc = EXIT_OK;
   if (o->json)
@@ -269,7 +255,7 @@ static int cmd_show(const db_opts *o, at_db *db) {
   for (int i = 0; i < kl.n && !rc; i++) {
     at_rows rows;
     if ((s = at_db_list(db, &kl.k[i].key, &rows, &e))) {
-      rc = die(env_code(s), "%s", e.msg);
+      rc = cli_die(env_code(s), "%s", e.msg);
       break;
     }
     if (!o->json) {
@@ -313,7 +299,7 @@ static int cmd_best(const db_opts *o, at_db *db) {
       text = b->text;
   if (!text || access(name, F_OK) == 0) {
     if (!(owned = cli_read_file(name, &len, err, sizeof err)))
-      return die(EXIT_FAIL, "%s", err);
+      return cli_die(EXIT_FAIL, "%s", err);
     text = owned;
   }
   ir_kernel *k = NULL;
@@ -329,16 +315,16 @@ static int cmd_best(const db_opts *o, at_db *db) {
   free(owned);
   if (kn_shape_parse(o->shape, &shape, err, sizeof err)) {
     ir_kernel_free(k);
-    return die(EXIT_FAIL, "--shape: %s", err);
+    return cli_die(EXIT_FAIL, "--shape: %s", err);
   }
   at_lookup l;
   at_err e;
   at_status s =
       at_lookup_best(db, k, &shape, o->dtype, o->pattern.device, o->pattern.toolchain, &l, &e);
   if (s == AT_MISS)
-    rc = die(EXIT_FAIL, "%s (bucket %s)", e.msg, l.bucket ? l.bucket : "?");
+    rc = cli_die(EXIT_FAIL, "%s (bucket %s)", e.msg, l.bucket ? l.bucket : "?");
   else if (s)
-    rc = die(env_code(s), "%s", e.msg);
+    rc = cli_die(env_code(s), "%s", e.msg);
   else if (o->json) {
     at_buf b = {0};
     at_buf_puts(&b, "{\"bucket\": ");
@@ -379,12 +365,12 @@ static int cmd_best(const db_opts *o, at_db *db) {
 
 static int cmd_export(const db_opts *o, at_db *db) {
   if (mkdir(o->out, 0755) != 0 && errno != EEXIST)
-    return die(EXIT_FAIL, "cannot create %s: %s", o->out, strerror(errno));
+    return cli_die(EXIT_FAIL, "cannot create %s: %s", o->out, strerror(errno));
   int files;
   at_err e;
   at_status s = at_db_export_dir(db, &o->pattern, o->out, &files, &e);
   if (s)
-    return die(s == AT_ERR_IO ? EXIT_FAIL : env_code(s), "%s", e.msg);
+    return cli_die(s == AT_ERR_IO ? EXIT_FAIL : env_code(s), "%s", e.msg);
   printf("wrote %d file%s to %s\n", files, files == 1 ? "" : "s", o->out);
   return EXIT_OK;
 }
@@ -416,7 +402,7 @@ static int cmd_import(const db_opts *o, at_db *db) {
     size_t len = 0;
     char *text = read_all(o->files[i], &len);
     if (!text) {
-      rc = die(EXIT_FAIL, "cannot read %s: %s", o->files[i], strerror(errno));
+      rc = cli_die(EXIT_FAIL, "cannot read %s: %s", o->files[i], strerror(errno));
       continue;
     }
     at_merge_stats st;
@@ -424,7 +410,7 @@ static int cmd_import(const db_opts *o, at_db *db) {
     at_status s = at_db_import_json(db, o->files[i], text, len, &st, &e);
     free(text);
     if (s) {
-      int code = die(env_code(s), "%s", e.msg);
+      int code = cli_die(env_code(s), "%s", e.msg);
       rc = rc > code ? rc : code;
       continue;
     }
@@ -440,14 +426,14 @@ static int cmd_merge(const db_opts *o, at_db *db) {
     at_err e;
     at_status s = at_db_open(o->files[i], AT_DB_READONLY, &src, &e);
     if (s) {
-      rc = rc ? rc : die(EXIT_FAIL, "%s", e.msg);
+      rc = rc ? rc : cli_die(EXIT_FAIL, "%s", e.msg);
       continue;
     }
     at_merge_stats st;
     s = at_db_merge(db, src, &st, &e);
     at_db_close(src);
     if (s)
-      return die(env_code(s), "%s", e.msg);
+      return cli_die(env_code(s), "%s", e.msg);
     printf("%s: %d rows, %d taken; %d blobs, %d taken, %d damaged\n", o->files[i], st.rows_seen,
            st.rows_taken, st.blobs_seen, st.blobs_taken, st.blobs_bad);
   }
@@ -466,16 +452,16 @@ static int cmd_prune(const db_opts *o, at_db *db) {
   if (o->status) {
     p.by_status = true;
     if (!at_run_parse(o->status, &p.status))
-      return die(EXIT_FAIL,
-                 "--status %s: expected ok, wrong, fault, timeout, resources, compile_error, "
-                 "pruned or compiled",
-                 o->status);
+      return cli_die(EXIT_FAIL,
+                     "--status %s: expected ok, wrong, fault, timeout, resources, compile_error, "
+                     "pruned or compiled",
+                     o->status);
   }
   at_prune_stats st;
   at_err e;
   at_status s = at_db_prune(db, &p, &st, &e);
   if (s)
-    return die(env_code(s), "%s", e.msg);
+    return cli_die(env_code(s), "%s", e.msg);
   printf("removed %d rows, %d blobs%s\n", st.rows, st.blobs, p.vacuum ? "; vacuumed" : "");
   return EXIT_OK;
 }
@@ -486,10 +472,10 @@ static int check_exists(const db_opts *o) {
   char *path = NULL;
   at_err e;
   if (!o->db && at_db_default_path(&path, false, &e))
-    return die(env_code(e.status), "%s", e.msg);
+    return cli_die(env_code(e.status), "%s", e.msg);
   struct stat sb;
   const char *p = o->db ? o->db : path;
-  int rc = stat(p, &sb) == 0 ? EXIT_OK : die(EXIT_ENV, "no tuning database at %s", p);
+  int rc = stat(p, &sb) == 0 ? EXIT_OK : cli_die(EXIT_ENV, "no tuning database at %s", p);
   free(path);
   return rc;
 }
@@ -512,22 +498,22 @@ int cli_db_main(int argc, char **argv) {
     return EXIT_OK;
   }
   if (!ro && !rw)
-    rc = die(EXIT_FAIL,
-             "unknown db command '%s' (list, show, best, export, import, merge, prune, "
-             "check)",
-             sub);
+    rc = cli_die(EXIT_FAIL,
+                 "unknown db command '%s' (list, show, best, export, import, merge, prune, "
+                 "check)",
+                 sub);
   else if (!strcmp(sub, "best") && (o.nfiles != 1 || !o.shape))
-    rc = die(EXIT_FAIL, "tilec db best needs one kernel (a built-in name or a .tile file) and "
-                        "--shape");
+    rc = cli_die(EXIT_FAIL, "tilec db best needs one kernel (a built-in name or a .tile file) and "
+                            "--shape");
   else if (o.nfiles && !strcmp(sub, "best"))
     ;
   else if (o.nfiles && (ro || !strcmp(sub, "prune") || !strcmp(sub, "check")))
-    rc = die(EXIT_FAIL, "unexpected argument '%s' for tilec db %s", o.files[0], sub);
+    rc = cli_die(EXIT_FAIL, "unexpected argument '%s' for tilec db %s", o.files[0], sub);
   else if (!o.nfiles && (!strcmp(sub, "import") || !strcmp(sub, "merge")))
-    rc = die(EXIT_FAIL, "tilec db %s needs %s", sub,
-             !strcmp(sub, "import") ? "export files (FILE.json...)" : "databases (SRC.db...)");
+    rc = cli_die(EXIT_FAIL, "tilec db %s needs %s", sub,
+                 !strcmp(sub, "import") ? "export files (FILE.json...)" : "databases (SRC.db...)");
   else if (!strcmp(sub, "export") && !o.out)
-    rc = die(EXIT_FAIL, "tilec db export needs -o DIR");
+    rc = cli_die(EXIT_FAIL, "tilec db export needs -o DIR");
   if (rc) {
     free(o.files);
     return rc;
@@ -563,7 +549,7 @@ int cli_db_main(int argc, char **argv) {
     at_err e;
     at_status s = at_db_check(db, false, &e);
     if (s)
-      rc = die(env_code(s), "%s", e.msg);
+      rc = cli_die(env_code(s), "%s", e.msg);
     else
       printf("%s: ok\n", at_db_path(db));
   }

@@ -252,24 +252,14 @@ static void print_table(const cli *c, const at_tune_report *r) {
 }
 
 static void print_json(const cli *c, const at_tune_report *r, const at_err *e, at_status st) {
-  printf("{\"kernel\": ");
-  cli_json_str(stdout, r->kernel);
-  printf(", \"problem\": ");
-  cli_json_str(stdout, r->problem);
-  printf(", \"bucket\": ");
-  cli_json_str(stdout, r->bucket);
-  printf(", \"device\": ");
-  cli_json_str(stdout, r->device);
-  printf(", \"device_name\": ");
-  cli_json_str(stdout, r->device_name);
-  printf(", \"arch\": ");
-  cli_json_str(stdout, r->arch);
-  printf(", \"toolchain\": ");
-  cli_json_str(stdout, r->toolchain);
-  printf(", \"ir_hash\": ");
-  cli_json_str(stdout, r->ir_hash);
-  printf(", \"db\": ");
-  cli_json_str(stdout, r->db_path);
+  const char *names[] = {"kernel", "problem",   "bucket",  "device", "device_name",
+                         "arch",   "toolchain", "ir_hash", "db"};
+  const char *vals[] = {r->kernel, r->problem,   r->bucket,  r->device, r->device_name,
+                        r->arch,   r->toolchain, r->ir_hash, r->db_path};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    printf("%s\"%s\": ", i ? ", " : "{", names[i]);
+    cli_json_str(stdout, vals[i]);
+  }
   printf(", \"strategy\": \"%s\", \"compile_only\": %s", at_strategy_name(c->o.strategy),
          c->o.compile_only ? "true" : "false");
   printf(", \"space\": %d, \"live\": %d, \"considered\": %d, \"measured\": %d, \"stopped\": %s",

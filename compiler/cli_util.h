@@ -10,6 +10,9 @@
  * message in err. */
 char *cli_read_file(const char *path, size_t *len, char *err, size_t cap);
 
+/* Prints "tilec: <message>" and a newline on stderr; returns code (an exit code). */
+int cli_die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Writes s as a JSON string: quotes, backslashes and control characters escaped; other bytes
  * (UTF-8) as they are. NULL writes null. */
 void cli_json_str(FILE *f, const char *s);

@@ -63,20 +63,6 @@ static int usage(FILE *f) {
   return f == stderr ? EXIT_FAIL : EXIT_OK;
 }
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static int
-die(int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("tilec: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  return code;
-}
-
 /* ---- loading kernels ------------------------------------------------------------------- */
 
 static const char *builtin_text(const char *name) {
@@ -99,11 +85,11 @@ static int load(const char *what, ir_kernel **k) {
     owned = cli_read_file(what, &len, err, sizeof err);
     if (!owned) {
       if (!strchr(what, '/') && !strstr(what, ".tile"))
-        return die(EXIT_FAIL,
-                   "'%s' is neither a built-in kernel (matmul, attention, "
-                   "bsattention, bsmatmul) nor a readable file",
-                   what);
-      return die(EXIT_FAIL, "%s", err);
+        return cli_die(EXIT_FAIL,
+                       "'%s' is neither a built-in kernel (matmul, attention, "
+                       "bsattention, bsmatmul) nor a readable file",
+                       what);
+      return cli_die(EXIT_FAIL, "%s", err);
     }
     text = owned;
     snprintf(file, sizeof file, "%s", what);
@@ -165,16 +151,16 @@ static int parse_opts(int argc, char **argv, opts *o) {
     else if (!strcmp(a, "--seed") || !strcmp(a, "--threads") || !strcmp(a, "--reps")) {
       char *end;
       if (i + 1 >= argc)
-        return die(EXIT_FAIL, "%s needs a value", a);
+        return cli_die(EXIT_FAIL, "%s needs a value", a);
       errno = 0;
       unsigned long long v = strtoull(argv[++i], &end, 0);
       bool threads = a[2] == 't', reps = a[2] == 'r';
       if (*end || errno || end == argv[i] || argv[i][0] == '-' || (threads && (v < 1 || v > 256)) ||
           (reps && v > 100000))
-        return die(EXIT_FAIL, "%s %s: expected %s", a, argv[i],
-                   threads ? "a thread count in 1..256"
-                   : reps  ? "a repetition count in 0..100000"
-                           : "a non-negative integer");
+        return cli_die(EXIT_FAIL, "%s %s: expected %s", a, argv[i],
+                       threads ? "a thread count in 1..256"
+                       : reps  ? "a repetition count in 0..100000"
+                               : "a non-negative integer");
       if (threads)
         o->threads = (int)v;
       else if (reps) {
@@ -183,14 +169,14 @@ static int parse_opts(int argc, char **argv, opts *o) {
       } else
         o->seed = v;
     } else if (a[0] == '-' && a[1])
-      return die(EXIT_FAIL, "unknown option '%s' (tilec --help)", a);
+      return cli_die(EXIT_FAIL, "unknown option '%s' (tilec --help)", a);
     else if (!o->kernel)
       o->kernel = a;
     else
-      return die(EXIT_FAIL, "unexpected argument '%s'", a);
+      return cli_die(EXIT_FAIL, "unexpected argument '%s'", a);
     if (slot) {
       if (i + 1 >= argc)
-        return die(EXIT_FAIL, "%s needs a value", a);
+        return cli_die(EXIT_FAIL, "%s needs a value", a);
       *slot = argv[++i];
     }
   }
@@ -276,15 +262,15 @@ static int write_text(const char *path, const char *text) {
   if (!f || fputs(text, f) < 0) {
     if (f)
       fclose(f);
-    return die(EXIT_FAIL, "cannot write %s: %s", path, strerror(errno));
+    return cli_die(EXIT_FAIL, "cannot write %s: %s", path, strerror(errno));
   }
-  return fclose(f) ? die(EXIT_FAIL, "cannot write %s: %s", path, strerror(errno)) : EXIT_OK;
+  return fclose(f) ? cli_die(EXIT_FAIL, "cannot write %s: %s", path, strerror(errno)) : EXIT_OK;
 }
 
 static int print_kernel(const ir_kernel *k, const char *out) {
   char *text = ir_print(k);
   if (!text)
-    return die(EXIT_FAIL, "out of memory");
+    return cli_die(EXIT_FAIL, "out of memory");
   int rc = write_text(out, text);
   free(text);
   return rc;
@@ -302,7 +288,7 @@ static int specialize(const opts *o, const ir_kernel *k, const kn_shape *shape, 
   }
   if (kn_problem_config(kn_is_builtin(o->kernel) ? o->kernel : "", shape, o->dtype, cfg, err,
                         sizeof err))
-    return die(EXIT_FAIL, "%s", err);
+    return cli_die(EXIT_FAIL, "%s", err);
   if (ir_specialize(k, cfg, spec, &d)) {
     fprintf(stderr, "%s\n", d.msg);
     return EXIT_FAIL;
@@ -316,9 +302,9 @@ static int write_binary(const char *path, const void *data, size_t size) {
   if (!f || fwrite(data, 1, size, f) != size) {
     if (f)
       fclose(f);
-    return die(EXIT_FAIL, "cannot write %s: %s", path, strerror(errno));
+    return cli_die(EXIT_FAIL, "cannot write %s: %s", path, strerror(errno));
   }
-  return fclose(f) ? die(EXIT_FAIL, "cannot write %s: %s", path, strerror(errno)) : EXIT_OK;
+  return fclose(f) ? cli_die(EXIT_FAIL, "cannot write %s: %s", path, strerror(errno)) : EXIT_OK;
 }
 
 /* --emit llvm|ptx|cubin of a GPU IR kernel: cg_lower, and nvJitLink for the cubin. */
@@ -328,7 +314,7 @@ static int emit_code(const opts *o, const cc_gpu *g, const char *emit) {
   cg_output out;
   char err[4096];
   if (cubin && !o->out)
-    return die(EXIT_FAIL, "--emit cubin needs -o FILE (a cubin is not printed)");
+    return cli_die(EXIT_FAIL, "--emit cubin needs -o FILE (a cubin is not printed)");
   if (cg_lower(g, arch, llvm ? CG_EMIT_LLVM : CG_EMIT_PTX, &out, err, sizeof err)) {
     fprintf(stderr, "%s\n", err);
     return EXIT_FAIL;
@@ -341,7 +327,7 @@ static int emit_code(const opts *o, const cc_gpu *g, const char *emit) {
     rt_err e;
     rt_status s = rt_nvjitlink_ptx(out.ptx, strlen(out.ptx), arch, NULL, 0, &blob, &e);
     if (s)
-      rc = die(rt_status_is_env(s) ? EXIT_ENV : EXIT_FAIL, "--emit cubin: %s", e.msg);
+      rc = cli_die(rt_status_is_env(s) ? EXIT_ENV : EXIT_FAIL, "--emit cubin: %s", e.msg);
     else
       rc = write_binary(o->out, blob.data, blob.size);
     rt_blob_free(&blob);
@@ -358,10 +344,10 @@ static int cmd_compile(const opts *o) {
   bool gpu = !strcmp(emit, "gpu");
   bool code = !strcmp(emit, "llvm") || !strcmp(emit, "ptx") || !strcmp(emit, "cubin");
   if (strcmp(emit, "ir") && strcmp(emit, "spec") && !gpu && !code)
-    return die(EXIT_FAIL, "--emit %s: expected ir, spec, gpu, llvm, ptx or cubin", emit);
+    return cli_die(EXIT_FAIL, "--emit %s: expected ir, spec, gpu, llvm, ptx or cubin", emit);
   if (o->arch && !cg_target_find(o->arch))
-    return die(EXIT_FAIL, "--arch %s: expected sm_80, sm_86, sm_87, sm_89, sm_90 or sm_90a",
-               o->arch);
+    return cli_die(EXIT_FAIL, "--arch %s: expected sm_80, sm_86, sm_87, sm_89, sm_90 or sm_90a",
+                   o->arch);
   ir_kernel *k, *spec = NULL;
   int rc = load(o->kernel, &k);
   if (rc)
@@ -373,7 +359,7 @@ static int cmd_compile(const opts *o) {
     char err[512];
     ir_config cfg;
     if (kn_shape_parse(o->shape, &shape, err, sizeof err))
-      rc = die(EXIT_FAIL, "%s", err);
+      rc = cli_die(EXIT_FAIL, "%s", err);
     else if (!(rc = specialize(o, k, &shape, &cfg, &spec)) && !gpu && !code)
       rc = print_kernel(spec, o->out);
     else if (!rc) {
@@ -387,7 +373,7 @@ static int cmd_compile(const opts *o) {
         cc_gpu_free(&g);
       } else {
         char *text = cc_gpu_print(&g);
-        rc = text ? write_text(o->out, text) : die(EXIT_FAIL, "out of memory");
+        rc = text ? write_text(o->out, text) : cli_die(EXIT_FAIL, "out of memory");
         free(text);
         cc_gpu_free(&g);
       }
@@ -495,20 +481,20 @@ static void unprepare(prepared *r) {
 static int prepare(const opts *o, prepared *r) {
   memset(r, 0, sizeof *r);
   if (!o->shape && kn_is_builtin(o->kernel))
-    return die(EXIT_FAIL, "run needs --shape (e.g. --shape M=256,N=256,K=256)");
+    return cli_die(EXIT_FAIL, "run needs --shape (e.g. --shape M=256,N=256,K=256)");
   int rc = load(o->kernel, &r->k);
   if (rc)
     return rc;
   kn_shape shape;
   char err[1024];
   if (kn_shape_parse(o->shape, &shape, err, sizeof err))
-    rc = die(EXIT_FAIL, "%s", err);
+    rc = cli_die(EXIT_FAIL, "%s", err);
   else if (!(rc = specialize(o, r->k, &shape, &r->cfg, &r->spec))) {
     config_text(r->k, &r->cfg, false, r->cfg_text, sizeof r->cfg_text);
     config_text(r->k, &r->cfg, true, r->cfg_json, sizeof r->cfg_json);
     if (kn_problem_build(&r->p, kn_is_builtin(o->kernel) ? o->kernel : "", r->spec, &shape, o->seed,
                          err, sizeof err))
-      rc = die(EXIT_FAIL, "%s", err);
+      rc = cli_die(EXIT_FAIL, "%s", err);
   }
   if (rc)
     unprepare(r);
@@ -538,15 +524,15 @@ static int cmd_run(const opts *o) {
     rc = cli_gpu_run(&g, pp, o->arch, o->reps, &gr, err, sizeof err);
     cc_gpu_free(&g);
     if (rc) { /* an environment problem is one line of its own (`no CUDA driver: ...`) */
-      rc = rc == EXIT_ENV ? die(rc, "%s", err) : die(rc, "--gpu: %s", err);
+      rc = rc == EXIT_ENV ? cli_die(rc, "%s", err) : cli_die(rc, "--gpu: %s", err);
       goto done;
     }
     secs = gr.median_ms * 1e-3;
     if (o->check && pp->flops > MAX_CPU_CHECK_FLOPS) {
-      rc = die(EXIT_FAIL,
-               "--check: this problem (%.3g flops) is too large for the C reference "
-               "on the CPU; check a smaller shape",
-               pp->flops);
+      rc = cli_die(EXIT_FAIL,
+                   "--check: this problem (%.3g flops) is too large for the C reference "
+                   "on the CPU; check a smaller shape",
+                   pp->flops);
       goto done;
     }
   } else {
@@ -562,14 +548,14 @@ static int cmd_run(const opts *o) {
   }
   if (o->check) {
     if (kn_problem_check(pp, err, sizeof err)) {
-      rc = die(EXIT_FAIL, "%s", err);
+      rc = cli_die(EXIT_FAIL, "%s", err);
       goto done;
     }
     for (int i = 0; i < pp->nchecks; i++)
       pass = pass && pp->checks[i].r.pass;
   }
   if (o->save && kn_problem_save(pp, o->save, cfg_json, err, sizeof err)) {
-    rc = die(EXIT_FAIL, "--save: %s", err);
+    rc = cli_die(EXIT_FAIL, "--save: %s", err);
     goto done;
   }
   report(o, pp, cfg_text, cfg_json, secs, pass, o->gpu ? &gr : NULL);
@@ -592,7 +578,7 @@ static int cmd_bench_launch(const opts *o) {
   cli_launch_cost c;
   int n = o->reps_set ? o->reps : 20000;
   if (n < 1)
-    rc = die(EXIT_FAIL, "bench launch needs --reps of at least 1");
+    rc = cli_die(EXIT_FAIL, "bench launch needs --reps of at least 1");
   else if (cc_gpu_build(pr.spec, &g, &d)) {
     fprintf(stderr, "%s\n", d.msg);
     rc = EXIT_FAIL;
@@ -600,7 +586,7 @@ static int cmd_bench_launch(const opts *o) {
     rc = cli_gpu_bench_launch(&g, &pr.p, o->arch, n, &c, err, sizeof err);
     cc_gpu_free(&g);
     if (rc)
-      rc = die(rc, "%s", err);
+      rc = cli_die(rc, "%s", err);
     else
       printf("%s %s: %d launches each\n  raw cuLaunchKernel  %8.3f us/launch\n"
              "  tilec (pack+launch) %8.3f us/launch (+%.3f us)\n",
@@ -620,9 +606,9 @@ static int cmd_bench_compile(const opts *o) {
   const char *arch = o->arch ? o->arch : "sm_90a";
   int reps = o->reps_set ? o->reps : 20;
   if (reps < 1)
-    return die(EXIT_FAIL, "bench compile needs --reps of at least 1");
+    return cli_die(EXIT_FAIL, "bench compile needs --reps of at least 1");
   if (!cg_target_find(arch))
-    return die(EXIT_FAIL, "--arch %s: unknown target", arch);
+    return cli_die(EXIT_FAIL, "--arch %s: unknown target", arch);
   ir_kernel *k;
   int rc = load(o->kernel, &k);
   if (rc)
@@ -632,7 +618,7 @@ static int cmd_bench_compile(const opts *o) {
   char err[4096];
   bool linked = true;
   if (!t || kn_shape_parse(o->shape, &shape, err, sizeof err)) {
-    rc = die(EXIT_FAIL, "%s", t ? err : "out of memory");
+    rc = cli_die(EXIT_FAIL, "%s", t ? err : "out of memory");
     goto done;
   }
   for (int r = 0; r < reps && !rc; r++) {
@@ -649,7 +635,7 @@ static int cmd_bench_compile(const opts *o) {
       fprintf(stderr, "%s\n", d.msg);
       rc = EXIT_FAIL;
     } else if (cg_lower(&g, arch, CG_EMIT_PTX, &out, err, sizeof err)) {
-      rc = die(EXIT_FAIL, "%s", err);
+      rc = cli_die(EXIT_FAIL, "%s", err);
     } else {
       double *row = t + (size_t)r * NPHASE;
       row[SPEC] = 1e3 * (t1 - t0);
@@ -709,13 +695,13 @@ int main(int argc, char **argv) {
   opts o;
   bool bench = !strcmp(cmd, "bench");
   if (bench && (argc < 3 || (strcmp(argv[2], "compile") && strcmp(argv[2], "launch"))))
-    return die(EXIT_FAIL, "usage: tilec bench compile|launch KERNEL|FILE.tile [--set ...] "
-                          "[--shape ...] [--arch sm_XX] [--reps N], or tilec bench matmul "
-                          "[--shapes MxNxK,...]");
+    return cli_die(EXIT_FAIL, "usage: tilec bench compile|launch KERNEL|FILE.tile [--set ...] "
+                              "[--shape ...] [--arch sm_XX] [--reps N], or tilec bench matmul "
+                              "[--shapes MxNxK,...]");
   if (parse_opts(argc - 2 - bench, argv + 2 + bench, &o))
     return EXIT_FAIL;
   if (bench && !o.kernel)
-    return die(EXIT_FAIL, "bench %s needs a kernel", argv[2]);
+    return cli_die(EXIT_FAIL, "bench %s needs a kernel", argv[2]);
   if (bench)
     return !strcmp(argv[2], "compile") ? cmd_bench_compile(&o) : cmd_bench_launch(&o);
   if (!strcmp(cmd, "info"))
@@ -723,7 +709,7 @@ int main(int argc, char **argv) {
   if (!strcmp(cmd, "check") || !strcmp(cmd, "print") || !strcmp(cmd, "compile") ||
       !strcmp(cmd, "run")) {
     if (!o.kernel)
-      return die(EXIT_FAIL, "%s needs a kernel name or a .tile file", cmd);
+      return cli_die(EXIT_FAIL, "%s needs a kernel name or a .tile file", cmd);
     if (!strcmp(cmd, "check"))
       return cmd_check(&o);
     if (!strcmp(cmd, "print")) {
@@ -737,5 +723,5 @@ int main(int argc, char **argv) {
     }
     return !strcmp(cmd, "compile") ? cmd_compile(&o) : cmd_run(&o);
   }
-  return die(EXIT_FAIL, "unknown command '%s' (tilec --help)", cmd);
+  return cli_die(EXIT_FAIL, "unknown command '%s' (tilec --help)", cmd);
 }
