@@ -2204,7 +2204,8 @@ static bool lower_dot(lw *L, const ir_op *op) {
     return fail(L, op->loc, "dot: M = %lld and N = %lld must be multiples of 16 and 8",
                 (long long)M, (long long)N);
   const ly_layout *ml = layout(L, res);
-  ly_layout da = ly_dotop(ml, 0), db = ly_dotop(ml, 1);
+  int kw = ir_kind_bits(ka) == 8 ? 4 : 2;
+  ly_layout da = ly_dotop(ml, 0, kw), db = ly_dotop(ml, 1, kw);
   if (ml->kind != LY_MMA || (istile(C) && !ly_equal(layout(L, C), ml)) ||
       !ly_equal(layout(L, A), &da) || !ly_equal(layout(L, B), &db))
     return fail(L, op->loc, "internal error: dot operands are not in the MMA and DOTOP layouts");

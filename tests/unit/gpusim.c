@@ -595,7 +595,7 @@ static bool break_layout(hand *h, ir_opcode code, int operand, int how) {
     *parent = *old->parent;
     parent->wpc[0] = old->parent->wpc[1];
     parent->wpc[1] = old->parent->wpc[0];
-    *l = ly_dotop(parent, old->opidx);
+    *l = ly_dotop(parent, old->opidx, old->kw);
     break;
   default: /* the slice along the other dim */
     *l = *old;
