@@ -2899,12 +2899,14 @@ static ir_kind f8_of(const ir_value *v) {
 }
 
 /* Rejects what the lowering does not handle before any code is built. f8 values are bytes that
- * block loads (without a fill), block stores, layout conversions and dot may handle; there is
- * no f8 arithmetic or cast yet. */
+ * block loads (without a fill), block stores, data movement and dot may handle; there is no f8
+ * arithmetic or cast yet. */
 static bool check_kinds(lw *L, const ir_block *b) {
   for (const ir_op *op = b->first; op; op = op->next) {
     bool moves = (op->code == IR_OP_LOAD && !op->ex[1]) || op->code == IR_OP_STORE ||
-                 op->code == IR_OP_CONVERT || op->code == IR_OP_DOT;
+                 op->code == IR_OP_CONVERT || op->code == IR_OP_TRANS ||
+                 op->code == IR_OP_BROADCAST || op->code == IR_OP_EXPAND_DIMS ||
+                 op->code == IR_OP_RESHAPE || op->code == IR_OP_DOT;
     ir_kind k = 0;
     for (int i = 0; i < op->nres && !k; i++)
       k = f8_of(op->results[i]);
@@ -2913,8 +2915,8 @@ static bool check_kinds(lw *L, const ir_block *b) {
     if (k && !moves)
       return fail(L, op->loc,
                   "'%s' on %s values is not lowered: f8 tiles may only be loaded (without a "
-                  "fill), stored, converted between layouts and multiplied by 'dot' (f32 "
-                  "accumulator, sm_89+)",
+                  "fill), stored, moved (convert_layout, trans, broadcast, expand_dims, reshape) "
+                  "and multiplied by 'dot' (f32 accumulator, sm_89+)",
                   ir_ops[op->code].keyword, ir_kind_name(k));
     for (int r = 0; r < op->nregions; r++)
       if (op->regions[r] && !check_kinds(L, op->regions[r]))
