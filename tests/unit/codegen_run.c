@@ -20,6 +20,7 @@
 #include "kernels/problem.h"
 #include "runtime/rt.h"
 #include "tests/unit/check.h"
+#include "tests/unit/files.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -1716,47 +1717,8 @@ static const char axpy_tile[] = "kernel axpy\n"
                                 "  store %Y[%off], %r\n"
                                 "}\n";
 
-/* An f8 matmul, C = A . B with A [M, K] of TA and B of TB, f32 out: B is [K, N] (N contiguous:
- * the dot stores it transposed into its K-contiguous buffer) or, with BT = 1, [N, K] read
- * through a trans (K contiguous already). Odd M, N, K exercise the masked element loads (zero
- * fill) and the wrapped MMA layouts. */
-static const char mm8_tile[] =
-    "kernel mm8\n"
-    "types {\n"
-    "  TA in [f8e4m3, f8e5m2]\n"
-    "  TB in [f8e4m3, f8e5m2]\n"
-    "}\n"
-    "tunables {\n"
-    "  BM = 64 in [16, 32, 64, 128]\n"
-    "  BN = 64 in [16, 32, 64, 128]\n"
-    "  BK = 64 in [32, 64, 128]\n"
-    "  WARPS = 4 in [1, 2, 4, 8]\n"
-    "}\n"
-    "args (%A: tensor<TA>[M, K], %B: tensor<TB>[K, N], %C: out tensor<f32>[M, N])\n"
-    "grid (cdiv(M, BM) * cdiv(N, BN))\n"
-    "{\n"
-    "  %pid = program_id 0 : i32\n"
-    "  %nb = const cdiv(N, BN) : i32\n"
-    "  %pm = div %pid, %nb : i32\n"
-    "  %pn = rem %pid, %nb : i32\n"
-    "  %bm = const BM : i32\n"
-    "  %bn = const BN : i32\n"
-    "  %m0 = mul %pm, %bm : i32\n"
-    "  %n0 = mul %pn, %bn : i32\n"
-    "  %acc0 = zeros : tile<BM, BN, f32>\n"
-    "  %lo = const 0 : i32\n"
-    "  %hi = const K : i32\n"
-    "  %step = const BK : i32\n"
-    "  %acc = for %k = %lo to %hi step %step iter(%acc_i = %acc0) : tile<BM, BN, f32> {\n"
-    "    %a = load %A[%m0, %k] : tile<BM, BK, TA>\n"
-    "    %b = load %B[%k, %n0] : tile<BK, BN, TB>\n"
-    "    %d = dot %a, %b, %acc_i : tile<BM, BN, f32>\n"
-    "    yield %d\n"
-    "  }\n"
-    "  store %C[%m0, %n0], %acc\n"
-    "}\n";
-
-/* mm8 with B given as [N, K] (K contiguous) and transposed in registers. */
+/* tests/ptx/matmul_f8.tile (mm8: B [K, N], N contiguous, which the dot stores transposed into its
+ * K-contiguous buffer) with B given as [N, K] (K contiguous) and transposed in registers. */
 static const char mm8t_tile[] =
     "kernel mm8t\n"
     "types {\n"
@@ -1794,10 +1756,37 @@ static const char mm8t_tile[] =
     "  store %C[%m0, %n0], %acc\n"
     "}\n";
 
+/* One f8 A tile times two B tiles: A's conversion to its operand layout has two users, so it
+ * is not left to a dot but done once (dotop_move: swizzled buffer, ldmatrix, words unpacked). */
+static const char dual8_tile[] =
+    "kernel dual8\n"
+    "tunables {\n"
+    "  BM = 32 in [16, 32, 64]\n"
+    "  BN = 32 in [16, 32, 64]\n"
+    "  WARPS = 2 in [1, 2, 4]\n"
+    "}\n"
+    "args (%A: tensor<f8e4m3>[M, 64], %B: tensor<f8e5m2>[64, N], %D: tensor<f8e4m3>[64, N], "
+    "%C: out tensor<f32>[M, N], %E: out tensor<f32>[M, N])\n"
+    "grid (1)\n"
+    "{\n"
+    "  %z = const 0 : i32\n"
+    "  %a = load %A[%z, %z] : tile<BM, 64, f8e4m3>\n"
+    "  %b = load %B[%z, %z] : tile<64, BN, f8e5m2>\n"
+    "  %d = load %D[%z, %z] : tile<64, BN, f8e4m3>\n"
+    "  %c0 = zeros : tile<BM, BN, f32>\n"
+    "  %c = dot %a, %b, %c0 : tile<BM, BN, f32>\n"
+    "  %e = dot %a, %d, %c0 : tile<BM, BN, f32>\n"
+    "  store %C[%z, %z], %c\n"
+    "  store %E[%z, %z], %e\n"
+    "}\n";
+
 /* f8 matmuls (mma.m16n8k32 inline PTX, executed by mma_f8 above) against the IR interpreter,
  * for sm_89 and sm_90a, every pair of f8 kinds, several configs and odd shapes. */
 static void f8_cases(void) {
-  static const struct {
+  char *mm8_tile = slurp(TILEC_SOURCE_DIR "/tests/ptx/matmul_f8.tile");
+  if (!CHECK(mm8_tile != NULL))
+    return;
+  const struct {
     const char *tile, *name, *shape, *set, *arch;
   } fc[] = {
       {mm8_tile, "mm8", "M=70,N=50,K=100", "TA=f8e4m3,TB=f8e4m3", "sm_89"},
@@ -1807,11 +1796,14 @@ static void f8_cases(void) {
        "sm_90"},
       {mm8_tile, "mm8", "M=130,N=20,K=64", "TA=f8e5m2,TB=f8e4m3,BM=128,BN=16,WARPS=8", "sm_89"},
       {mm8t_tile, "mm8t", "M=70,N=50,K=100", "TA=f8e4m3,TB=f8e4m3", "sm_90a"},
+      {dual8_tile, "dual8", "M=30,N=40", "", "sm_89"},
+      {dual8_tile, "dual8", "M=64,N=64", "BM=64,BN=64,WARPS=4", "sm_90"},
       {mm8t_tile, "mm8t", "M=45,N=64,K=96", "TA=f8e4m3,TB=f8e5m2,BM=32,BN=64,BK=32,WARPS=2",
        "sm_89"},
   };
   for (size_t i = 0; i < sizeof fc / sizeof fc[0]; i++)
     run_text_case(fc[i].name, fc[i].tile, fc[i].shape, fc[i].set, fc[i].arch);
+  free(mm8_tile);
 }
 
 /* The swizzle of the dot operand buffers: with it, no ldmatrix (and no cp.async) of these
