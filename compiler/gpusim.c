@@ -23,10 +23,10 @@
  * reductions round after every combine (to f32 for f16/bf16 tiles, which are rounded to their
  * kind at the end, as the lowering does; to the element kind otherwise), in the order
  * per-thread registers, then butterfly steps 16, 8, 4, 2, 1, then warps (or, in the
- * shared-memory fallback, along the line); each mma.m16n8k16 adds its 16 exact products
- * in double to the f32 accumulator element and rounds once to f32 (the interpreter sums a whole
- * row in double and rounds once). max/min propagate NaN and order -0 below +0 so that both
- * lanes of a butterfly agree.
+ * shared-memory fallback, along the line); each mma.m16n8k16 (m16n8k32 for f8) adds its 16
+ * (32) exact products in double to the f32 accumulator element and rounds once to f32 (the
+ * interpreter sums a whole row in double and rounds once). max/min propagate NaN and order -0
+ * below +0 so that both lanes of a butterfly agree.
  */
 #include "compiler/gpusim.h"
 
