@@ -573,7 +573,8 @@ static const ir_op *find_op(const ir_block *b, ir_opcode code, int nth);
   "}\n"
 
 static void hand_f8_cases(ctx *c) {
-  static const char *const kinds[3][2] = {{"f8e4m3", "f8e4m3"}, {"f8e5m2", "f8e5m2"}, {"f8e4m3", "f8e5m2"}};
+  static const char *const kinds[3][2] = {
+      {"f8e4m3", "f8e4m3"}, {"f8e5m2", "f8e5m2"}, {"f8e4m3", "f8e5m2"}};
   char text[2048];
   int n = 0;
   for (int ki = 0; ki < 3; ki++) {
