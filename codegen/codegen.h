@@ -69,9 +69,11 @@ typedef struct cg_output {
  * and emits PTX for `arch` ("sm_80" ... "sm_90a"). flags: CG_EMIT_*. Returns 0 and fills *out
  * (the caller frees it with cg_output_free), or -1 with a message in err (located at the
  * offending op when there is one); *out is then empty. g is not changed. Thread-safe: every
- * call owns its LLVM context. Unsupported for now (a clear error): f8 types, dot other than
- * bf16/f16 with an f32 accumulator, dot with K not a multiple of 16 or M/N not multiples of
- * 16/8, transcendental f64 ops (docs/codegen.md). */
+ * call owns its LLVM context. f8 (e4m3/e5m2) values may be loaded, stored, moved and fed to dot
+ * (mma.m16n8k32 on sm_89+; such kernels get PTX ISA 8.4). Unsupported for now (a clear error):
+ * f8 arithmetic and casts, f8 dot before sm_89, dot other than bf16/f16/f8 with an f32
+ * accumulator, dot with K not a multiple of 16 (32 for f8) or M/N not multiples of 16/8,
+ * transcendental f64 ops (docs/codegen.md). */
 int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output *out, char *err,
              size_t errcap);
 

@@ -98,6 +98,8 @@ typedef struct lw {
   int threads, nbits;
   int64_t smem_bytes;
   int mma, barriers, ldmatrix, cpasync;
+  int sm;      /* the target's SM version (89 for sm_89) */
+  bool f8_mma; /* an f8 mma was emitted: the PTX needs ISA 8.4 */
   bool no_swizzle;
   int64_t sbase;     /* shared memory below this holds the rings of enclosing pipelined loops */
   struct pipe *pipe; /* the pipelined loop whose body is being lowered, or NULL */
@@ -175,10 +177,18 @@ static LLVMTypeRef ty(lw *L, ir_kind k) {
     return L->f64;
   case IR_PTR:
     return L->p1;
+  case IR_F8E4M3:
+  case IR_F8E5M2:
+    return L->i8; /* f8 values are their bits: loaded, stored, moved and fed to mma only */
   default:
     return NULL;
   }
 }
+
+static bool isf8(ir_kind k) { return k == IR_F8E4M3 || k == IR_F8E5M2; }
+
+/* K elements per b32 mma operand register: 4 for f8 (mma.m16n8k32), 2 for f16/bf16. */
+static int kwidth(ir_kind k) { return isf8(k) ? 4 : 2; }
 
 /* The type an element has in memory: i1 is a byte. */
 static LLVMTypeRef memty(lw *L, ir_kind k) { return k == IR_I1 ? L->i8 : ty(L, k); }
@@ -1191,7 +1201,7 @@ static void gclass(lw *L, ir_kind k, LLVMTypeRef *it, const char **ld, const cha
 static LLVMValueRef tobits(lw *L, LLVMValueRef v, ir_kind k, LLVMTypeRef it) {
   if (k == IR_PTR)
     return LLVMBuildPtrToInt(L->b, v, it, "");
-  if (isflt(k))
+  if (isflt(k) && !isf8(k))
     return LLVMBuildBitCast(L->b, v, it, "");
   if (LLVMGetIntTypeWidth(LLVMTypeOf(v)) < LLVMGetIntTypeWidth(it))
     return LLVMBuildZExt(L->b, v, it, "");
@@ -1201,11 +1211,11 @@ static LLVMValueRef tobits(lw *L, LLVMValueRef v, ir_kind k, LLVMTypeRef it) {
 static LLVMValueRef frombits(lw *L, LLVMValueRef v, ir_kind k) {
   if (k == IR_PTR)
     return LLVMBuildIntToPtr(L->b, v, L->p1, "");
-  if (isflt(k))
+  if (isflt(k) && !isf8(k))
     return LLVMBuildBitCast(L->b, v, ty(L, k), "");
   if (k == IR_I1)
     return LLVMBuildICmp(L->b, LLVMIntNE, v, LLVMConstNull(LLVMTypeOf(v)), "");
-  if (k == IR_I8)
+  if (k == IR_I8 || isf8(k))
     return LLVMBuildTrunc(L->b, v, L->i8, "");
   return v;
 }
@@ -1584,8 +1594,8 @@ static bool lower_move(lw *L, const ir_op *op) {
     out->defer = x;
     return true;
   }
-  if (op->code == IR_OP_CONVERT && lout->l->kind == LY_DOTOP && half(ekind(x)) && lin->rank == 2 &&
-      out->n % 2 == 0)
+  if (op->code == IR_OP_CONVERT && lout->l->kind == LY_DOTOP &&
+      (half(ekind(x)) || isf8(ekind(x))) && lin->rank == 2 && out->n % kwidth(ekind(x)) == 0)
     return dotop_move(L, op, lin, lout, out);
   /* load strides: the row-major index of the source element each output element reads */
   int64_t sst[IR_MAX_RANK], ld[IR_MAX_RANK];
@@ -1819,22 +1829,24 @@ static bool lower_reduce(lw *L, const ir_op *op) {
 
 /* ---- dot operands in shared memory: swizzled buffers, ldmatrix ------------------------- */
 
-/* A 2-D tile of 16-bit elements in shared memory, rows along dim sd, contiguous along dim cd.
- * Element (c[sd], c[cd]) is at element index c[sd] * ld + (q ^ phase) * 8 + c[cd] % 8 of the
- * buffer, q = c[cd] / 8 its 16-byte chunk and phase = (c[sd] / per) % phases (the swizzle:
- * phases = min(ld / 8, 8), per = max(1, 8 / (ld / 8)), both powers of two). Any 8 consecutive
- * rows of one chunk column, which is what one 8x8 matrix of ldmatrix reads and what 8 lanes of
- * a 16-byte store write, then lie in 8 distinct 16-byte bank groups. phases = 1: no swizzle. The
- * buffer starts at byte off, plus dyn (i32) for a stage of a ring. */
+/* A 2-D tile of es-byte elements (es = 2, or 1 for f8) in shared memory, rows along dim sd,
+ * contiguous along dim cd; ce = 16 / es elements make a 16-byte chunk. Element (c[sd], c[cd]) is
+ * at element index c[sd] * ld + (q ^ phase) * ce + c[cd] % ce of the buffer, q = c[cd] / ce its
+ * chunk and phase = (c[sd] / per) % phases (the swizzle: phases = min(ld / ce, 8), per = max(1,
+ * 8 / (ld / ce)), both powers of two). Any 8 consecutive rows of one chunk column, which is what
+ * one 8x8 matrix of ldmatrix reads and what 8 lanes of a 16-byte store write, then lie in 8
+ * distinct 16-byte bank groups. phases = 1: no swizzle. The buffer starts at byte off, plus dyn
+ * (i32) for a stage of a ring. */
 typedef struct sbuf {
   int64_t off;
   LLVMValueRef dyn;
   int sd, cd;
   int64_t ld, rows;
   int per, phases;
+  int es, ce;
 } sbuf;
 
-static void sb_init(lw *L, sbuf *s, const int64_t *shape, int cd, int64_t off) {
+static void sb_init(lw *L, sbuf *s, const int64_t *shape, int cd, int64_t off, int es) {
   s->off = off;
   s->dyn = NULL;
   s->cd = cd;
@@ -1842,15 +1854,17 @@ static void sb_init(lw *L, sbuf *s, const int64_t *shape, int cd, int64_t off) {
   s->ld = shape[cd];
   s->rows = shape[s->sd];
   s->per = s->phases = 1;
-  int64_t chunks = s->ld / 8;
-  if (!L->no_swizzle && s->ld % 8 == 0 && (chunks & (chunks - 1)) == 0) {
+  s->es = es;
+  s->ce = 16 / es;
+  int64_t chunks = s->ld / s->ce;
+  if (!L->no_swizzle && s->ld % s->ce == 0 && (chunks & (chunks - 1)) == 0) {
     s->phases = (int)(chunks < 8 ? chunks : 8);
     s->per = (int)(chunks < 8 ? 8 / chunks : 1);
   }
 }
 
 static int64_t sb_bytes(const sbuf *s) {
-  return cdiv(s->ld * s->rows * 2, SMEM_ALIGN) * SMEM_ALIGN;
+  return cdiv(s->ld * s->rows * s->es, SMEM_ALIGN) * SMEM_ALIGN;
 }
 
 /* The element index of (row, col) (i32 values) in s. */
@@ -1863,9 +1877,10 @@ static LLVMValueRef sb_index(lw *L, const sbuf *s, LLVMValueRef row, LLVMValueRe
   if (s->per > 1)
     ph = LLVMBuildLShr(b, ph, ci32(L, __builtin_ctz((unsigned)s->per)), "");
   ph = LLVMBuildAnd(b, ph, ci32(L, s->phases - 1), "");
-  LLVMValueRef q = LLVMBuildXor(b, LLVMBuildLShr(b, col, ci32(L, 3), ""), ph, "");
-  LLVMValueRef in = LLVMBuildAnd(b, col, ci32(L, 7), "");
-  q = LLVMBuildOr(b, LLVMBuildShl(b, q, ci32(L, 3), ""), in, "");
+  LLVMValueRef sh = ci32(L, __builtin_ctz((unsigned)s->ce));
+  LLVMValueRef q = LLVMBuildXor(b, LLVMBuildLShr(b, col, sh, ""), ph, "");
+  LLVMValueRef in = LLVMBuildAnd(b, col, ci32(L, s->ce - 1), "");
+  q = LLVMBuildOr(b, LLVMBuildShl(b, q, sh, ""), in, "");
   return LLVMBuildAdd(b, base, q, "");
 }
 
@@ -1885,7 +1900,7 @@ static int64_t sb_cindex(const sbuf *s, int64_t row, int64_t col) {
   if (s->phases == 1)
     return row * s->ld + col;
   int64_t ph = (row / s->per) % s->phases;
-  return row * s->ld + (((col / 8) ^ ph) * 8) + col % 8;
+  return row * s->ld + (((col / s->ce) ^ ph) * s->ce) + col % s->ce;
 }
 
 /* Shared addresses already built, with every thread's byte offset: an access whose offsets
@@ -1923,11 +1938,11 @@ static void remember(lw *L, acache *c, LLVMValueRef ptr, int64_t *a) {
 }
 
 /* Registers r .. r+v-1 of li are v consecutive elements of one row of s, starting at a multiple
- * of v in every thread (so one aligned vector access): the largest such v <= 8, or 1. */
+ * of v in every thread (so one aligned vector access): the largest such v <= ce, or 1. */
 static int sb_vec(const sbuf *s, const linfo *li, int r, int left, const bool *skip) {
   if (li->anywrap)
     return 1;
-  for (int v = 8; v >= 2; v /= 2) {
+  for (int v = s->ce; v >= 2; v /= 2) {
     bool ok = v <= left && rpart(li, r, s->cd) % v == 0;
     for (int b = 0; b < li->a.nbits && ok; b++)
       ok = li->a.bit[b][s->cd] % v == 0;
@@ -1940,7 +1955,7 @@ static int sb_vec(const sbuf *s, const linfo *li, int r, int left, const bool *s
   return 1;
 }
 
-/* Stores the registers of a tile in layout li (16-bit elements of kind k) into s. */
+/* Stores the registers of a tile in layout li (elements of kind k, s->es bytes) into s. */
 static void sb_store(lw *L, const sbuf *s, linfo *li, LLVMValueRef *regs, const bool *skip,
                      ir_kind k) {
   LLVMTypeRef et = ty(L, k);
@@ -1958,7 +1973,7 @@ static void sb_store(lw *L, const sbuf *s, linfo *li, LLVMValueRef *regs, const 
         val = LLVMBuildInsertElement(L->b, val, regs[r + j], ci32(L, j), "");
     }
     LLVMValueRef st = LLVMBuildStore(L->b, val, sb_ptr(L, s, et, idx));
-    LLVMSetAlignment(st, (unsigned)(2 * v));
+    LLVMSetAlignment(st, (unsigned)(s->es * v));
     r += v;
   }
 }
@@ -1967,43 +1982,50 @@ static void sb_store(lw *L, const sbuf *s, linfo *li, LLVMValueRef *regs, const 
 static LLVMValueRef sb_load(lw *L, const sbuf *s, linfo *li, int r, ir_kind k) {
   LLVMValueRef idx = sb_index(L, s, coord(L, li, r, s->sd), coord(L, li, r, s->cd));
   LLVMValueRef ld = LLVMBuildLoad2(L->b, ty(L, k), sb_ptr(L, s, ty(L, k), idx), "");
-  LLVMSetAlignment(ld, 2);
+  LLVMSetAlignment(ld, (unsigned)s->es);
   return ld;
 }
 
-/* Two 16-bit registers as one b32 operand of mma: <2 x half> for f16, i32 for bf16. */
-static LLVMValueRef pack(lw *L, LLVMValueRef lo, LLVMValueRef hi, ir_kind k) {
-  LLVMTypeRef et = ty(L, k), vt = LLVMVectorType(et, 2);
+/* kwidth(k) registers r[0..] as one b32 operand of mma: <2 x half> for f16, i32 for bf16 and f8
+ * (4 bytes, the first in the low byte). */
+static LLVMValueRef pack(lw *L, LLVMValueRef *r, ir_kind k) {
+  int n = kwidth(k);
+  LLVMTypeRef et = ty(L, k), vt = LLVMVectorType(et, (unsigned)n);
   LLVMValueRef v = LLVMGetUndef(vt);
-  v = LLVMBuildInsertElement(L->b, v, lo, ci32(L, 0), "");
-  v = LLVMBuildInsertElement(L->b, v, hi, ci32(L, 1), "");
-  return k == IR_BF16 ? LLVMBuildBitCast(L->b, v, L->i32, "") : v;
+  for (int i = 0; i < n; i++)
+    v = LLVMBuildInsertElement(L->b, v, r[i], ci32(L, i), "");
+  return k == IR_F16 ? v : LLVMBuildBitCast(L->b, v, L->i32, "");
 }
 
-/* Whether the register pairs (p[i], p[i] + 1), i < n, of layout li are what one
- * ldmatrix.m8n8.x{n} from s gives every lane: pair i is 8x8 matrix i, whose row j (16 bytes of
- * s at row origin_sd + j, columns origin_cd .. +7, origin_cd a multiple of 8) lane 8i + j
- * addresses. Without .trans lane l receives row l/4, columns 2(l%4) and 2(l%4)+1 of each
- * matrix; with .trans rows 2(l%4), 2(l%4)+1 of column l/4 (PTX ISA, ldmatrix). Checked for every
+/* Whether the register groups p[i] .. p[i] + kw - 1 (kw = 4 / es elements of 32 bits), i < n, of
+ * layout li are what one ldmatrix.m8n8.x{n} from s gives every lane: group i is 8x8 matrix i
+ * of b16 units, whose row j (16 bytes of s at row origin_sd + j, columns origin_cd .. + ce - 1,
+ * origin_cd a multiple of ce) lane 8i + j addresses. Without .trans lane l receives row l/4,
+ * bytes 4(l%4) .. 4(l%4)+3 of each matrix (kw elements from column kw(l%4)); with .trans
+ * (16-bit only) rows 2(l%4), 2(l%4)+1 of column l/4 (PTX ISA, ldmatrix). Checked for every
  * thread; *trans says which form fits. */
 static bool ldm_fits(lw *L, const linfo *li, const sbuf *s, const int *p, int n, bool *trans) {
-  if (s->ld % 8 || s->off % 16)
+  int kw = 4 / s->es;
+  if (s->ld % s->ce || s->off % 16)
     return false;
-  for (int t = 0; t <= 1; t++) {
+  for (int t = 0; t <= (kw == 2); t++) {
     bool ok = true;
     for (int i = 0; i < n && ok; i++)
       for (int w = 0; w < L->threads / LY_WARP && ok; w++) {
         int64_t o[IR_MAX_RANK], c0[IR_MAX_RANK], c1[IR_MAX_RANK];
         ccoord(li, w * LY_WARP, p[i], o);
-        ok = o[s->cd] % 8 == 0;
+        ok = o[s->cd] % s->ce == 0;
         for (int l = 0; l < LY_WARP && ok; l++) {
           ccoord(li, w * LY_WARP + l, p[i], c0);
           ccoord(li, w * LY_WARP + l, p[i] + 1, c1);
           int64_t dr = c0[s->sd] - o[s->sd], dc = c0[s->cd] - o[s->cd];
-          if (!t)
-            ok = dr == l / 4 && dc == 2 * (l % 4) && c1[s->sd] == c0[s->sd] &&
-                 c1[s->cd] == c0[s->cd] + 1;
-          else
+          if (!t) {
+            ok = dr == l / 4 && dc == kw * (l % 4);
+            for (int j = 1; j < kw && ok; j++) {
+              ccoord(li, w * LY_WARP + l, p[i] + j, c1);
+              ok = c1[s->sd] == c0[s->sd] && c1[s->cd] == c0[s->cd] + j;
+            }
+          } else
             ok = dr == 2 * (l % 4) && dc == l / 4 && c1[s->sd] == c0[s->sd] + 1 &&
                  c1[s->cd] == c0[s->cd];
         }
@@ -2054,11 +2076,11 @@ static LLVMValueRef ldm_addr(lw *L, linfo *li, const sbuf *s, const int *p, int 
     at[e] = v;
   }
   LLVMValueRef row = LLVMBuildAdd(b, at[0], j, "");
-  return sb_ptr(L, s, L->i16, sb_index(L, s, row, at[1]));
+  return sb_ptr(L, s, s->es == 1 ? L->i8 : L->i16, sb_index(L, s, row, at[1]));
 }
 
-/* One ldmatrix.sync.aligned.m8n8.x{n}[.trans].b16 for the pairs p[0..n) (ldm_fits holds); the
- * b32 operand words of mma (k: f16 or bf16) into words[0..n). */
+/* One ldmatrix.sync.aligned.m8n8.x{n}[.trans].b16 for the groups p[0..n) (ldm_fits holds); the
+ * b32 operand words of mma (k: f16, bf16 or f8) into words[0..n). */
 static void ldm_emit(lw *L, linfo *li, const sbuf *s, const int *p, int n, bool trans, ir_kind k,
                      acache *ac, LLVMValueRef *words) {
   LLVMBuilderRef b = L->b;
@@ -2066,7 +2088,7 @@ static void ldm_emit(lw *L, linfo *li, const sbuf *s, const int *p, int n, bool 
   for (int t = 0; t < L->threads; t++) {
     int l = t % LY_WARP, i = (l >> 3) & (n - 1);
     ccoord(li, t - l, p[i], o);
-    ca[t] = 2 * sb_cindex(s, o[s->sd] + (l & 7), o[s->cd]);
+    ca[t] = s->es * sb_cindex(s, o[s->sd] + (l & 7), o[s->cd]);
   }
   LLVMValueRef ptr = reuse(L, ac, ca);
   if (!ptr)
@@ -2079,7 +2101,7 @@ static void ldm_emit(lw *L, linfo *li, const sbuf *s, const int *p, int n, bool 
   LLVMValueRef res = intr(L, b, name, &pt, 1, &ptr, 1);
   for (int i = 0; i < n; i++) {
     LLVMValueRef w = n == 1 ? res : LLVMBuildExtractValue(b, res, (unsigned)i, "");
-    words[i] = k == IR_BF16 ? w : LLVMBuildBitCast(b, w, LLVMVectorType(L->f16, 2), "");
+    words[i] = k != IR_F16 ? w : LLVMBuildBitCast(b, w, LLVMVectorType(L->f16, 2), "");
   }
   L->ldmatrix++;
 }
@@ -2093,13 +2115,15 @@ typedef struct operand {
   acache *ac; /* ldmatrix addresses built so far */
 } operand;
 
-/* Stores the registers of a tile (layout ls, 16-bit kind k) that becomes a dot operand with K
- * along dim kdim into a swizzled buffer at *off (relative to L->sbase), K contiguous unless the
- * tile's fastest dim is the other one; *off moves past it. */
+/* Stores the registers of a tile (layout ls, kind k) that becomes a dot operand with K along dim
+ * kdim into a swizzled buffer at *off (relative to L->sbase), K contiguous unless the tile's
+ * fastest dim is the other one and k is 16-bit (ldmatrix .trans); f8 is always stored K
+ * contiguous (ldmatrix has no 8-bit transpose before sm_100), transposing an N- or M-contiguous
+ * tile element by element; *off moves past it. */
 static void stage_tile(lw *L, sbuf *sb, linfo *ls, LLVMValueRef *regs, ir_kind k, int kdim,
                        int64_t *off) {
-  bool kfast = !(ls->l->kind == LY_BLOCKED && ls->l->order[0] != kdim);
-  sb_init(L, sb, ls->shape, kfast ? kdim : 1 - kdim, L->sbase + *off);
+  bool kfast = isf8(k) || !(ls->l->kind == LY_BLOCKED && ls->l->order[0] != kdim);
+  sb_init(L, sb, ls->shape, kfast ? kdim : 1 - kdim, L->sbase + *off, esize(k));
   *off += sb_bytes(sb);
   sb_store(L, sb, ls, regs, skips(L, ls), k);
 }
@@ -2131,12 +2155,13 @@ static bool stage_operand(lw *L, const ir_op *op, const ir_value *v, int kdim, o
   return true;
 }
 
-/* The mma operand words of the register pairs p[0..count) of o: ldmatrix.x4 (x2, x1 for the
- * rest) where the fragment layout fits it, element loads otherwise. */
+/* The mma operand words of the register groups p[0..count) of o (kwidth(k) registers each):
+ * ldmatrix.x4 (x2, x1 for the rest) where the fragment layout fits it, element loads
+ * otherwise. */
 static void frag_words(lw *L, operand *o, const int *p, int count, ir_kind k, LLVMValueRef *w) {
   for (int i = 0; i < count;) {
     if (!o->deferred) {
-      w[i] = pack(L, o->regs->r[p[i]], o->regs->r[p[i] + 1], k);
+      w[i] = pack(L, o->regs->r + p[i], k);
       i++;
       continue;
     }
@@ -2147,7 +2172,10 @@ static void frag_words(lw *L, operand *o, const int *p, int count, ir_kind k, LL
       i += n;
       continue;
     }
-    w[i] = pack(L, sb_load(L, &o->sb, o->lf, p[i], k), sb_load(L, &o->sb, o->lf, p[i] + 1, k), k);
+    LLVMValueRef e[4];
+    for (int j = 0; j < kwidth(k); j++)
+      e[j] = sb_load(L, &o->sb, o->lf, p[i] + j, k);
+    w[i] = pack(L, e, k);
     i++;
   }
 }
@@ -2162,54 +2190,81 @@ static bool dotop_move(lw *L, const ir_op *op, linfo *lin, linfo *lout, tv *out)
   stage_tile(L, &o.sb, lin, get(L, op->operands[0])->r, k, lout->l->opidx == 0 ? 1 : 0, &off);
   need_smem(L, off);
   barrier(L);
-  int np = out->n / 2;
+  int kw = kwidth(k), np = out->n / kw;
   int *p = alloc(L, sizeof(int) * (size_t)np);
   LLVMValueRef *w = alloc(L, sizeof(LLVMValueRef) * (size_t)np);
   for (int i = 0; i < np; i++)
-    p[i] = 2 * i;
+    p[i] = kw * i;
   frag_words(L, &o, p, np, k, w);
   for (int i = 0; i < np; i++) {
-    LLVMValueRef v =
-        k == IR_BF16 ? LLVMBuildBitCast(L->b, w[i], LLVMVectorType(L->bf16, 2), "") : w[i];
-    for (int j = 0; j < 2; j++)
-      out->r[2 * i + j] = LLVMBuildExtractElement(L->b, v, ci32(L, j), "");
+    LLVMValueRef v = k == IR_F16
+                         ? w[i]
+                         : LLVMBuildBitCast(L->b, w[i], LLVMVectorType(ty(L, k), (unsigned)kw), "");
+    for (int j = 0; j < kw; j++)
+      out->r[kw * i + j] = LLVMBuildExtractElement(L->b, v, ci32(L, j), "");
   }
   barrier(L);
   return true;
 }
 
-/* dot: for each K step of 16, M repetition and N repetition, one mma.sync.m16n8k16 with the
- * fragments taken from the DOTOP and MMA register numbering (compiler/layout.c). Operands left
- * in shared memory by their convert_layout are loaded one K step at a time (ldmatrix). */
+/* One mma.sync.aligned.m16n8k32.row.col.f32.{e4m3,e5m2}.{e4m3,e5m2}.f32 as inline PTX: LLVM 19
+ * has no intrinsic for f8 mma (its NVPTX back end knows the integer m16n8k32 forms only). a: 4
+ * b32 words, b: 2, c: 4 floats; returns {float x 4}. Without side effects: it only computes. */
+static LLVMValueRef mma_f8(lw *L, ir_kind ka, ir_kind kb, LLVMValueRef *args) {
+  char text[160];
+  snprintf(text, sizeof text,
+           "mma.sync.aligned.m16n8k32.row.col.f32.%s.%s.f32 {$0, $1, $2, $3}, {$4, $5, $6, $7}, "
+           "{$8, $9}, {$10, $11, $12, $13};",
+           ka == IR_F8E4M3 ? "e4m3" : "e5m2", kb == IR_F8E4M3 ? "e4m3" : "e5m2");
+  static const char cons[] = "=f,=f,=f,=f,r,r,r,r,r,r,f,f,f,f";
+  LLVMTypeRef at[10], ft4[4] = {L->f32, L->f32, L->f32, L->f32};
+  for (int i = 0; i < 10; i++)
+    at[i] = LLVMTypeOf(args[i]);
+  LLVMTypeRef ft = LLVMFunctionType(LLVMStructTypeInContext(L->c, ft4, 4, 0), at, 10, 0);
+  LLVMValueRef a = LLVMGetInlineAsm(ft, text, strlen(text), (char *)cons, strlen(cons), 0, 0,
+                                    LLVMInlineAsmDialectATT, 0);
+  return LLVMBuildCall2(L->b, ft, a, args, 10, "");
+}
+
+/* dot: for each K step of ks (16; 32 for f8), M repetition and N repetition, one mma.sync
+ * (m16n8k16 for f16/bf16, m16n8k32 for e4m3/e5m2 on sm_89+) with the fragments taken from the
+ * DOTOP and MMA register numbering (compiler/layout.c). Operands left in shared memory by their
+ * convert_layout are loaded one K step at a time (ldmatrix). */
 static bool lower_dot(lw *L, const ir_op *op) {
   const ir_value *A = op->operands[0], *B = op->operands[1], *C = op->operands[2];
   const ir_value *res = op->results[0];
   ir_kind ka = ekind(A), kb = ekind(B), kc = ekind(C), kr = ekind(res);
-  if (ka != kb || !half(ka) || kc != IR_F32 || kr != IR_F32)
+  bool f8 = isf8(ka) && isf8(kb);
+  if (!((ka == kb && half(ka)) || f8) || kc != IR_F32 || kr != IR_F32)
     return fail(L, op->loc,
-                "dot of %s x %s -> %s: only bf16 x bf16 and f16 x f16 with an f32 accumulator "
-                "are lowered (mma.m16n8k16)",
+                "dot of %s x %s -> %s: only bf16 x bf16 and f16 x f16 (mma.m16n8k16) and "
+                "f8e4m3/f8e5m2 x f8e4m3/f8e5m2 (mma.m16n8k32) with an f32 accumulator are lowered",
                 ir_kind_name(ka), ir_kind_name(kb), ir_kind_name(kr));
-  int ra, rb;
+  if (f8 && L->sm < 89)
+    return fail(L, op->loc,
+                "dot of %s x %s: f8 tensor cores need sm_89+ (mma.m16n8k32 with e4m3/e5m2); "
+                "the target is sm_%d",
+                ir_kind_name(ka), ir_kind_name(kb), L->sm);
+  int ra, rb, ks = f8 ? 32 : 16, kw = kwidth(ka);
   int64_t sa[IR_MAX_RANK], sb[IR_MAX_RANK];
   shape_of(A, &ra, sa);
   shape_of(B, &rb, sb);
   int64_t M = sa[0], K = sa[1], N = sb[1];
-  if (K % 16)
+  if (K % ks)
     return fail(L, op->loc,
-                "dot: K = %lld is not a multiple of 16; mma.m16n8k16 would need zero padding, "
+                "dot: K = %lld is not a multiple of %d; mma.m16n8k%d would need zero padding, "
                 "which is not lowered",
-                (long long)K);
+                (long long)K, ks, ks);
   if (M % 16 || N % 8)
     return fail(L, op->loc, "dot: M = %lld and N = %lld must be multiples of 16 and 8",
                 (long long)M, (long long)N);
   const ly_layout *ml = layout(L, res);
-  ly_layout da = ly_dotop(ml, 0), db = ly_dotop(ml, 1);
+  ly_layout da = ly_dotop(ml, 0, kw), db = ly_dotop(ml, 1, kw);
   if (ml->kind != LY_MMA || (istile(C) && !ly_equal(layout(L, C), ml)) ||
       !ly_equal(layout(L, A), &da) || !ly_equal(layout(L, B), &db))
     return fail(L, op->loc, "internal error: dot operands are not in the MMA and DOTOP layouts");
   int wm = ml->wpc[0], wn = ml->wpc[1];
-  int rm = (int)cdiv(M, 16 * wm), rn = (int)cdiv(N, 8 * wn), rk = (int)(K / 16);
+  int rm = (int)cdiv(M, 16 * wm), rn = (int)cdiv(N, 8 * wn), rk = (int)(K / ks);
   operand oa, ob;
   int64_t off = 0;
   if (!stage_operand(L, op, A, 1, &oa, &off) || !stage_operand(L, op, B, 0, &ob, &off))
@@ -2231,10 +2286,10 @@ static bool lower_dot(lw *L, const ir_op *op) {
   for (int kk = 0; kk < rk; kk++) {
     for (int m = 0; m < rm; m++)
       for (int p = 0; p < 4; p++)
-        pa[m * 4 + p] = (m * rk + kk) * 8 + 2 * p;
+        pa[m * 4 + p] = (m * rk + kk) * 4 * kw + kw * p;
     for (int n = 0; n < rn; n++)
       for (int p = 0; p < 2; p++)
-        pb[n * 2 + p] = (kk * rn + n) * 4 + 2 * p;
+        pb[n * 2 + p] = (kk * rn + n) * 2 * kw + kw * p;
     frag_words(L, &oa, pa, rm * 4, ka, aw);
     frag_words(L, &ob, pb, rn * 2, kb, bw);
     for (int m = 0; m < rm; m++)
@@ -2243,10 +2298,11 @@ static bool lower_dot(lw *L, const ir_op *op) {
         LLVMValueRef args[10] = {aw[m * 4],     aw[m * 4 + 1], aw[m * 4 + 2], aw[m * 4 + 3],
                                  bw[n * 2],     bw[n * 2 + 1], out->r[c],     out->r[c + 1],
                                  out->r[c + 2], out->r[c + 3]};
-        LLVMValueRef d = intr(L, L->b, name, NULL, 0, args, 10);
+        LLVMValueRef d = f8 ? mma_f8(L, ka, kb, args) : intr(L, L->b, name, NULL, 0, args, 10);
         for (int i = 0; i < 4; i++)
           out->r[c + i] = LLVMBuildExtractValue(L->b, d, (unsigned)i, "");
         L->mma++;
+        L->f8_mma |= f8;
       }
   }
   if (stored)
@@ -2384,7 +2440,7 @@ static bool plan_pipe(lw *L, const ir_op *op, pipe *P) {
     pload *p = &P->ld[P->nld++];
     memset(p, 0, sizeof *p);
     p->op = o;
-    sb_init(L, &p->sb, sh, 1, 0);
+    sb_init(L, &p->sb, sh, 1, 0, 2);
     p->bytes = sb_bytes(&p->sb);
   }
   if (!P->nld)
@@ -2835,18 +2891,33 @@ static void count_uses(lw *L, const ir_block *b) {
   }
 }
 
-/* Rejects what the lowering does not handle before any code is built. */
+/* The f8 kind among v's element kinds (a pointer's pointee included), or 0. */
+static ir_kind f8_of(const ir_value *v) {
+  const ir_type *e = ir_type_elem(v->ty);
+  ir_kind k = e->kind == IR_PTR ? e->elem->kind : e->kind;
+  return isf8(k) ? k : 0;
+}
+
+/* Rejects what the lowering does not handle before any code is built. f8 values are bytes that
+ * block loads (without a fill), block stores, data movement and dot may handle; there is no f8
+ * arithmetic or cast yet. */
 static bool check_kinds(lw *L, const ir_block *b) {
   for (const ir_op *op = b->first; op; op = op->next) {
-    for (int i = 0; i < op->nres; i++) {
-      const ir_type *e = ir_type_elem(op->results[i]->ty);
-      ir_kind k = e->kind == IR_PTR ? e->elem->kind : e->kind;
-      if (k == IR_F8E4M3 || k == IR_F8E5M2)
-        return fail(L, op->loc,
-                    "%s values are not lowered yet (f8 needs cvt packing and "
-                    "m16n8k32 mma)",
-                    ir_kind_name(k));
-    }
+    bool moves = (op->code == IR_OP_LOAD && !op->ex[1]) || op->code == IR_OP_STORE ||
+                 op->code == IR_OP_CONVERT || op->code == IR_OP_TRANS ||
+                 op->code == IR_OP_BROADCAST || op->code == IR_OP_EXPAND_DIMS ||
+                 op->code == IR_OP_RESHAPE || op->code == IR_OP_DOT;
+    ir_kind k = 0;
+    for (int i = 0; i < op->nres && !k; i++)
+      k = f8_of(op->results[i]);
+    for (int i = 0; i < op->nopnd && !k; i++)
+      k = f8_of(op->operands[i]);
+    if (k && !moves)
+      return fail(L, op->loc,
+                  "'%s' on %s values is not lowered: f8 tiles may only be loaded (without a "
+                  "fill), stored, moved (convert_layout, trans, broadcast, expand_dims, reshape) "
+                  "and multiplied by 'dot' (f32 accumulator, sm_89+)",
+                  ir_ops[op->code].keyword, ir_kind_name(k));
     for (int r = 0; r < op->nregions; r++)
       if (op->regions[r] && !check_kinds(L, op->regions[r]))
         return false;
@@ -3026,6 +3097,7 @@ int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output
   L.k = g->k;
   L.d = &d;
   L.no_swizzle = flags & CG_NO_SWIZZLE;
+  L.sm = t->sm;
   L.arena = ir_arena_new();
   L.c = LLVMContextCreate();
   L.m = LLVMModuleCreateWithNameInContext(g->k->name, L.c);
@@ -3044,6 +3116,16 @@ int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output
              g->k->file ? g->k->file : "<kernel>", g->k->name, (long long)L.smem_bytes, t->arch,
              (long long)smem_limit(t->sm));
     goto fail;
+  }
+  if (L.f8_mma && strcmp(t->ptx_feature, "+ptx84") < 0) {
+    /* mma with .e4m3/.e5m2 needs PTX ISA 8.4 (CUDA 12.4); only kernels that use it get it */
+    struct cg_target t84 = *t;
+    t84.ptx_feature = "+ptx84";
+    LLVMTargetMachineRef tm84 = cg_target_machine(&t84, err, errcap);
+    if (!tm84)
+      goto fail;
+    LLVMDisposeTargetMachine(tm);
+    tm = tm84;
   }
   if (LLVMVerifyModule(L.m, LLVMReturnStatusAction, &msg)) {
     snprintf(err, errcap, "internal error: the lowering built an invalid LLVM module: %.1500s",

@@ -93,6 +93,9 @@ static const ly_layout *common(const cc_gpu *g, const ir_op *op) {
   return pick;
 }
 
+/* K elements per 32-bit register of a dot operand: 4 for 8-bit types (mma.m16n8k32), else 2. */
+static int dot_kw(const ir_value *v) { return elem_bits(v) == 8 ? 4 : 2; }
+
 /* The layout operand i of op must have (NULL: any). */
 static const ly_layout *want(cc_gpu *g, const ir_op *op, int i) {
   const ir_value *v = op->operands[i];
@@ -101,7 +104,7 @@ static const ly_layout *want(cc_gpu *g, const ir_op *op, int i) {
   const ly_layout *r = op->nres ? get(g, op->results[0]) : NULL;
   switch (op->code) {
   case IR_OP_DOT:
-    return i == 2 ? r : keep(g, ly_dotop(r, i));
+    return i == 2 ? r : keep(g, ly_dotop(r, i, dot_kw(v)));
   case IR_OP_EXPAND_DIMS:
     return keep(g, ly_slice(r, (int)op->attr[0]));
   case IR_OP_TRANS:

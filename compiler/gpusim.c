@@ -23,10 +23,10 @@
  * reductions round after every combine (to f32 for f16/bf16 tiles, which are rounded to their
  * kind at the end, as the lowering does; to the element kind otherwise), in the order
  * per-thread registers, then butterfly steps 16, 8, 4, 2, 1, then warps (or, in the
- * shared-memory fallback, along the line); each mma.m16n8k16 adds its 16 exact products
- * in double to the f32 accumulator element and rounds once to f32 (the interpreter sums a whole
- * row in double and rounds once). max/min propagate NaN and order -0 below +0 so that both
- * lanes of a butterfly agree.
+ * shared-memory fallback, along the line); each mma.m16n8k16 (m16n8k32 for f8) adds its 16
+ * (32) exact products in double to the f32 accumulator element and rounds once to f32 (the
+ * interpreter sums a whole row in double and rounds once). max/min propagate NaN and order -0
+ * below +0 so that both lanes of a butterfly agree.
  */
 #include "compiler/gpusim.h"
 
@@ -781,6 +781,21 @@ static void frag_b(int lane, int i, int *row, int *col) {
   *col = lane >> 2;
 }
 
+/* mma.m16n8k32 with .e4m3/.e5m2 A and B (PTX ISA, "Matrix Fragments for mma.m16n8k32"):
+ *   A (16x32): a0..a3: (g, 4q+{0..3})  a4..a7: (g+8, 4q+{0..3})  a8..a11: (g, 4q+16+{0..3})
+ *              a12..a15: (g+8, 4q+16+{0..3})
+ *   B (32x8):  b0..b3: (4q+{0..3}, g)  b4..b7: (4q+16+{0..3}, g);  C, D as for m16n8k16. */
+static void frag_a8(int lane, int i, int *row, int *col) {
+  static const int dr[4] = {0, 8, 0, 8}, dc[4] = {0, 0, 16, 16};
+  *row = (lane >> 2) + dr[i / 4];
+  *col = 4 * (lane % 4) + dc[i / 4] + i % 4;
+}
+
+static void frag_b8(int lane, int i, int *row, int *col) {
+  *row = 4 * (lane % 4) + i % 4 + (i >= 4 ? 16 : 0);
+  *col = lane >> 2;
+}
+
 static void frag_c(int lane, int i, int *row, int *col) {
   static const int dr[4] = {0, 0, 8, 8}, dc[4] = {0, 1, 0, 1};
   *row = (lane >> 2) + dr[i];
@@ -788,21 +803,33 @@ static void frag_c(int lane, int i, int *row, int *col) {
 }
 
 /* The instruction grid of a dot: warps tile (M, N) as wm x wn, each warp repeats over reps_m x
- * reps_n output tiles of 16 x 8 and reps_k K steps of 16 (the register numbering of
- * compiler/layout.c: A ((rm * reps_k + rk) * 8 + i), B ((rk * reps_n + rn) * 4 + i), C/D
- * ((rm * reps_n + rn) * 4 + i)). */
+ * reps_n output tiles of 16 x 8 and reps_k K steps of ks = 16 (16-bit operands) or 32 (8-bit:
+ * m16n8k32), with na = ks / 2 A and nb = ks / 4 B elements per lane and instruction (the
+ * register numbering of compiler/layout.c: A ((rm * reps_k + rk) * na + i), B ((rk * reps_n +
+ * rn) * nb + i), C/D ((rm * reps_n + rn) * 4 + i)). */
 typedef struct mgrid {
   int64_t M, N, K;
   int wm, wn, reps_m, reps_n, reps_k;
+  int ks, na, nb;
 } mgrid;
+
+/* Fragment element i of A or B of the instruction shape of m. */
+static void frag_ab(const mgrid *m, bool b, int lane, int i, int *row, int *col) {
+  if (m->ks == 32)
+    (b ? frag_b8 : frag_a8)(lane, i, row, col);
+  else
+    (b ? frag_b : frag_a)(lane, i, row, col);
+}
 
 static mgrid dot_grid(const launch *L, const ir_op *op) {
   const vinfo *a = info(L, op->operands[0]), *b = info(L, op->operands[1]);
   const ly_layout *r = layout(L, op->results[0]);
-  mgrid m = {a->shape[0], b->shape[1], a->shape[1], r->wpc[0], r->wpc[1], 0, 0, 0};
+  mgrid m = {a->shape[0], b->shape[1], a->shape[1], r->wpc[0], r->wpc[1], 0, 0, 0, 16, 8, 4};
+  if (ir_kind_bits(a->ek) == 8)
+    m.ks = 32, m.na = 16, m.nb = 8;
   m.reps_m = (int)cdiv(m.M, 16 * (int64_t)m.wm);
   m.reps_n = (int)cdiv(m.N, 8 * (int64_t)m.wn);
-  m.reps_k = (int)cdiv(m.K, 16);
+  m.reps_k = (int)cdiv(m.K, m.ks);
   return m;
 }
 
@@ -824,7 +851,7 @@ static ir_status frag_check(const launch *L, ir_diag *d, const ir_op *op, const 
   if (have != linear(2, vi->shape, want))
     return bad(L, d, op,
                "%s layout disagrees with the mma fragment: register %d of thread %d holds "
-               "element %s of %s (%s), but mma.m16n8k16 fragment %c%d of lane %d is element %s",
+               "element %s of %s (%s), but the mma fragment %c%d of lane %d is element %s",
                what, reg, t, coords(2, vi->shape, have).s, vname(v).s, lyname(layout(L, v)).s,
                fragname, i, t % LY_WARP, coords(2, vi->shape, linear(2, vi->shape, want)).s);
   return IR_OK;
@@ -840,11 +867,13 @@ static ir_status plan_dot(launch *L, const ir_op *op, ir_diag *d) {
       av->shape[1] != bv->shape[0] || rv->shape[0] != av->shape[0] ||
       rv->shape[1] != bv->shape[1] || (cv->tile && cv->t->n != rv->n))
     return bad(L, d, op, "malformed 'dot'");
-  if (!((av->ek == IR_BF16 || av->ek == IR_F16) && bv->ek == av->ek && rv->ek == IR_F32 &&
-        cv->ek == IR_F32))
+  bool f8 =
+      (av->ek == IR_F8E4M3 || av->ek == IR_F8E5M2) && (bv->ek == IR_F8E4M3 || bv->ek == IR_F8E5M2);
+  if (!(((av->ek == IR_BF16 || av->ek == IR_F16) && bv->ek == av->ek) || f8) || rv->ek != IR_F32 ||
+      cv->ek != IR_F32)
     return bad(L, d, op,
-               "dot: mma.m16n8k16 takes bf16 or f16 operands and an f32 accumulator, not %s x %s "
-               "-> %s",
+               "dot: mma.m16n8k16 takes bf16 or f16 operands, mma.m16n8k32 e4m3 or e5m2 ones, "
+               "and an f32 accumulator, not %s x %s -> %s",
                ir_kind_name(av->ek), ir_kind_name(bv->ek), ir_kind_name(rv->ek));
   const ly_layout *la = layout(L, a), *lb = layout(L, b), *lr = layout(L, r);
   if (lr->kind != LY_MMA)
@@ -853,31 +882,34 @@ static ir_status plan_dot(launch *L, const ir_op *op, ir_diag *d) {
   if (cv->tile && !ly_equal(layout(L, c), lr))
     return bad(L, d, op, "layout mismatch at 'dot': the accumulator %s has %s, the result %s",
                vname(c).s, lyname(layout(L, c)).s, lyname(lr).s);
-  if (la->kind != LY_DOTOP || la->opidx != 0 || la->parent->kind != LY_MMA)
-    return bad(L, d, op, "dot: operand A %s must be in a DOTOP layout of operand 0, not %s",
-               vname(a).s, lyname(la).s);
-  if (lb->kind != LY_DOTOP || lb->opidx != 1 || lb->parent->kind != LY_MMA)
-    return bad(L, d, op, "dot: operand B %s must be in a DOTOP layout of operand 1, not %s",
-               vname(b).s, lyname(lb).s);
+  int kw = f8 ? 4 : 2;
+  if (la->kind != LY_DOTOP || la->opidx != 0 || la->parent->kind != LY_MMA || la->kw != kw)
+    return bad(L, d, op,
+               "dot: operand A %s must be in a DOTOP layout of operand 0 with kw=%d, not %s",
+               vname(a).s, kw, lyname(la).s);
+  if (lb->kind != LY_DOTOP || lb->opidx != 1 || lb->parent->kind != LY_MMA || lb->kw != kw)
+    return bad(L, d, op,
+               "dot: operand B %s must be in a DOTOP layout of operand 1 with kw=%d, not %s",
+               vname(b).s, kw, lyname(lb).s);
   mgrid m = dot_grid(L, op);
   ir_status s = IR_OK;
   for (int t = 0; t < L->T && !s; t++) {
     int w = t / LY_WARP, lane = t % LY_WARP, wi = w % m.wm, wj = w / m.wm;
     for (int rm = 0; rm < m.reps_m && !s; rm++)
       for (int rk = 0; rk < m.reps_k && !s; rk++)
-        for (int i = 0; i < 8 && !s; i++) {
+        for (int i = 0; i < m.na && !s; i++) {
           int row, col;
-          frag_a(lane, i, &row, &col);
-          s = frag_check(L, d, op, a, "DOTOP", t, (rm * m.reps_k + rk) * 8 + i, 'a', i,
-                         (rm * m.wm + wi) * 16 + row, rk * 16 + col);
+          frag_ab(&m, false, lane, i, &row, &col);
+          s = frag_check(L, d, op, a, "DOTOP", t, (rm * m.reps_k + rk) * m.na + i, 'a', i,
+                         (rm * m.wm + wi) * 16 + row, rk * m.ks + col);
         }
     for (int rk = 0; rk < m.reps_k && !s; rk++)
       for (int rn = 0; rn < m.reps_n && !s; rn++)
-        for (int i = 0; i < 4 && !s; i++) {
+        for (int i = 0; i < m.nb && !s; i++) {
           int row, col;
-          frag_b(lane, i, &row, &col);
-          s = frag_check(L, d, op, b, "DOTOP", t, (rk * m.reps_n + rn) * 4 + i, 'b', i,
-                         rk * 16 + row, (rn * m.wn + wj) * 8 + col);
+          frag_ab(&m, true, lane, i, &row, &col);
+          s = frag_check(L, d, op, b, "DOTOP", t, (rk * m.reps_n + rn) * m.nb + i, 'b', i,
+                         rk * m.ks + row, (rn * m.wn + wj) * 8 + col);
         }
     for (int rm = 0; rm < m.reps_m && !s; rm++)
       for (int rn = 0; rn < m.reps_n && !s; rn++)
@@ -1468,11 +1500,11 @@ static ir_status reduce_op(prog *P, const xop *x) {
 }
 
 /* dot: per warp, M repetition, N repetition and K step, one mma.sync.aligned.m16n8k16.row.col
- * .f32.{bf16,f16}.{bf16,f16}.f32 whose A (16x16), B (16x8) and C (16x8) matrices are assembled
- * from the lanes' fragment registers by the ISA tables; D = A.B + C with the 16 exact products
- * summed in double and rounded once to f32 per element and instruction. Fragment elements whose
- * K index lies past the tile (K not a multiple of 16: the layout wraps them onto real columns)
- * are zero, as the lowering must make them. */
+ * .f32.{bf16,f16}.{bf16,f16}.f32 (or m16n8k32 .e4m3/.e5m2) whose A (16xks), B (ksx8) and C (16x8)
+ * matrices are assembled from the lanes' fragment registers by the ISA tables; D = A.B + C with
+ * the ks exact products summed in double and rounded once to f32 per element and instruction.
+ * Fragment elements whose K index lies past the tile (K not a multiple of ks: the layout wraps
+ * them onto real columns) are zero, as the lowering must make them. */
 static ir_status dot_op(prog *P, const ir_op *op) {
   const launch *L = P->L;
   const ir_value *av = op->operands[0], *bv = op->operands[1], *cv = op->operands[2];
@@ -1484,7 +1516,7 @@ static ir_status dot_op(prog *P, const ir_op *op) {
   if (!R)
     return fail(P, op, "out of host memory");
   mgrid m = dot_grid(L, op);
-  double am[16][16], bm[16][8], acc[LY_WARP][4];
+  double am[16][32], bm[32][8], acc[LY_WARP][4];
   for (int w = 0; w < L->T / LY_WARP; w++)
     for (int rm = 0; rm < m.reps_m; rm++)
       for (int rn = 0; rn < m.reps_n; rn++) {
@@ -1495,13 +1527,15 @@ static ir_status dot_op(prog *P, const ir_op *op) {
         for (int rk = 0; rk < m.reps_k; rk++) {
           for (int l = 0; l < LY_WARP; l++) {
             int t = w * LY_WARP + l, row, col;
-            for (int i = 0; i < 8; i++) {
-              frag_a(l, i, &row, &col);
-              am[row][col] = rk * 16 + col < m.K ? A[t * na + (rm * m.reps_k + rk) * 8 + i].f : 0;
+            for (int i = 0; i < m.na; i++) {
+              frag_ab(&m, false, l, i, &row, &col);
+              am[row][col] =
+                  rk * m.ks + col < m.K ? A[t * na + (rm * m.reps_k + rk) * m.na + i].f : 0;
             }
-            for (int i = 0; i < 4; i++) {
-              frag_b(l, i, &row, &col);
-              bm[row][col] = rk * 16 + row < m.K ? B[t * nb + (rk * m.reps_n + rn) * 4 + i].f : 0;
+            for (int i = 0; i < m.nb; i++) {
+              frag_ab(&m, true, l, i, &row, &col);
+              bm[row][col] =
+                  rk * m.ks + row < m.K ? B[t * nb + (rk * m.reps_n + rn) * m.nb + i].f : 0;
             }
           }
           for (int l = 0; l < LY_WARP; l++)
@@ -1509,7 +1543,7 @@ static ir_status dot_op(prog *P, const ir_op *op) {
               int row, col;
               frag_c(l, i, &row, &col);
               double s = 0;
-              for (int kk = 0; kk < 16; kk++)
+              for (int kk = 0; kk < m.ks; kk++)
                 s += am[row][kk] * bm[kk][col];
               acc[l][i] = (float)(acc[l][i] + s);
             }

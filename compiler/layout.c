@@ -58,8 +58,8 @@ ly_layout ly_mma(int warps, const int64_t shape[2]) {
   return l;
 }
 
-ly_layout ly_dotop(const ly_layout *mma, int opidx) {
-  ly_layout l = {.kind = LY_DOTOP, .rank = 2, .parent = mma, .opidx = opidx};
+ly_layout ly_dotop(const ly_layout *mma, int opidx, int kw) {
+  ly_layout l = {.kind = LY_DOTOP, .rank = 2, .parent = mma, .opidx = opidx, .kw = kw};
   return l;
 }
 
@@ -92,7 +92,7 @@ bool ly_equal(const ly_layout *a, const ly_layout *b) {
   case LY_MMA:
     return a->wpc[0] == b->wpc[0] && a->wpc[1] == b->wpc[1];
   case LY_DOTOP:
-    return a->opidx == b->opidx && ly_equal(a->parent, b->parent);
+    return a->opidx == b->opidx && a->kw == b->kw && ly_equal(a->parent, b->parent);
   case LY_SLICE:
     return a->dim == b->dim && ly_equal(a->parent, b->parent);
   }
@@ -121,12 +121,12 @@ static void frag(const ly_layout *l, const int64_t *shape, int64_t *r0, int64_t 
     *elems = 4;
   } else if (l->opidx == 0) {
     *r0 = cdiv(shape[0], 16 * (int64_t)m->wpc[0]);
-    *r1 = cdiv(shape[1], 16);
-    *elems = 8;
+    *r1 = cdiv(shape[1], 8 * (int64_t)l->kw);
+    *elems = 4 * l->kw;
   } else {
-    *r0 = cdiv(shape[0], 16);
+    *r0 = cdiv(shape[0], 8 * (int64_t)l->kw);
     *r1 = cdiv(shape[1], 8 * (int64_t)m->wpc[1]);
-    *elems = 4;
+    *elems = 2 * l->kw;
   }
 }
 
@@ -166,9 +166,10 @@ static int regdim(const ly_layout *l, const int64_t *shape, int reg, int d) {
     int rep1 = (int)(q % r1), rep0 = (int)(q / r1);
     if (l->kind == LY_MMA)
       return d == 0 ? rep0 * 2 + (i >> 1) : rep1 * 2 + (i & 1);
+    int kw = l->kw;
     if (l->opidx == 0)
-      return d == 0 ? rep0 * 2 + ((i >> 1) & 1) : rep1 * 4 + (i & 1) + 2 * (i >> 2);
-    return d == 0 ? rep0 * 4 + (i & 1) + 2 * (i >> 1) : rep1;
+      return d == 0 ? rep0 * 2 + ((i / kw) & 1) : rep1 * 2 * kw + i % kw + kw * (i / (2 * kw));
+    return d == 0 ? rep0 * 2 * kw + i % kw + kw * (i / kw) : rep1;
   }
   case LY_SLICE: {
     int64_t ps[IR_MAX_RANK] = {0};
@@ -251,11 +252,13 @@ static void coord_raw(const ly_layout *l, const int64_t *shape, int tid, int reg
     if (l->kind == LY_MMA) {
       c0 = (rep0 * m->wpc[0] + wm) * 16 + g + 8 * (i >> 1);
       c1 = (rep1 * m->wpc[1] + wn) * 8 + 2 * t + (i & 1);
-    } else if (l->opidx == 0) {
-      c0 = (rep0 * m->wpc[0] + wm) * 16 + g + 8 * ((i >> 1) & 1);
-      c1 = rep1 * 16 + 2 * t + (i & 1) + 8 * (i >> 2);
+    } else if (l->opidx == 0) { /* a word holds kw consecutive K elements of one row */
+      int kw = l->kw;
+      c0 = (rep0 * m->wpc[0] + wm) * 16 + g + 8 * ((i / kw) & 1);
+      c1 = rep1 * 8 * kw + kw * t + i % kw + 4 * kw * (i / (2 * kw));
     } else {
-      c0 = rep0 * 16 + 2 * t + (i & 1) + 8 * (i >> 1);
+      int kw = l->kw;
+      c0 = rep0 * 8 * kw + kw * t + i % kw + 4 * kw * (i / kw);
       c1 = (rep1 * m->wpc[1] + wn) * 8 + g;
     }
     coord[0] = c0;
@@ -315,7 +318,10 @@ void ly_print(const ly_layout *l, char *buf, size_t cap) {
     return;
   case LY_DOTOP:
     ly_print(l->parent, sub, sizeof sub);
-    snprintf(buf, cap, "#dot<op=%d,%s>", l->opidx, sub);
+    if (l->kw == 2)
+      snprintf(buf, cap, "#dot<op=%d,%s>", l->opidx, sub);
+    else
+      snprintf(buf, cap, "#dot<op=%d,kw=%d,%s>", l->opidx, l->kw, sub);
     return;
   case LY_SLICE:
     ly_print(l->parent, sub, sizeof sub);

@@ -9,8 +9,9 @@
  *            repeats over larger shapes and wraps (replicates) over smaller ones.
  *   MMA      the accumulator of mma.sync.m16n8: per 16x8 instruction tile, lane l holds rows
  *            l/4 and l/4+8, columns 2*(l%4)+{0,1}; warps tile wpc[0] x wpc[1].
- *   DOTOP    an MMA operand: A (op 0, 16x16 per instruction) or B (op 1, 16x8), as the PTX ISA
- *            defines the fragments of mma.m16n8k16 for 16-bit types (k_width = 2).
+ *   DOTOP    an MMA operand: A (op 0, 16 x 8kw per instruction) or B (op 1, 8kw x 8), as the PTX
+ *            ISA defines the fragments of mma.m16n8k16 for 16-bit types (kw = 2 elements of K
+ *            per 32-bit register) and of mma.m16n8k32 for 8-bit types (kw = 4).
  *   SLICE    the parent layout with dim `dim` removed (the result of a reduction along it).
  *
  * Register counts and coordinates are compile-time functions of the layout and the shape.
@@ -38,13 +39,14 @@ struct ly_layout {
   int order[IR_MAX_RANK];  /* BLOCKED: dims, fastest varying first */
   const ly_layout *parent; /* DOTOP: the MMA layout; SLICE: the sliced layout */
   int opidx;               /* DOTOP: 0 = A [M, K], 1 = B [K, N] */
+  int kw;                  /* DOTOP: K elements per 32-bit register: 2 (16-bit), 4 (8-bit) */
   int dim;                 /* SLICE: the removed dim of the parent */
 };
 
 /* Layouts are small values; these return them by value (parents must outlive children). */
 ly_layout ly_blocked(int rank, const int64_t *shape, int elem_bits, int warps);
 ly_layout ly_mma(int warps, const int64_t shape[2]);
-ly_layout ly_dotop(const ly_layout *mma, int opidx);
+ly_layout ly_dotop(const ly_layout *mma, int opidx, int kw);
 ly_layout ly_slice(const ly_layout *parent, int dim);
 
 int ly_warps(const ly_layout *l);

@@ -20,6 +20,7 @@
 #include "kernels/problem.h"
 #include "runtime/rt.h"
 #include "tests/unit/check.h"
+#include "tests/unit/files.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -59,6 +60,7 @@ enum {
   C_SHFL,
   C_MMA_BF16,
   C_MMA_F16,
+  C_MMA_F8, /* inline PTX mma.m16n8k32 .e4m3/.e5m2: axis = A kind, width = B kind */
   C_MAXIMUM,
   C_MINIMUM,
   C_MAXNUM,
@@ -337,11 +339,35 @@ static const struct {
     {"llvm.fptosi.sat.", C_FPTOSI_SAT, 0},
 };
 
+/* The f8 kind a PTX type name at s stands for ("e4m3", "e5m2"), or 0. */
+static int f8_kind(const char *s) {
+  return !strncmp(s, "e4m3", 4) ? IR_F8E4M3 : !strncmp(s, "e5m2", 4) ? IR_F8E5M2 : 0;
+}
+
+/* The f8 mma the lowering emits as inline PTX, recognized in full:
+ * mma.sync.aligned.m16n8k32.row.col.f32.<A>.<B>.f32 with A, B in {e4m3, e5m2}, outputs $0..$3
+ * (f32), A $4..$7, B $8, $9 (b32), C $10..$13 (f32). */
+static bool decode_mma_f8(const char *s, size_t len, ins *I) {
+  static const char pre[] = "mma.sync.aligned.m16n8k32.row.col.f32.";
+  static const char ops[] = ".f32 {$0, $1, $2, $3}, {$4, $5, $6, $7}, {$8, $9}, "
+                            "{$10, $11, $12, $13};";
+  size_t n = strlen(pre);
+  if (len != n + 9 + strlen(ops) || strncmp(s, pre, n) || s[n + 4] != '.' ||
+      strncmp(s + n + 9, ops, strlen(ops)))
+    return false;
+  I->axis = f8_kind(s + n);
+  I->width = f8_kind(s + n + 5);
+  I->call = C_MMA_F8;
+  return I->axis && I->width && I->n == 10;
+}
+
 static bool decode_call(prog *P, LLVMValueRef in, ins *I) {
   LLVMValueRef f = LLVMGetCalledValue(in);
   if (LLVMIsAInlineAsm(f)) {
     size_t len;
     const char *s = LLVMGetInlineAsmAsmString(f, &len);
+    if (!strncmp(s, "mma.", 4))
+      return decode_mma_f8(s, len, I) ? true : fail_decode(P, in, "unknown mma inline asm");
     const char *ld = strstr(s, "ld.global."), *st = strstr(s, "st.global.");
     const char *w = ld ? ld + 10 : st ? st + 10 : NULL;
     if (!w)
@@ -1004,7 +1030,7 @@ static int step(sim *S, thr *T, int tid) {
     break;
   case LLVMCall:
     if (I->call == C_BAR || I->call == C_SHFL || I->call == C_MMA_BF16 || I->call == C_MMA_F16 ||
-        I->call == C_LDM || I->call == C_CPASYNC) {
+        I->call == C_MMA_F8 || I->call == C_LDM || I->call == C_CPASYNC) {
       T->state = WAIT; /* the scheduler completes it for the whole warp or CTA */
       return 0;
     }
@@ -1056,6 +1082,43 @@ static void mma(sim *S, thr *W, const ins *I) {
     W[l].r[I->dst] = r;
   }
   (void)S;
+}
+
+/* mma.sync.aligned.m16n8k32.row.col.f32.{e4m3,e5m2}.{e4m3,e5m2}.f32, the fragments as the PTX
+ * ISA defines them for 8-bit types (g = lane / 4, t = lane % 4; byte j of a register is its
+ * element j): A 16x32, register p of lane l holds row g + 8 (p & 1), columns 4t + 16 (p >> 1)
+ * + j; B 32x8, register p holds rows 4t + 16p + j of column g; C/D as for m16n8k16. The 32
+ * products are exact in double; their sum is rounded once to f32. */
+static void mma_f8(thr *W, const ins *I) {
+  double A[16][32], B[32][8], C[16][8];
+  for (int l = 0; l < 32; l++) {
+    int g = l / 4, t = l % 4;
+    for (int p = 0; p < 4; p++) {
+      const V *v = val(&W[l], &I->o[p]);
+      for (int j = 0; j < 4; j++)
+        A[g + 8 * (p & 1)][4 * t + 16 * (p >> 1) + j] = ir_f8_bits_to_f64(I->axis, v->b[j]);
+    }
+    for (int p = 0; p < 2; p++) {
+      const V *v = val(&W[l], &I->o[4 + p]);
+      for (int j = 0; j < 4; j++)
+        B[4 * t + 16 * p + j][g] = ir_f8_bits_to_f64(I->width, v->b[j]);
+    }
+    for (int i = 0; i < 4; i++)
+      C[g + 8 * (i >> 1)][2 * t + (i & 1)] = getf(val(&W[l], &I->o[6 + i]), T_F32);
+  }
+  for (int l = 0; l < 32; l++) {
+    int g = l / 4, t = l % 4;
+    V r;
+    memset(&r, 0, sizeof r);
+    for (int i = 0; i < 4; i++) {
+      int row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
+      double s = C[row][col];
+      for (int kk = 0; kk < 32; kk++)
+        s += A[row][kk] * B[kk][col];
+      setf_raw(r.b + 4 * i, s, T_F32);
+    }
+    W[l].r[I->dst] = r;
+  }
 }
 
 /* ldmatrix.sync.aligned.m8n8.x{n}[.trans].b16, as the PTX ISA defines it: lane 8i + j gives
@@ -1142,6 +1205,8 @@ static int collective(sim *S, thr *W, int w, bool *done) {
   } else if (I->call == C_CPASYNC) {
     if (cpasync(S, W, I, w))
       return -1;
+  } else if (I->call == C_MMA_F8) {
+    mma_f8(W, I);
   } else {
     mma(S, W, I);
   }
@@ -1395,7 +1460,7 @@ done:
  * on the IR interpreter and on the lowering; every output must agree (integers exactly, floats
  * to a relative 1e-5 of the output's largest magnitude). */
 static void run_text_case(const char *name, const char *text, const char *shape_spec,
-                          const char *set) {
+                          const char *set, const char *arch) {
   char err[4096], what[512];
   snprintf(what, sizeof what, "%s --shape %s --set %s", name, shape_spec, set);
   ir_kernel *k = NULL, *spec = NULL;
@@ -1435,7 +1500,7 @@ static void run_text_case(const char *name, const char *text, const char *shape_
     goto done;
   }
   have = 3;
-  if (!CHECK(cg_lower(&g, "sm_80", CG_EMIT_LLVM | CG_NO_OPT, &out, err, sizeof err) == 0) ||
+  if (!CHECK(cg_lower(&g, arch, CG_EMIT_LLVM | CG_NO_OPT, &out, err, sizeof err) == 0) ||
       !CHECK(run_kernel(out.llvm, out.name, spec, &p2, out.stats.threads, out.stats.smem_bytes, err,
                         sizeof err) == 0)) {
     fprintf(stderr, "  %s: %s\n", what, err);
@@ -1652,6 +1717,95 @@ static const char axpy_tile[] = "kernel axpy\n"
                                 "  store %Y[%off], %r\n"
                                 "}\n";
 
+/* tests/ptx/matmul_f8.tile (mm8: B [K, N], N contiguous, which the dot stores transposed into its
+ * K-contiguous buffer) with B given as [N, K] (K contiguous) and transposed in registers. */
+static const char mm8t_tile[] =
+    "kernel mm8t\n"
+    "types {\n"
+    "  TA in [f8e4m3, f8e5m2]\n"
+    "  TB in [f8e4m3, f8e5m2]\n"
+    "}\n"
+    "tunables {\n"
+    "  BM = 64 in [16, 32, 64, 128]\n"
+    "  BN = 64 in [16, 32, 64, 128]\n"
+    "  BK = 64 in [32, 64, 128]\n"
+    "  WARPS = 4 in [1, 2, 4, 8]\n"
+    "}\n"
+    "args (%A: tensor<TA>[M, K], %B: tensor<TB>[N, K], %C: out tensor<f32>[M, N])\n"
+    "grid (cdiv(M, BM) * cdiv(N, BN))\n"
+    "{\n"
+    "  %pid = program_id 0 : i32\n"
+    "  %nb = const cdiv(N, BN) : i32\n"
+    "  %pm = div %pid, %nb : i32\n"
+    "  %pn = rem %pid, %nb : i32\n"
+    "  %bm = const BM : i32\n"
+    "  %bn = const BN : i32\n"
+    "  %m0 = mul %pm, %bm : i32\n"
+    "  %n0 = mul %pn, %bn : i32\n"
+    "  %acc0 = zeros : tile<BM, BN, f32>\n"
+    "  %lo = const 0 : i32\n"
+    "  %hi = const K : i32\n"
+    "  %step = const BK : i32\n"
+    "  %acc = for %k = %lo to %hi step %step iter(%acc_i = %acc0) : tile<BM, BN, f32> {\n"
+    "    %a = load %A[%m0, %k] : tile<BM, BK, TA>\n"
+    "    %b = load %B[%n0, %k] : tile<BN, BK, TB>\n"
+    "    %bt = trans %b : tile<BK, BN, TB>\n"
+    "    %d = dot %a, %bt, %acc_i : tile<BM, BN, f32>\n"
+    "    yield %d\n"
+    "  }\n"
+    "  store %C[%m0, %n0], %acc\n"
+    "}\n";
+
+/* One f8 A tile times two B tiles: A's conversion to its operand layout has two users, so it
+ * is not left to a dot but done once (dotop_move: swizzled buffer, ldmatrix, words unpacked). */
+static const char dual8_tile[] =
+    "kernel dual8\n"
+    "tunables {\n"
+    "  BM = 32 in [16, 32, 64]\n"
+    "  BN = 32 in [16, 32, 64]\n"
+    "  WARPS = 2 in [1, 2, 4]\n"
+    "}\n"
+    "args (%A: tensor<f8e4m3>[M, 64], %B: tensor<f8e5m2>[64, N], %D: tensor<f8e4m3>[64, N], "
+    "%C: out tensor<f32>[M, N], %E: out tensor<f32>[M, N])\n"
+    "grid (1)\n"
+    "{\n"
+    "  %z = const 0 : i32\n"
+    "  %a = load %A[%z, %z] : tile<BM, 64, f8e4m3>\n"
+    "  %b = load %B[%z, %z] : tile<64, BN, f8e5m2>\n"
+    "  %d = load %D[%z, %z] : tile<64, BN, f8e4m3>\n"
+    "  %c0 = zeros : tile<BM, BN, f32>\n"
+    "  %c = dot %a, %b, %c0 : tile<BM, BN, f32>\n"
+    "  %e = dot %a, %d, %c0 : tile<BM, BN, f32>\n"
+    "  store %C[%z, %z], %c\n"
+    "  store %E[%z, %z], %e\n"
+    "}\n";
+
+/* f8 matmuls (mma.m16n8k32 inline PTX, executed by mma_f8 above) against the IR interpreter,
+ * for sm_89 and sm_90a, every pair of f8 kinds, several configs and odd shapes. */
+static void f8_cases(void) {
+  char *mm8_tile = slurp(TILEC_SOURCE_DIR "/tests/ptx/matmul_f8.tile");
+  if (!CHECK(mm8_tile != NULL))
+    return;
+  const struct {
+    const char *tile, *name, *shape, *set, *arch;
+  } fc[] = {
+      {mm8_tile, "mm8", "M=70,N=50,K=100", "TA=f8e4m3,TB=f8e4m3", "sm_89"},
+      {mm8_tile, "mm8", "M=70,N=50,K=100", "TA=f8e5m2,TB=f8e5m2,BM=32,BN=32,BK=32,WARPS=2",
+       "sm_90a"},
+      {mm8_tile, "mm8", "M=33,N=72,K=160", "TA=f8e4m3,TB=f8e5m2,BM=16,BN=64,BK=128,WARPS=1",
+       "sm_90"},
+      {mm8_tile, "mm8", "M=130,N=20,K=64", "TA=f8e5m2,TB=f8e4m3,BM=128,BN=16,WARPS=8", "sm_89"},
+      {mm8t_tile, "mm8t", "M=70,N=50,K=100", "TA=f8e4m3,TB=f8e4m3", "sm_90a"},
+      {dual8_tile, "dual8", "M=30,N=40", "", "sm_89"},
+      {dual8_tile, "dual8", "M=64,N=64", "BM=64,BN=64,WARPS=4", "sm_90"},
+      {mm8t_tile, "mm8t", "M=45,N=64,K=96", "TA=f8e4m3,TB=f8e5m2,BM=32,BN=64,BK=32,WARPS=2",
+       "sm_89"},
+  };
+  for (size_t i = 0; i < sizeof fc / sizeof fc[0]; i++)
+    run_text_case(fc[i].name, fc[i].tile, fc[i].shape, fc[i].set, fc[i].arch);
+  free(mm8_tile);
+}
+
 /* The swizzle of the dot operand buffers: with it, no ldmatrix (and no cp.async) of these
  * configs has a bank conflict; without it (CG_NO_SWIZZLE), rows of 32 bytes or more conflict.
  * The outputs are checked both ways. */
@@ -1748,28 +1902,30 @@ int main(int argc, char **argv) {
     if (f)
       fclose(f);
     text[n] = 0;
-    run_text_case(argv[1], text, argv[2], argv[3]);
+    run_text_case(argv[1], text, argv[2], argv[3], "sm_90a");
     return TEST_MAIN_END();
   }
   static const char *const score_sets[] = {"BM=32,BN=32,WARPS=1", "BM=32,BN=32,WARPS=2",
                                            "BM=64,BN=16,WARPS=4", "BM=16,BN=64,WARPS=8"};
   for (size_t i = 0; i < sizeof score_sets / sizeof score_sets[0]; i++)
     if (argc < 2 || !strcmp(argv[1], "scores"))
-      run_text_case("scores", scores_tile, "S=40,SKV=70,NB=3", score_sets[i]);
+      run_text_case("scores", scores_tile, "S=40,SKV=70,NB=3", score_sets[i], "sm_80");
   static const char *const ops1_sets[] = {"BLOCK=32,WARPS=1", "BLOCK=64,WARPS=4",
                                           "BLOCK=128,WARPS=8", "BLOCK=256,WARPS=2"};
   for (size_t i = 0; i < sizeof ops1_sets / sizeof ops1_sets[0]; i++)
     if (argc < 2 || !strcmp(argv[1], "ops"))
-      run_text_case("ops1", ops1_tile, "N=300,G=10,alpha=0.75,n=5", ops1_sets[i]);
+      run_text_case("ops1", ops1_tile, "N=300,G=10,alpha=0.75,n=5", ops1_sets[i], "sm_80");
   static const char *const ops2_sets[] = {"WARPS=1", "WARPS=2", "WARPS=4", "WARPS=8"};
   for (size_t i = 0; i < sizeof ops2_sets / sizeof ops2_sets[0]; i++)
     if (argc < 2 || !strcmp(argv[1], "ops"))
-      run_text_case("ops2", ops2_tile, "M=50,K=13", ops2_sets[i]);
+      run_text_case("ops2", ops2_tile, "M=50,K=13", ops2_sets[i], "sm_80");
   if (argc < 2 || !strcmp(argv[1], "ops"))
-    run_text_case("axpy", axpy_tile, "N=1000,alpha=0.5", "BLOCK=128");
+    run_text_case("axpy", axpy_tile, "N=1000,alpha=0.5", "BLOCK=128", "sm_80");
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     if (argc < 2 || strstr(cases[i].kernel, argv[1]))
       run_case(cases[i].kernel, cases[i].shape, cases[i].set, cases[i].dtype, 0);
+  if (argc < 2 || !strcmp(argv[1], "f8"))
+    f8_cases();
   if (argc < 2 || !strcmp(argv[1], "bank"))
     bank_conflicts();
   if (argc < 2 || !strcmp(argv[1], "paths"))

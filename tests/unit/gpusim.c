@@ -547,6 +547,71 @@ static void hand_mma_cases(ctx *c) {
         }
 }
 
+/* f8 dots (mma.m16n8k32 fragments, kw = 4), both f8 kinds and a mixed pair, at odd M and K
+ * (K past the tile wraps onto real columns and must read as zero). A DOTOP layout with the
+ * 16-bit kw must be rejected. */
+static const ir_op *find_op(const ir_block *b, ir_opcode code, int nth);
+
+#define MMA_F8_TEXT                                                                                \
+  "kernel mm8\n"                                                                                   \
+  "tunables {\n"                                                                                   \
+  "  BM = 16 in [16, 32, 64, 128]\n"                                                               \
+  "  BN = 16 in [8, 16, 32, 64, 128]\n"                                                            \
+  "  BK = 32 in [16, 32, 64, 128]\n"                                                               \
+  "  WARPS = 4 in [1, 2, 4, 8]\n"                                                                  \
+  "}\n"                                                                                            \
+  "args (%%A: tensor<%s>[M, K], %%B: tensor<%s>[K, N], %%C: out "                                  \
+  "tensor<f32>[M, N])\n"                                                                           \
+  "grid (1)\n"                                                                                     \
+  "{\n"                                                                                            \
+  "  %%z = const 0 : i32\n"                                                                        \
+  "  %%a = load %%A[%%z, %%z] : tile<BM, BK, %s>\n"                                                \
+  "  %%b = load %%B[%%z, %%z] : tile<BK, BN, %s>\n"                                                \
+  "  %%c0 = zeros : tile<BM, BN, f32>\n"                                                           \
+  "  %%c = dot %%a, %%b, %%c0 : tile<BM, BN, f32>\n"                                               \
+  "  store %%C[%%z, %%z], %%c\n"                                                                   \
+  "}\n"
+
+static void hand_f8_cases(ctx *c) {
+  static const char *const kinds[3][2] = {
+      {"f8e4m3", "f8e4m3"}, {"f8e5m2", "f8e5m2"}, {"f8e4m3", "f8e5m2"}};
+  char text[2048];
+  int n = 0;
+  for (int ki = 0; ki < 3; ki++) {
+    snprintf(text, sizeof text, MMA_F8_TEXT, kinds[ki][0], kinds[ki][1], kinds[ki][0],
+             kinds[ki][1]);
+    for (int bm = 16; bm <= 64; bm *= 2)
+      for (int bn = 8; bn <= 64; bn *= 4)
+        for (int bk = 16; bk <= 128; bk *= 2)
+          for (int w = 1; w <= 8; w *= 2) {
+            char set[128], dims[128], what[256];
+            snprintf(set, sizeof set, "BM=%d,BN=%d,BK=%d,WARPS=%d", bm, bn, bk, w);
+            snprintf(dims, sizeof dims, "M=%d,N=%d,K=%d", bm - 3, bn, bk - 5);
+            snprintf(what, sizeof what, "mm8 %s x %s %s", kinds[ki][0], kinds[ki][1], set);
+            hand h;
+            if (CHECK(hand_build(&h, text, set, dims, c->seed++))) {
+              hand_compare(&h, what, true, NULL);
+              n++;
+            }
+            hand_free(&h);
+          }
+  }
+  fprintf(stderr, "gpusim: %d f8 dot cases\n", n);
+  hand h;
+  snprintf(text, sizeof text, MMA_F8_TEXT, "f8e4m3", "f8e4m3", "f8e4m3", "f8e4m3");
+  if (CHECK(hand_build(&h, text, "BM=32,BN=16,BK=64,WARPS=2", "M=32,N=16,K=64", c->seed++))) {
+    const ir_op *op = find_op(h.k->body, IR_OP_DOT, 0);
+    ly_layout *l = ir_alloc(h.k->arena, sizeof *l);
+    *l = *h.g.lay[op->operands[0]->id];
+    l->kw = 2;
+    h.g.lay[op->operands[0]->id] = l;
+    ir_diag d = {0};
+    CHECK(cc_sim_run(&h.g, h.args, h.k->nargs, NULL, &d) != IR_OK);
+    CHECK_CONTAINS(d.msg, "with kw=4");
+  }
+  hand_free(&h);
+}
+
 /* ---- negative tests: a broken layout must be reported ------------------------------------ */
 
 static const ir_op *find_op(const ir_block *b, ir_opcode code, int nth) {
@@ -595,7 +660,7 @@ static bool break_layout(hand *h, ir_opcode code, int operand, int how) {
     *parent = *old->parent;
     parent->wpc[0] = old->parent->wpc[1];
     parent->wpc[1] = old->parent->wpc[0];
-    *l = ly_dotop(parent, old->opidx);
+    *l = ly_dotop(parent, old->opidx, old->kw);
     break;
   default: /* the slice along the other dim */
     *l = *old;
@@ -734,6 +799,7 @@ int main(void) {
   fallback_cases(&c);
   hand_blocked_cases(&c);
   hand_mma_cases(&c);
+  hand_f8_cases(&c);
   matmul_cases(&c);
   attention_cases(&c);
   bsattention_cases(&c);

@@ -84,7 +84,7 @@ static void blocked_cases(void) {
  * groupID = lane >> 2, threadID_in_group = lane % 4. */
 static void ptx_fragments(void) {
   int64_t cs[2] = {16, 8}, as[2] = {16, 16}, bs[2] = {16, 8};
-  ly_layout m = ly_mma(1, cs), a = ly_dotop(&m, 0), b = ly_dotop(&m, 1);
+  ly_layout m = ly_mma(1, cs), a = ly_dotop(&m, 0, 2), b = ly_dotop(&m, 1, 2);
   CHECK_EQ_INT(4, ly_nregs(&m, cs));
   CHECK_EQ_INT(8, ly_nregs(&a, as));
   CHECK_EQ_INT(4, ly_nregs(&b, bs));
@@ -112,6 +112,38 @@ static void ptx_fragments(void) {
   CHECK_EQ_INT(0, bad);
 }
 
+/* The fragment tables of mma.m16n8k32 with .e4m3/.e5m2 inputs (PTX ISA, "Matrix Fragments for
+ * mma.m16n8k32"): A 16x32, a0..a15, row groupID for a0..a3 and a8..a11 (+8 otherwise), column
+ * threadID_in_group * 4 + (i % 4), +16 for a8..a15; B 32x8, b0..b7, row threadID_in_group * 4 +
+ * (i % 4), +16 for b4..b7, column groupID. */
+static void ptx_fragments_f8(void) {
+  int64_t cs[2] = {16, 8}, as[2] = {16, 32}, bs[2] = {32, 8};
+  ly_layout m = ly_mma(1, cs), a = ly_dotop(&m, 0, 4), b = ly_dotop(&m, 1, 4);
+  CHECK_EQ_INT(16, ly_nregs(&a, as));
+  CHECK_EQ_INT(8, ly_nregs(&b, bs));
+  int bad = 0;
+  for (int lane = 0; lane < 32; lane++) {
+    int g = lane >> 2, t = lane % 4;
+    for (int i = 0; i < 16; i++) {
+      int64_t c[2];
+      ly_coord(&a, as, lane, i, c);
+      int row = (i < 4 || (i >= 8 && i < 12)) ? g : g + 8;
+      bad += c[0] != row || c[1] != t * 4 + (i % 4) + (i >= 8 ? 16 : 0);
+    }
+    for (int i = 0; i < 8; i++) {
+      int64_t c[2];
+      ly_coord(&b, bs, lane, i, c);
+      bad += c[0] != t * 4 + (i % 4) + (i >= 4 ? 16 : 0) || c[1] != g;
+    }
+  }
+  CHECK_EQ_INT(0, bad);
+  char buf[160];
+  ly_print(&a, buf, sizeof buf);
+  CHECK_CONTAINS(buf, "kw=4");
+  ly_layout a2 = ly_dotop(&m, 0, 2);
+  CHECK(!ly_equal(&a, &a2));
+}
+
 static void mma_cases(void) {
   int64_t shapes[][2] = {{16, 8}, {64, 64}, {128, 128}, {16, 64}, {128, 16}, {32, 256}};
   for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
@@ -119,9 +151,13 @@ static void mma_cases(void) {
       ly_layout m = ly_mma(w, shapes[s]);
       CHECK_EQ_INT(w, ly_warps(&m));
       covers(&m, shapes[s][0], shapes[s][1]);
-      ly_layout a = ly_dotop(&m, 0), b = ly_dotop(&m, 1);
+      ly_layout a = ly_dotop(&m, 0, 2), b = ly_dotop(&m, 1, 2);
       covers(&a, shapes[s][0], 32);
       covers(&b, 32, shapes[s][1]);
+      ly_layout a8 = ly_dotop(&m, 0, 4), b8 = ly_dotop(&m, 1, 4);
+      covers(&a8, shapes[s][0], 64);
+      covers(&b8, 64, shapes[s][1]);
+      covers(&a8, shapes[s][0], 32);
     }
 }
 
@@ -146,6 +182,7 @@ static void slice_cases(void) {
 int main(void) {
   blocked_cases();
   ptx_fragments();
+  ptx_fragments_f8();
   mma_cases();
   slice_cases();
   return TEST_MAIN_END();
