@@ -551,8 +551,11 @@ static at_status emit_pack(gen *g, const kern *kn, int i) {
       const ir_expr *de = t->dims[d];
       if (de->kind == EX_INT)
         at_buf_printf(c, " || a->%s.shape[%d] != INT64_C(%lld)", a->name, d, (long long)de->i);
-      else if (de->kind == EX_SYM)
+      else if (de->kind == EX_SYM && k->syms[de->sym].kind == SYM_DIM)
         at_buf_printf(c, " || a->%s.shape[%d] != v_%s", a->name, d, k->syms[de->sym].name);
+      else if (de->kind == EX_SYM && k->syms[de->sym].has_default && !k->syms[de->sym].def.isf)
+        at_buf_printf(c, " || a->%s.shape[%d] != INT64_C(%lld)", a->name, d,
+                      (long long)k->syms[de->sym].def.i);
       else
         return at_fail(g->err, AT_ERR_ARG, "kernel '%s': tensor '%s' has a computed dim", K,
                        a->name);
@@ -656,7 +659,11 @@ static void emit_header(gen *g) {
   upper(h, P);
   at_buf_puts(h, "_H\n#define TUNED_");
   upper(h, P);
-  at_buf_puts(h, "_H\n\n#include <cuda.h>\n#include <stddef.h>\n#include <stdint.h>\n\n");
+  at_buf_puts(h, "_H\n\n/* cuda.h itself is not -pedantic clean in C99 (unnamed unions). */\n"
+                "#if defined(__GNUC__)\n#pragma GCC diagnostic push\n"
+                "#pragma GCC diagnostic ignored \"-Wpedantic\"\n#endif\n#include <cuda.h>\n"
+                "#if defined(__GNUC__)\n#pragma GCC diagnostic pop\n#endif\n"
+                "#include <stddef.h>\n#include <stdint.h>\n\n");
   at_buf_puts(h, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
   at_buf_printf(h, "/* The device key and toolchain the entries were tuned with. */\n");
   at_buf_printf(h, "extern const char tuned_%s_device[];\nextern const char tuned_%s_toolchain[];\n",
