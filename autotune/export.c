@@ -679,7 +679,7 @@ static void emit_header(gen *g) {
                 P, P);
   at_buf_printf(h,
                 "/* The packed parameters of one launch (the tilec kernel ABI): parameter i has\n"
-                " * psize[i] bytes at offset[i] of bytes(); grid is the launch grid. */\n"
+                " * psize[i] bytes at byte offset[i] of words; grid is the launch grid. */\n"
                 "typedef struct tuned_%s_params {\n  uint64_t words[512];\n  size_t size;\n"
                 "  int count;\n  uint16_t offset[576];\n  uint8_t psize[576];\n"
                 "  uint32_t grid[3];\n} tuned_%s_params;\n\n",
@@ -704,6 +704,14 @@ static void emit_header(gen *g) {
     const char *K = kn->name;
     const ir_kernel *k = g->e[kn->first].spec;
     at_buf_printf(h, "/* ---- %s: entries %d .. %d */\n\n", K, kn->first, kn->first + kn->n - 1);
+    for (int fi = 0; fi < kn->nf; fi++)
+      if (kn->f[fi].kind != F_ANY) {
+        at_buf_puts(h, "#define TUNED_");
+        upper(h, P);
+        at_buf_puts(h, "_");
+        upper(h, K);
+        at_buf_printf(h, "_HAS_%s 1 /* the problem has this member */\n", kn->f[fi].name);
+      }
     at_buf_printf(h,
                   "/* The problem, as the keys of its tuning bucket (values as given to\n"
                   " * `tilec tune --shape`; dtype as --dtype). */\ntypedef struct tuned_%s_%s_problem {\n",

@@ -157,7 +157,7 @@ int cli_export(int argc, char **argv) {
   at_err e = {0};
   at_status s = at_db_open(o.db, AT_DB_READONLY, &db, &e);
   if (s) {
-    rc = die(s == AT_MISS || s == AT_ERR_ARG ? EXIT_FAIL : EXIT_ENV, "%s", e.msg);
+    rc = die(s == AT_ERR_ARG ? EXIT_FAIL : EXIT_ENV, "%s", e.msg);
     goto done;
   }
   hpath = strdup(o.out);
