@@ -93,12 +93,11 @@ static bool is_ident(const char *s) {
 
 static bool is_keyword(const char *s) {
   static const char *const kw[] = {
-      "auto",     "break",    "case",     "char",   "const",    "continue", "default",
-      "do",       "double",   "else",     "enum",   "extern",   "float",    "for",
-      "goto",     "if",       "inline",   "int",    "long",     "register", "restrict",
-      "return",   "short",    "signed",   "sizeof", "static",   "struct",   "switch",
-      "typedef",  "union",    "unsigned", "void",   "volatile", "while",    "_Bool",
-      "_Complex", "_Imaginary"};
+      "auto",     "break",  "case",   "char",     "const",     "continue", "default",  "do",
+      "double",   "else",   "enum",   "extern",   "float",     "for",      "goto",     "if",
+      "inline",   "int",    "long",   "register", "restrict",  "return",   "short",    "signed",
+      "sizeof",   "static", "struct", "switch",   "typedef",   "union",    "unsigned", "void",
+      "volatile", "while",  "_Bool",  "_Complex", "_Imaginary"};
   for (size_t i = 0; i < sizeof kw / sizeof *kw; i++)
     if (!strcmp(s, kw[i]))
       return true;
@@ -190,7 +189,8 @@ static at_status split_bucket(gen *g, entry *en) {
   return AT_OK;
 }
 
-/* ---- loading: kernels, specialization, cubins ------------------------------------------------- */
+/* ---- loading: kernels, specialization, cubins -------------------------------------------------
+ */
 
 static const char *kernel_text(gen *g, const char *name, const char **file) {
   for (int i = 0; i < g->o->nsources; i++)
@@ -282,8 +282,7 @@ static at_status entry_config(gen *g, const kern *kn, entry *en, ir_config *cfg)
   }
   char msg[512];
   if (kn_problem_config(kn->name, &shape, dtype, cfg, msg, sizeof msg))
-    return at_fail(g->err, AT_ERR_ARG, "kernel '%s' bucket '%s': %s", kn->name, r->key.bucket,
-                   msg);
+    return at_fail(g->err, AT_ERR_ARG, "kernel '%s' bucket '%s': %s", kn->name, r->key.bucket, msg);
   return AT_OK;
 }
 
@@ -420,7 +419,8 @@ static at_status make_fields(gen *g, kern *kn) {
   return AT_OK;
 }
 
-/* ---- C for the grid and the argument checks ---------------------------------------------------- */
+/* ---- C for the grid and the argument checks ----------------------------------------------------
+ */
 
 /* Prints e (a specialized kernel's integer expression) as C over the bound variables v_NAME;
  * arithmetic goes through the checked helpers, which set *bad on overflow or division by zero,
@@ -438,6 +438,10 @@ static at_status c_expr(gen *g, const kern *kn, const ir_kernel *k, const ir_exp
     return AT_OK;
   case EX_SYM: {
     const ir_sym *sy = e->sym >= 0 && e->sym < k->nsyms ? &k->syms[e->sym] : NULL;
+    if (sy && sy->kind != SYM_DIM && sy->kind != SYM_PARAM && sy->has_default && !sy->def.isf) {
+      at_buf_printf(b, "INT64_C(%lld)", (long long)sy->def.i); /* a bound const or tunable */
+      return AT_OK;
+    }
     if (!sy || (sy->kind != SYM_DIM && sy->kind != SYM_PARAM) || !ir_kind_is_int(sy->ty))
       return at_fail(g->err, AT_ERR_ARG,
                      "kernel '%s': the grid uses '%s', which is not an integer problem value",
@@ -454,22 +458,54 @@ static at_status c_expr(gen *g, const kern *kn, const ir_kernel *k, const ir_exp
   case EX_CALL: {
     const char *fn = NULL, *cmp = NULL;
     switch (e->op) {
-    case '+': fn = "add_"; break;
-    case '-': fn = "sub_"; break;
-    case '*': fn = "mul_"; break;
-    case '/': fn = "div_"; break;
-    case '%': fn = "mod_"; break;
-    case EXO_CDIV: fn = "cdiv_"; break;
-    case EXO_MIN: fn = "min_"; break;
-    case EXO_MAX: fn = "max_"; break;
-    case '<': cmp = " < "; break;
-    case '>': cmp = " > "; break;
-    case EXO_LE: cmp = " <= "; break;
-    case EXO_GE: cmp = " >= "; break;
-    case EXO_EQ: cmp = " == "; break;
-    case EXO_NE: cmp = " != "; break;
-    case EXO_AND: cmp = " != 0 && "; break;
-    case EXO_OR: cmp = " != 0 || "; break;
+    case '+':
+      fn = "add_";
+      break;
+    case '-':
+      fn = "sub_";
+      break;
+    case '*':
+      fn = "mul_";
+      break;
+    case '/':
+      fn = "div_";
+      break;
+    case '%':
+      fn = "mod_";
+      break;
+    case EXO_CDIV:
+      fn = "cdiv_";
+      break;
+    case EXO_MIN:
+      fn = "min_";
+      break;
+    case EXO_MAX:
+      fn = "max_";
+      break;
+    case '<':
+      cmp = " < ";
+      break;
+    case '>':
+      cmp = " > ";
+      break;
+    case EXO_LE:
+      cmp = " <= ";
+      break;
+    case EXO_GE:
+      cmp = " >= ";
+      break;
+    case EXO_EQ:
+      cmp = " == ";
+      break;
+    case EXO_NE:
+      cmp = " != ";
+      break;
+    case EXO_AND:
+      cmp = " != 0 && ";
+      break;
+    case EXO_OR:
+      cmp = " != 0 || ";
+      break;
     default:
       return at_fail(g->err, AT_ERR_ARG, "kernel '%s': unknown operator in the grid", kn->name);
     }
@@ -501,18 +537,38 @@ static at_status c_expr(gen *g, const kern *kn, const ir_kernel *k, const ir_exp
 /* The C type and ABI size of a runtime scalar of kind k (f16/bf16/f8 as their bits). */
 static const char *scalar_ctype(ir_kind k, int *size) {
   switch (k) {
-  case IR_I1: *size = 1; return "uint8_t";
-  case IR_I8: *size = 1; return "int8_t";
-  case IR_I16: *size = 2; return "int16_t";
-  case IR_I32: *size = 4; return "int32_t";
-  case IR_I64: *size = 8; return "int64_t";
+  case IR_I1:
+    *size = 1;
+    return "uint8_t";
+  case IR_I8:
+    *size = 1;
+    return "int8_t";
+  case IR_I16:
+    *size = 2;
+    return "int16_t";
+  case IR_I32:
+    *size = 4;
+    return "int32_t";
+  case IR_I64:
+    *size = 8;
+    return "int64_t";
   case IR_F16:
-  case IR_BF16: *size = 2; return "uint16_t";
-  case IR_F32: *size = 4; return "float";
-  case IR_F64: *size = 8; return "double";
+  case IR_BF16:
+    *size = 2;
+    return "uint16_t";
+  case IR_F32:
+    *size = 4;
+    return "float";
+  case IR_F64:
+    *size = 8;
+    return "double";
   case IR_F8E4M3:
-  case IR_F8E5M2: *size = 1; return "uint8_t";
-  default: *size = 0; return NULL;
+  case IR_F8E5M2:
+    *size = 1;
+    return "uint8_t";
+  default:
+    *size = 0;
+    return NULL;
   }
 }
 
@@ -525,8 +581,8 @@ static at_status emit_pack(gen *g, const kern *kn, int i) {
   at_buf *c = g->c;
   const ir_kernel *k = g->e[i].spec;
   const char *P = g->P, *K = kn->name;
-  at_buf_printf(c, "static CUresult pack_%d(const tuned_%s_%s_args *a, tuned_%s_params *p) {\n",
-                i, P, K, P);
+  at_buf_printf(c, "static CUresult pack_%d(const tuned_%s_%s_args *a, tuned_%s_params *p) {\n", i,
+                P, K, P);
   at_buf_puts(c, "  int bad_flag = 0, *bad = &bad_flag;\n  int64_t g_ = 0;\n");
   for (int s = 0; s < k->nsyms; s++) {
     const ir_sym *sy = &k->syms[s];
@@ -611,7 +667,9 @@ static at_status emit_pack(gen *g, const kern *kn, int i) {
                   "  p->grid[%d] = (uint32_t)g_;\n",
                   limit[d], d);
   }
-  at_buf_puts(c, "  return p->size <= TUNED_PARAM_BYTES_ ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;\n}\n\n");
+  at_buf_puts(
+      c,
+      "  return p->size <= TUNED_PARAM_BYTES_ ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;\n}\n\n");
   return AT_OK;
 }
 
@@ -652,22 +710,22 @@ static void device_parts(const char *key, char *name, size_t cap, int *major, in
 static void emit_header(gen *g) {
   at_buf *h = g->h;
   const char *P = g->P;
-  at_buf_printf(h,
-                "/* Generated by `tilec export`: tuned kernels for one device, with their cubins.\n"
-                " * Do not edit; export again. Needs only the CUDA driver API (docs/export.md). */\n"
-                "#ifndef TUNED_");
+  at_buf_printf(
+      h, "/* Generated by `tilec export`: tuned kernels for one device, with their cubins.\n"
+         " * Do not edit; export again. Needs only the CUDA driver API (docs/export.md). */\n"
+         "#ifndef TUNED_");
   upper(h, P);
   at_buf_puts(h, "_H\n#define TUNED_");
   upper(h, P);
   at_buf_puts(h, "_H\n\n/* cuda.h itself is not -pedantic clean in C99 (unnamed unions). */\n"
-                "#if defined(__GNUC__)\n#pragma GCC diagnostic push\n"
-                "#pragma GCC diagnostic ignored \"-Wpedantic\"\n#endif\n#include <cuda.h>\n"
-                "#if defined(__GNUC__)\n#pragma GCC diagnostic pop\n#endif\n"
-                "#include <stddef.h>\n#include <stdint.h>\n\n");
+                 "#if defined(__GNUC__)\n#pragma GCC diagnostic push\n"
+                 "#pragma GCC diagnostic ignored \"-Wpedantic\"\n#endif\n#include <cuda.h>\n"
+                 "#if defined(__GNUC__)\n#pragma GCC diagnostic pop\n#endif\n"
+                 "#include <stddef.h>\n#include <stdint.h>\n\n");
   at_buf_puts(h, "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n");
   at_buf_printf(h, "/* The device key and toolchain the entries were tuned with. */\n");
-  at_buf_printf(h, "extern const char tuned_%s_device[];\nextern const char tuned_%s_toolchain[];\n",
-                P, P);
+  at_buf_printf(
+      h, "extern const char tuned_%s_device[];\nextern const char tuned_%s_toolchain[];\n", P, P);
   at_buf_printf(h, "enum { TUNED_");
   upper(h, P);
   at_buf_printf(h, "_ENTRIES = %d };\n\n", g->ne);
@@ -712,10 +770,11 @@ static void emit_header(gen *g) {
         upper(h, K);
         at_buf_printf(h, "_HAS_%s 1 /* the problem has this member */\n", kn->f[fi].name);
       }
-    at_buf_printf(h,
-                  "/* The problem, as the keys of its tuning bucket (values as given to\n"
-                  " * `tilec tune --shape`; dtype as --dtype). */\ntypedef struct tuned_%s_%s_problem {\n",
-                  P, K);
+    at_buf_printf(
+        h,
+        "/* The problem, as the keys of its tuning bucket (values as given to\n"
+        " * `tilec tune --shape`; dtype as --dtype). */\ntypedef struct tuned_%s_%s_problem {\n",
+        P, K);
     int members = 0;
     for (int fi = 0; fi < kn->nf; fi++)
       if (kn->f[fi].kind != F_ANY) {
@@ -726,8 +785,9 @@ static void emit_header(gen *g) {
     if (!members)
       at_buf_puts(h, "  int unused_;\n");
     at_buf_printf(h, "} tuned_%s_%s_problem;\n\n", P, K);
-    at_buf_printf(h, "/* The launch arguments (const parameters are fixed by the entry). */\n"
-                     "typedef struct tuned_%s_%s_args {\n",
+    at_buf_printf(h,
+                  "/* The launch arguments (const parameters are fixed by the entry). */\n"
+                  "typedef struct tuned_%s_%s_args {\n",
                   P, K);
     int nargs = 0;
     for (int ai = 0; ai < k->nargs; ai++) {
@@ -750,18 +810,19 @@ static void emit_header(gen *g) {
     if (!nargs)
       at_buf_puts(h, "  int unused_;\n");
     at_buf_printf(h, "} tuned_%s_%s_args;\n\n", P, K);
-    at_buf_printf(h,
-                  "/* The entry for p: the one of p's bucket; else, unless exact_only, the nearest\n"
-                  " * one among the entries with the same code-fixing keys; -1 when none. Pure. */\n"
-                  "int tuned_%s_%s_select(const tuned_%s_%s_problem *p, int exact_only);\n"
-                  "/* Checks a against the entry and packs its parameters and grid. Pure. */\n"
-                  "CUresult tuned_%s_%s_pack(int entry, const tuned_%s_%s_args *a, "
-                  "tuned_%s_params *out);\n"
-                  "/* Packs, loads the entry's module on first use (thread-safe) and launches it\n"
-                  " * on stream in the current context. */\n"
-                  "CUresult tuned_%s_%s_launch(int entry, const tuned_%s_%s_args *a, "
-                  "CUstream stream);\n\n",
-                  P, K, P, K, P, K, P, K, P, P, K, P, K);
+    at_buf_printf(
+        h,
+        "/* The entry for p: the one of p's bucket; else, unless exact_only, the nearest\n"
+        " * one among the entries with the same code-fixing keys; -1 when none. Pure. */\n"
+        "int tuned_%s_%s_select(const tuned_%s_%s_problem *p, int exact_only);\n"
+        "/* Checks a against the entry and packs its parameters and grid. Pure. */\n"
+        "CUresult tuned_%s_%s_pack(int entry, const tuned_%s_%s_args *a, "
+        "tuned_%s_params *out);\n"
+        "/* Packs, loads the entry's module on first use (thread-safe) and launches it\n"
+        " * on stream in the current context. */\n"
+        "CUresult tuned_%s_%s_launch(int entry, const tuned_%s_%s_args *a, "
+        "CUstream stream);\n\n",
+        P, K, P, K, P, K, P, K, P, P, K, P, K);
   }
   at_buf_puts(h, "#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
 }
@@ -770,7 +831,8 @@ static void emit_header(gen *g) {
  * parameter packing (rt_params_pack's alignment and byte order), bucket rules and distances. */
 static const char *const helpers =
     "#define TUNED_PARAM_BYTES_ 4096\n"
-    "#if defined(__GNUC__)\n#define UNUSED_ __attribute__((unused))\n#else\n#define UNUSED_\n#endif\n\n"
+    "#if defined(__GNUC__)\n#define UNUSED_ __attribute__((unused))\n#else\n#define "
+    "UNUSED_\n#endif\n\n"
     "UNUSED_ static int64_t add_(int *bad, int64_t x, int64_t y) {\n"
     "  if ((y > 0 && x > INT64_MAX - y) || (y < 0 && x < INT64_MIN - y)) {\n"
     "    *bad = 1;\n    return 0;\n  }\n  return x + y;\n}\n\n"
@@ -815,7 +877,8 @@ static const char *const helpers =
     "    *tag = 2;\n    *out = (v + arg - 1) / arg * arg;\n  }\n}\n\n"
     "/* 2^distance of one key (at_bucket_distance: |log2 a - log2 b| for numbers, 8 otherwise);\n"
     " * *eq is cleared unless the two bucket values are the same. */\n"
-    "UNUSED_ static double dist_int_(int tag, int64_t arg, int64_t v, int etag, int64_t earg, int64_t ev,\n"
+    "UNUSED_ static double dist_int_(int tag, int64_t arg, int64_t v, int etag, int64_t earg, "
+    "int64_t ev,\n"
     "                        int *eq) {\n"
     "  double x = (double)v, y = (double)ev;\n"
     "  if (tag == etag && v == ev && (tag != 2 || arg == earg))\n    return 1;\n"
@@ -832,7 +895,8 @@ static const char *const helpers =
 
 static void emit_bytes(at_buf *c, const unsigned char *p, size_t n) {
   for (size_t i = 0; i < n; i++)
-    at_buf_printf(c, "%s0x%02x,%s", i % 16 ? " " : "  ", p[i], i % 16 == 15 || i + 1 == n ? "\n" : "");
+    at_buf_printf(c, "%s0x%02x,%s", i % 16 ? " " : "  ", p[i],
+                  i % 16 == 15 || i + 1 == n ? "\n" : "");
 }
 
 static at_status emit_select(gen *g, const kern *kn) {
@@ -859,14 +923,17 @@ static at_status emit_select(gen *g, const kern *kn) {
                   f->name, n);
     for (int i = kn->first; i < kn->first + n; i++) {
       const item *it = &g->e[i].at[fi];
-      int tag = it->tag == V_ABSENT ? -1 : f->kind == F_ANY ? (it->tag == V_ANY ? 0 : -1) : it->tag == V_STR || it->tag == V_ANY ? 4 : (int)it->tag;
+      int tag = it->tag == V_ABSENT                    ? -1
+                : f->kind == F_ANY                     ? (it->tag == V_ANY ? 0 : -1)
+                : it->tag == V_STR || it->tag == V_ANY ? 4
+                                                       : (int)it->tag;
       at_buf_printf(c, "  {%d, INT64_C(%lld), INT64_C(%lld)},\n", tag, (long long)it->arg,
                     (long long)it->v);
     }
     at_buf_puts(c, "};\n");
   }
-  at_buf_printf(c, "\nint tuned_%s_%s_select(const tuned_%s_%s_problem *p, int exact_only) {\n",
-                P, K, P, K);
+  at_buf_printf(c, "\nint tuned_%s_%s_select(const tuned_%s_%s_problem *p, int exact_only) {\n", P,
+                K, P, K);
   at_buf_puts(c, "  int i, best = -1;\n  double best_d = 0;\n");
   for (int fi = 0; fi < kn->nf; fi++)
     if (kn->f[fi].kind == F_INT)
@@ -878,7 +945,9 @@ static at_status emit_select(gen *g, const kern *kn) {
       at_buf_printf(c, "  bucket_(p->%s, %d, INT64_C(%lld), &t_%s, &b_%s);\n", f->name, f->rule,
                     (long long)f->rule_arg, f->name, f->name);
   }
-  at_buf_printf(c, "  for (i = 0; i < %d; i++) {\n    int eq = 1, same = 1, fix = 1;\n    double d = 1;\n    (void)fix;\n",
+  at_buf_printf(c,
+                "  for (i = 0; i < %d; i++) {\n    int eq = 1, same = 1, fix = 1;\n    double d = "
+                "1;\n    (void)fix;\n",
                 n);
   for (int fi = 0; fi < kn->nf; fi++) {
     const field *f = &kn->f[fi];
@@ -891,8 +960,8 @@ static at_status emit_select(gen *g, const kern *kn) {
                     "%s_%s_[i].v, &fix);\n",
                     f->name, (long long)f->rule_arg, f->name, K, f->name, K, f->name, K, f->name);
     else
-      at_buf_printf(c, "    if (%s_%s_[i].tag != 0) {\n      fix = 0;\n      d *= 256;\n    }\n",
-                    K, f->name);
+      at_buf_printf(c, "    if (%s_%s_[i].tag != 0) {\n      fix = 0;\n      d *= 256;\n    }\n", K,
+                    f->name);
     at_buf_printf(c, "    eq &= fix;\n%s", f->fixing ? "    same &= fix;\n" : "");
   }
   at_buf_printf(c,
@@ -906,11 +975,13 @@ static at_status emit_select(gen *g, const kern *kn) {
 static at_status emit_source(gen *g) {
   at_buf *c = g->c;
   const char *P = g->P;
-  at_buf_printf(c,
-                "/* Generated by `tilec export`: %d tuned entries of %d kernels, with their cubins.\n"
-                " * Do not edit; export again. C99; needs only the CUDA driver API. */\n",
-                g->ne, g->nk);
-  at_buf_printf(c, "#include \"%s\"\n\n#include <string.h>\n\n", g->o->header ? g->o->header : "tuned.h");
+  at_buf_printf(
+      c,
+      "/* Generated by `tilec export`: %d tuned entries of %d kernels, with their cubins.\n"
+      " * Do not edit; export again. C99; needs only the CUDA driver API. */\n",
+      g->ne, g->nk);
+  at_buf_printf(c, "#include \"%s\"\n\n#include <string.h>\n\n",
+                g->o->header ? g->o->header : "tuned.h");
   at_buf_printf(c, "#define TUNED_PARAMS_ tuned_%s_params\n", P);
   at_buf_puts(c, helpers);
   const char *dev = g->rows.r[0].key.device;
@@ -949,25 +1020,27 @@ static at_status emit_source(gen *g) {
   char name[256];
   int major, minor, sms;
   device_parts(dev, name, sizeof name, &major, &minor, &sms);
-  at_buf_printf(c,
-                "CUresult tuned_%s_check_device(CUdevice dev, int allow_mismatch) {\n"
-                "  char name[256];\n  int major = 0, minor = 0, sms = 0, same;\n"
-                "  CUresult r = cuDeviceGetName(name, (int)sizeof name, dev);\n"
-                "  if (!r)\n"
-                "    r = cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, "
-                "dev);\n"
-                "  if (!r)\n"
-                "    r = cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, "
-                "dev);\n"
-                "  if (!r)\n"
-                "    r = cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev);\n"
-                "  if (r)\n    return r;\n  name[sizeof name - 1] = 0;\n  same = strcmp(name, ",
-                P);
+  at_buf_printf(
+      c,
+      "CUresult tuned_%s_check_device(CUdevice dev, int allow_mismatch) {\n"
+      "  char name[256];\n  int major = 0, minor = 0, sms = 0, same;\n"
+      "  CUresult r = cuDeviceGetName(name, (int)sizeof name, dev);\n"
+      "  if (!r)\n"
+      "    r = cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, "
+      "dev);\n"
+      "  if (!r)\n"
+      "    r = cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, "
+      "dev);\n"
+      "  if (!r)\n"
+      "    r = cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev);\n"
+      "  if (r)\n    return r;\n  name[sizeof name - 1] = 0;\n  same = strcmp(name, ",
+      P);
   c_string(c, name);
-  at_buf_printf(c,
-                ") == 0 && (%d < 0 || (major == %d && minor == %d)) && (%d < 0 || sms == %d);\n"
-                "  return same || allow_mismatch ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;\n}\n\n",
-                major, major, minor, sms, sms);
+  at_buf_printf(
+      c,
+      ") == 0 && (%d < 0 || (major == %d && minor == %d)) && (%d < 0 || sms == %d);\n"
+      "  return same || allow_mismatch ? CUDA_SUCCESS : CUDA_ERROR_INVALID_DEVICE;\n}\n\n",
+      major, major, minor, sms, sms);
 
   at_buf_printf(c,
                 "/* Loaded modules: a function is published with one compare-and-swap, so\n"
@@ -982,16 +1055,18 @@ static at_status emit_source(gen *g) {
       "  CUmodule m = NULL;\n  CUfunction f = __atomic_load_n(&functions_[i], __ATOMIC_ACQUIRE), "
       "expected = NULL;\n"
       "  int static_smem = 0;\n  unsigned want;\n  CUresult r;\n"
-      "  if (f) {\n    *out = f;\n    *dyn = dyn_smem_[i];\n    return CUDA_SUCCESS;\n  }\n"
+      "  if (f) {\n    *out = f;\n    *dyn = __atomic_load_n(&dyn_smem_[i], __ATOMIC_RELAXED);\n"
+      "    return CUDA_SUCCESS;\n  }\n"
       "  r = cuModuleLoadData(&m, cubins_[i]);\n"
       "  if (!r)\n    r = cuModuleGetFunction(&f, m, info_[i].entry);\n"
-      "  if (!r)\n    r = cuFuncGetAttribute(&static_smem, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, f);\n"
+      "  if (!r)\n    r = cuFuncGetAttribute(&static_smem, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, "
+      "f);\n"
       "  want = info_[i].smem_bytes > (unsigned)static_smem ? info_[i].smem_bytes - "
       "(unsigned)static_smem : 0;\n"
       "  if (!r && want > 48 * 1024)\n"
       "    r = cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)want);\n"
       "  if (r) {\n    if (m)\n      cuModuleUnload(m);\n    return r;\n  }\n"
-      "  dyn_smem_[i] = want;\n"
+      "  __atomic_store_n(&dyn_smem_[i], want, __ATOMIC_RELAXED);\n"
       "  if (__atomic_compare_exchange_n(&functions_[i], &expected, f, 0, __ATOMIC_ACQ_REL,\n"
       "                                  __ATOMIC_ACQUIRE)) {\n"
       "    __atomic_store_n(&modules_[i], m, __ATOMIC_RELEASE);\n  } else {\n"
@@ -1031,7 +1106,8 @@ static at_status emit_source(gen *g) {
         "  tuned_%s_params p;\n  void *ptrs[576];\n  CUfunction f;\n  unsigned dyn;\n  int i;\n"
         "  CUresult r = tuned_%s_%s_pack(entry, a, &p);\n"
         "  if (r)\n    return r;\n"
-        "  if (!p.grid[0] || !p.grid[1] || !p.grid[2])\n    return CUDA_SUCCESS; /* empty problem */\n"
+        "  if (!p.grid[0] || !p.grid[1] || !p.grid[2])\n    return CUDA_SUCCESS; /* empty problem "
+        "*/\n"
         "  if ((r = function_(entry, &f, &dyn)))\n    return r;\n"
         "  for (i = 0; i < p.count; i++)\n    ptrs[i] = (unsigned char *)p.words + p.offset[i];\n"
         "  return cuLaunchKernel(f, p.grid[0], p.grid[1], p.grid[2], info_[entry].threads, 1, 1, "
@@ -1041,7 +1117,8 @@ static at_status emit_source(gen *g) {
   return AT_OK;
 }
 
-/* ---- the driver --------------------------------------------------------------------------------- */
+/* ---- the driver ---------------------------------------------------------------------------------
+ */
 
 static bool wanted(const at_export_opts *o, const char *kernel) {
   if (!o->kernels || o->nkernels <= 0)
@@ -1106,8 +1183,7 @@ at_status at_export(at_db *db, const at_export_opts *o, at_buf *c_out, at_buf *h
     s = check_text(&g, "the toolchain", g.e[0].row->key.toolchain);
   for (int ki = 0; !s && ki < g.nk; ki++) {
     kern *kn = &g.ks[ki];
-    if ((s = check_name(&g, "kernel name", kn->name)) ||
-        (s = load_kernel(&g, kn)))
+    if ((s = check_name(&g, "kernel name", kn->name)) || (s = load_kernel(&g, kn)))
       break;
     for (int i = kn->first; !s && i < kn->first + kn->n; i++)
       s = load_entry(&g, db, kn, &g.e[i]);
@@ -1117,7 +1193,8 @@ at_status at_export(at_db *db, const at_export_opts *o, at_buf *c_out, at_buf *h
     for (int ai = 0; !s && ai < k0->nargs; ai++) {
       const ir_arg *a = &k0->args[ai];
       int size;
-      if (a->kind == ARG_SCALAR && runtime_scalar(k0, a) && !scalar_ctype(k0->syms[a->sym].ty, &size))
+      if (a->kind == ARG_SCALAR && runtime_scalar(k0, a) &&
+          !scalar_ctype(k0->syms[a->sym].ty, &size))
         s = at_fail(e, AT_ERR_ARG, "kernel '%s': parameter '%s' has no kernel ABI", kn->name,
                     a->name);
       else

@@ -22,10 +22,10 @@ typedef struct at_export_source {
 } at_export_source;
 
 typedef struct at_export_opts {
-  const char *device;    /* required: the device key of the rows to export */
-  const char *toolchain; /* NULL: the rows must all have one toolchain */
-  const char *prefix;    /* a C identifier: names become tuned_<prefix>_...; NULL: "db" */
-  const char *header;    /* the name the source #includes ("tuned.h"); NULL: "tuned.h" */
+  const char *device;         /* required: the device key of the rows to export */
+  const char *toolchain;      /* NULL: the rows must all have one toolchain */
+  const char *prefix;         /* a C identifier: names become tuned_<prefix>_...; NULL: "db" */
+  const char *header;         /* the name the source #includes ("tuned.h"); NULL: "tuned.h" */
   const char *const *kernels; /* NULL (nkernels 0): every kernel of the device */
   int nkernels;
   const at_export_source *sources; /* kernels that are not built-in (or override one) */

@@ -51,7 +51,8 @@ int main(int argc, char **argv) {
   if ((r = cuInit(0)) || (r = cuDeviceGet(&dev, 0)))
     return fail("no GPU", r);
   if ((r = tuned_example_check_device(dev, getenv("TILEC_ALLOW_OTHER_GPU") != NULL))) {
-    fprintf(stderr, "engine: this GPU is not the tuned one (%s); TILEC_ALLOW_OTHER_GPU=1 runs anyway\n",
+    fprintf(stderr,
+            "engine: this GPU is not the tuned one (%s); TILEC_ALLOW_OTHER_GPU=1 runs anyway\n",
             tuned_example_device);
     return 2;
   }
@@ -90,9 +91,12 @@ int main(int argc, char **argv) {
 
   tuned_example_matmul_args args;
   memset(&args, 0, sizeof args);
-  args.A.ptr = da, args.A.shape[0] = M, args.A.shape[1] = K, args.A.stride[0] = K, args.A.stride[1] = 1;
-  args.B.ptr = db, args.B.shape[0] = K, args.B.shape[1] = N, args.B.stride[0] = N, args.B.stride[1] = 1;
-  args.C.ptr = dc, args.C.shape[0] = M, args.C.shape[1] = N, args.C.stride[0] = N, args.C.stride[1] = 1;
+  args.A.ptr = da, args.A.shape[0] = M, args.A.shape[1] = K, args.A.stride[0] = K,
+  args.A.stride[1] = 1;
+  args.B.ptr = db, args.B.shape[0] = K, args.B.shape[1] = N, args.B.stride[0] = N,
+  args.B.stride[1] = 1;
+  args.C.ptr = dc, args.C.shape[0] = M, args.C.shape[1] = N, args.C.stride[0] = N,
+  args.C.stride[1] = 1;
   if ((r = tuned_example_matmul_launch(entry, &args, NULL)) || (r = cuCtxSynchronize()))
     return fail("launch", r);
   if ((r = cuMemcpyDtoH(c, dc, nc * 2)))

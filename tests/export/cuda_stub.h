@@ -8,7 +8,7 @@
 typedef struct stub_state {
   int loads, live_modules, launches, set_smem;
   const void *last_image; /* the image of the last launched function */
-  unsigned dims[7]; /* grid xyz, block xyz, dynamic shared memory of the last launch */
+  unsigned dims[7];       /* grid xyz, block xyz, dynamic shared memory of the last launch */
   char name[128];
   int nparams;
   unsigned char params[4096]; /* the last launch's parameters, concatenated */

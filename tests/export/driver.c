@@ -17,7 +17,8 @@
 #include "tests/export/cuda_stub.h"
 #include "tuned.h"
 
-static void contiguous(tuned_t_tensor *t, unsigned long long ptr, int rank, const long long *shape) {
+static void contiguous(tuned_t_tensor *t, unsigned long long ptr, int rank,
+                       const long long *shape) {
   long long s = 1;
   int i;
   t->ptr = (CUdeviceptr)ptr;

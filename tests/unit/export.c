@@ -67,7 +67,10 @@ static char *bucket_of(const problem *p) {
 static size_t fake_cubin(const char *config, unsigned char *out, size_t cap) {
   size_t n = 300 + strlen(config) * 7 % 200;
   REQUIRE(n <= cap);
-  memcpy(out, "\x7f" "ELF", 4);
+  memcpy(out,
+         "\x7f"
+         "ELF",
+         4);
   unsigned h = 2166136261u;
   for (const char *c = config; *c; c++)
     h = (h ^ (unsigned char)*c) * 16777619u;
@@ -78,8 +81,8 @@ static size_t fake_cubin(const char *config, unsigned char *out, size_t cap) {
   return n;
 }
 
-static void put_row(at_db *db, const problem *p, const char *ir_hash, const char *config,
-                    at_run st, double ms, int threads, int smem) {
+static void put_row(at_db *db, const problem *p, const char *ir_hash, const char *config, at_run st,
+                    double ms, int threads, int smem) {
   char *bucket = bucket_of(p);
   at_key key = {DEV, TC, p->kernel, ir_hash, bucket};
   at_result r = db_test_row(config, st, ms, 0);
@@ -106,7 +109,8 @@ static void put_row(at_db *db, const problem *p, const char *ir_hash, const char
 static const problem MM_DECODE = {"matmul", "M=16,N=4096,K=4096", "bf16"};
 static const problem MM_PREFILL = {"matmul", "M=4096,N=4096,K=4096", "bf16"};
 static const problem MM_F16 = {"matmul", "M=4096,N=4096,K=4096", "f16"};
-static const problem AT_128 = {"attention", "B=1,H=32,HKV=8,S=4096,SKV=4096,D=128,causal=1", "bf16"};
+static const problem AT_128 = {"attention", "B=1,H=32,HKV=8,S=4096,SKV=4096,D=128,causal=1",
+                               "bf16"};
 static const problem AT_64 = {"attention", "B=4,H=16,HKV=16,S=1024,SKV=1024,D=64,causal=0", "bf16"};
 
 static void make_db(const char *mm_hash, const char *at_hash) {
@@ -336,16 +340,16 @@ static void test_generated(const char *cc, const char *cuda_inc) {
 
   /* select: every recorded problem, and unseen shapes of the same and of other buckets */
   static const problem sel[] = {
-      {"matmul", "M=16,N=4096,K=4096", "bf16"},     /* recorded: decode */
-      {"matmul", "M=4096,N=4096,K=4096", "bf16"},   /* recorded: prefill */
-      {"matmul", "M=4096,N=4096,K=4096", "f16"},    /* recorded: f16 */
-      {"matmul", "M=9,N=4000,K=3900", "bf16"},      /* unseen, same bucket as decode */
-      {"matmul", "M=3000,N=3841,K=4096", "bf16"},   /* unseen, same bucket as prefill */
-      {"matmul", "M=64,N=4096,K=4096", "bf16"},     /* no bucket: nearest is decode */
-      {"matmul", "M=1024,N=4096,K=4096", "bf16"},   /* no bucket: nearest is prefill */
-      {"matmul", "M=64,N=4096,K=4096", "f16"},      /* nearest with the same dtype only */
-      {"matmul", "M=64,N=4096,K=4096", "f32"},      /* no entry of that dtype: -1 */
-      {"matmul", "M=0,N=4096,K=4096", "bf16"},      /* raw value bucket */
+      {"matmul", "M=16,N=4096,K=4096", "bf16"},   /* recorded: decode */
+      {"matmul", "M=4096,N=4096,K=4096", "bf16"}, /* recorded: prefill */
+      {"matmul", "M=4096,N=4096,K=4096", "f16"},  /* recorded: f16 */
+      {"matmul", "M=9,N=4000,K=3900", "bf16"},    /* unseen, same bucket as decode */
+      {"matmul", "M=3000,N=3841,K=4096", "bf16"}, /* unseen, same bucket as prefill */
+      {"matmul", "M=64,N=4096,K=4096", "bf16"},   /* no bucket: nearest is decode */
+      {"matmul", "M=1024,N=4096,K=4096", "bf16"}, /* no bucket: nearest is prefill */
+      {"matmul", "M=64,N=4096,K=4096", "f16"},    /* nearest with the same dtype only */
+      {"matmul", "M=64,N=4096,K=4096", "f32"},    /* no entry of that dtype: -1 */
+      {"matmul", "M=0,N=4096,K=4096", "bf16"},    /* raw value bucket */
       {"attention", "B=1,H=32,HKV=8,S=4096,SKV=4096,D=128,causal=1", "bf16"},
       {"attention", "B=4,H=16,HKV=16,S=1024,SKV=1024,D=64,causal=0", "bf16"},
       {"attention", "B=1,H=32,HKV=8,S=3000,SKV=2049,D=128,causal=1", "bf16"}, /* same bucket */
@@ -397,8 +401,8 @@ static void test_generated(const char *cc, const char *cuda_inc) {
   free(out);
 
   /* pack and launch: every entry with a problem of its bucket and one outside */
-  static const problem packs[] = {MM_DECODE, MM_PREFILL, MM_F16, AT_128, AT_64,
-                                  {"matmul", "M=100,N=200,K=300", "bf16"}};
+  static const problem packs[] = {MM_DECODE, MM_PREFILL, MM_F16,
+                                  AT_128,    AT_64,      {"matmul", "M=100,N=200,K=300", "bf16"}};
   static const int pack_entry[] = {-1, -1, -1, -1, -1, -2}; /* -2: the decode entry */
   int npack = (int)(sizeof packs / sizeof *packs);
   c = cmds;
@@ -419,10 +423,10 @@ static void test_generated(const char *cc, const char *cuda_inc) {
     c += sprintf(c, "%s\n", mm ? "" : " 0.125");
   }
   c += sprintf(c, "launch matmul %d 16 4096 4096\n", entries[0]); /* loaded once */
-  c += sprintf(c, "pack matmul %d 16 4096 4096\n", entries[3]);    /* an attention entry */
-  c += sprintf(c, "pack matmul %d 16 4096 -1\n", entries[0]);      /* a negative dim */
+  c += sprintf(c, "pack matmul %d 16 4096 4096\n", entries[3]);   /* an attention entry */
+  c += sprintf(c, "pack matmul %d 16 4096 -1\n", entries[0]);     /* a negative dim */
   c += sprintf(c, "pack attention %d 1 32 8 4096 4096 64 0.125\n", entries[3]); /* D=64 on D=128 */
-  c += sprintf(c, "launch matmul %d 0 4096 4096\n", entries[0]);   /* empty: nothing launched */
+  c += sprintf(c, "launch matmul %d 0 4096 4096\n", entries[0]); /* empty: nothing launched */
   c += sprintf(c, "check 0\n");
   out = run_driver(cmds, "");
   REQUIRE(out);
@@ -517,7 +521,8 @@ static void test_refusals(const char *mm_hash, const char *at_hash) {
   const char *only[] = {"matmul"};
   at_export_source src = {"matmul", "kernel matmul\nargs (%A: tensor<f32>[M])\ngrid (M)\n{\n}\n",
                           "other.tile"};
-  o = (at_export_opts){.device = DEV, .kernels = only, .nkernels = 1, .sources = &src, .nsources = 1};
+  o = (at_export_opts){
+      .device = DEV, .kernels = only, .nkernels = 1, .sources = &src, .nsources = 1};
   CHECK_EQ_INT(AT_ERR_ARG, at_export(db, &o, &c, &h, NULL, &e));
   CHECK_CONTAINS(e.msg, "ir_hash");
   CHECK_CONTAINS(e.msg, "--kernel-file matmul=PATH");
@@ -591,8 +596,10 @@ int main(void) {
   REQUIRE(run_export("t", &c2, &h2, &e) == AT_OK);
   CHECK(c.n == c2.n && !memcmp(c.p, c2.p, c.n));
   CHECK(h.n == h2.n && !memcmp(h.p, h2.p, h.n));
-  CHECK_CONTAINS(h.p, "int tuned_t_matmul_select(const tuned_t_matmul_problem *p, int exact_only);");
-  CHECK_CONTAINS(h.p, "CUresult tuned_t_attention_launch(int entry, const tuned_t_attention_args *a, CUstream stream);");
+  CHECK_CONTAINS(h.p,
+                 "int tuned_t_matmul_select(const tuned_t_matmul_problem *p, int exact_only);");
+  CHECK_CONTAINS(h.p, "CUresult tuned_t_attention_launch(int entry, const tuned_t_attention_args "
+                      "*a, CUstream stream);");
   CHECK_CONTAINS(c.p, "const char tuned_t_device[] = \"NVIDIA H200|sm_90|132sm|140GiB\";");
   CHECK(!strstr(c.p, "#include <stdio.h>") && !strstr(c.p, "#include <stdlib.h>"));
   char path[400];
