@@ -1,12 +1,14 @@
 /* tests/export/driver.c — runs the select, pack and launch functions of a generated tuned.c
- * (prefix "t", kernels matmul and attention, made by unit.export) on the commands of stdin and
- * prints what they return, one line per command; unit.export compares the lines with its
- * oracle (at_bucket_key / at_bucket_distance, rt_params_pack). Launches go to cuda_stub.c.
+ * (prefix "t", kernels matmul, attention and the file kernel scal, made by unit.export) on the
+ * commands of stdin and prints what they return, one line per command; unit.export compares the
+ * lines with its oracle (at_bucket_key / at_bucket_distance, rt_params_pack). Launches go to
+ * cuda_stub.c.
  *
  *   sel matmul M N K DTYPE                      -> "EXACT NEAREST" entry indices
  *   sel attention B H HKV S SKV D CAUSAL DTYPE  -> same
  *   pack matmul ENTRY M N K                     -> rc, parameters, grid
  *   pack attention ENTRY B H HKV S SKV D SCALE  -> same
+ *   pack scal ENTRY N N2                        -> same (h = 1.5, flag = 1, s = -0.25)
  *   launch ...                                  -> as pack, then the stub's record
  *   check ALLOW                                 -> rc of tuned_t_check_device(0, ALLOW)
  */
@@ -136,6 +138,27 @@ int main(void) {
         if (!r)
           stub_expect_params(p.count, p.psize);
         r = tuned_t_attention_launch(entry, &a, NULL);
+        print_launch(r, entry, before);
+      }
+    } else if (!strcmp(kernel, "scal") &&
+               sscanf(line, "%*s %*s %d %lld %lld", &entry, &v[0], &v[1]) == 3) {
+      tuned_t_scal_args a;
+      tuned_t_params p;
+      CUresult r;
+      int before = stub.launches;
+      memset(&a, 0, sizeof a);
+      contiguous(&a.X, 0x7f0000100000ull, 1, &v[0]);
+      a.P = (CUdeviceptr)0x7f0000600000ull;
+      a.n2 = (int32_t)v[1];
+      a.h = 0x3e00; /* 1.5 in f16 */
+      a.flag = 1;
+      a.s = -0.25;
+      r = tuned_t_scal_pack(entry, &a, &p);
+      print_pack(r, &p);
+      if (!strcmp(cmd, "launch")) {
+        if (!r)
+          stub_expect_params(p.count, p.psize);
+        r = tuned_t_scal_launch(entry, &a, NULL);
         print_launch(r, entry, before);
       }
     } else

@@ -33,7 +33,20 @@ static const char *TC = "tilec test|llvm 19|nvjitlink 13.0|driver 13.0";
 
 static char dir[256], dbpath[300];
 
+/* A kernel given as a file (--kernel-file): a pointer, scalars of every ABI width, a const
+ * parameter and a two-dimensional grid over cdiv, min, max and %. */
+static const char *SCAL =
+    "kernel scal\ntunables {\n  BLOCK = 128 in [64, 128]\n}\n"
+    "args (%X: tensor<f32>[N], %P: ptr<f32>, n2: i32, h: f16, flag: i1, s: f64, c: const i32 = "
+    "3)\ngrid (cdiv(N, BLOCK) * c, max(n2, 1) - min(n2, 0) % 7)\nbuckets {\n  N = pow2\n}\n{\n}\n";
+
 static ir_kernel *builtin(const char *name) {
+  if (!strcmp(name, "scal")) {
+    ir_kernel *k = NULL;
+    ir_diag d;
+    REQUIRE(ir_parse(SCAL, strlen(SCAL), "scal.tile", &k, &d) == IR_OK);
+    return k;
+  }
   for (const struct tilec_builtin_source *s = tilec_builtin_sources; s->name; s++)
     if (!strcmp(s->name, name)) {
       ir_kernel *k = NULL;
@@ -87,7 +100,8 @@ static void put_row(at_db *db, const problem *p, const char *ir_hash, const char
   at_key key = {DEV, TC, p->kernel, ir_hash, bucket};
   at_result r = db_test_row(config, st, ms, 0);
   char prob[256];
-  snprintf(prob, sizeof prob, "%s,dtype=%s", p->shape, p->dtype);
+  snprintf(prob, sizeof prob, "%s%s%s", p->shape, p->dtype ? ",dtype=" : "",
+           p->dtype ? p->dtype : "");
   r.problem = prob;
   char ck[65], meta[256];
   unsigned char cubin[600];
@@ -111,9 +125,11 @@ static const problem MM_PREFILL = {"matmul", "M=4096,N=4096,K=4096", "bf16"};
 static const problem MM_F16 = {"matmul", "M=4096,N=4096,K=4096", "f16"};
 static const problem AT_128 = {"attention", "B=1,H=32,HKV=8,S=4096,SKV=4096,D=128,causal=1",
                                "bf16"};
+static const problem SC_1 = {"scal", "N=1000,n2=5", NULL};
+static const problem SC_2 = {"scal", "N=100000,n2=-4", NULL};
 static const problem AT_64 = {"attention", "B=4,H=16,HKV=16,S=1024,SKV=1024,D=64,causal=0", "bf16"};
 
-static void make_db(const char *mm_hash, const char *at_hash) {
+static void make_db(const char *mm_hash, const char *at_hash, const char *sc_hash) {
   at_db *db = NULL;
   at_err e;
   REQUIRE(at_db_open(dbpath, 0, &db, &e) == AT_OK);
@@ -133,6 +149,8 @@ static void make_db(const char *mm_hash, const char *at_hash) {
   put_row(db, &AT_128, at_hash, "BM=128,BN=64,WARPS=8,STAGES=2", AT_RUN_OK, 2.0, 256, 131072);
   put_row(db, &AT_128, at_hash, "BM=64,BN=64,WARPS=4,STAGES=2", AT_RUN_OK, 2.5, 128, 98304);
   put_row(db, &AT_64, at_hash, "BM=64,BN=32,WARPS=4,STAGES=1", AT_RUN_OK, 0.3, 128, 16384);
+  put_row(db, &SC_1, sc_hash, "BLOCK=64", AT_RUN_OK, 0.01, 64, 0);
+  put_row(db, &SC_2, sc_hash, "BLOCK=128", AT_RUN_OK, 0.02, 128, 0);
   /* another device's rows are not exported */
   at_key other = {"NVIDIA H100|sm_90|132sm|79GiB", TC, "matmul", mm_hash, "M=pow2:16"};
   at_result r = db_test_row("BM=32", AT_RUN_OK, 0.01, 0);
@@ -152,12 +170,14 @@ static char *kernel_hash(const char *name) {
 static at_status run_export(const char *prefix, at_buf *c, at_buf *h, at_err *e) {
   at_db *db = NULL;
   REQUIRE(at_db_open(dbpath, AT_DB_READONLY, &db, e) == AT_OK);
-  at_export_opts o = {.device = DEV, .prefix = prefix, .header = "tuned.h"};
+  at_export_source src = {"scal", SCAL, "scal.tile"};
+  at_export_opts o = {
+      .device = DEV, .prefix = prefix, .header = "tuned.h", .sources = &src, .nsources = 1};
   at_export_stats st;
   at_status s = at_export(db, &o, c, h, &st, e);
   if (!s) {
-    CHECK_EQ_INT(2, st.kernels);
-    CHECK_EQ_INT(5, st.entries);
+    CHECK_EQ_INT(3, st.kernels);
+    CHECK_EQ_INT(7, st.entries);
   }
   at_db_close(db);
   return s;
@@ -221,15 +241,16 @@ static void expected_pack(int i, const problem *p, char *out, size_t cap, char *
   kn_shape sh;
   char err[256];
   REQUIRE(kn_shape_parse(p->shape, &sh, err, sizeof err) == 0);
-  REQUIRE(kn_problem_config(p->kernel, &sh, p->dtype, cfg, err, sizeof err) == 0);
+  REQUIRE(!kn_is_builtin(p->kernel) ||
+          kn_problem_config(p->kernel, &sh, p->dtype, cfg, err, sizeof err) == 0);
   ir_kernel *spec = NULL;
   REQUIRE(ir_specialize(k, cfg, &spec, &d) == IR_OK);
   rt_argval a[IR_MAX_ARGS];
   memset(a, 0, sizeof a);
-  const char *names[] = {"M", "N", "K", "B", "H", "HKV", "S", "SKV", "D"};
-  int64_t val[9] = {0};
+  const char *names[] = {"M", "N", "K", "B", "H", "HKV", "S", "SKV", "D", "n2", "N"};
+  int64_t val[11] = {0};
   for (int j = 0; j < sh.n; j++)
-    for (int n = 0; n < 9; n++)
+    for (int n = 0; n < 11; n++)
       if (!strcmp(sh.kv[j].key, names[n]))
         val[n] = atoll(sh.kv[j].val);
   uint64_t base = 0x7f0000100000ull;
@@ -239,11 +260,26 @@ static void expected_pack(int i, const problem *p, char *out, size_t cap, char *
     if (a[ai].kind == ARG_SCALAR) {
       const ir_sym *sy = &spec->syms[spec->args[ai].sym];
       a[ai].scalar = sy->kind == SYM_CONST ? sy->def : (ir_num){.isf = true, .f = 0.125};
+      if (!strcmp(sy->name, "n2")) /* scal's scalars: the values the driver passes */
+        a[ai].scalar = (ir_num){.i = val[9]};
+      else if (!strcmp(sy->name, "h"))
+        a[ai].scalar = (ir_num){.isf = true, .f = 1.5};
+      else if (!strcmp(sy->name, "flag"))
+        a[ai].scalar = (ir_num){.i = 1};
+      else if (!strcmp(sy->name, "s"))
+        a[ai].scalar = (ir_num){.isf = true, .f = -0.25};
+      continue;
+    }
+    if (a[ai].kind == ARG_PTR) {
+      a[ai].dptr = 0x7f0000600000ull;
       continue;
     }
     int64_t shp[4];
     int rank = 0;
-    if (!strcmp(p->kernel, "matmul")) {
+    if (!strcmp(p->kernel, "scal")) {
+      rank = 1;
+      shp[0] = val[10];
+    } else if (!strcmp(p->kernel, "matmul")) {
       rank = 2;
       int64_t M = val[0], N = val[1], K = val[2];
       int64_t s3[3][2] = {{M, K}, {K, N}, {M, N}};
@@ -402,11 +438,12 @@ static void test_generated(const char *cc, const char *cuda_inc) {
 
   /* pack and launch: every entry with a problem of its bucket and one outside */
   static const problem packs[] = {MM_DECODE, MM_PREFILL, MM_F16,
-                                  AT_128,    AT_64,      {"matmul", "M=100,N=200,K=300", "bf16"}};
-  static const int pack_entry[] = {-1, -1, -1, -1, -1, -2}; /* -2: the decode entry */
+                                  AT_128,    AT_64,      {"matmul", "M=100,N=200,K=300", "bf16"},
+                                  SC_1,      SC_2};
+  static const int pack_entry[] = {-1, -1, -1, -1, -1, -2, -1, -1}; /* -2: the decode entry */
   int npack = (int)(sizeof packs / sizeof *packs);
   c = cmds;
-  int entries[8];
+  int entries[10];
   for (int i = 0; i < npack; i++) {
     entries[i] = pack_entry[i] == -2 ? entries[0] : expected_select(&packs[i], false, NULL, 0);
     kn_shape sh;
@@ -414,6 +451,10 @@ static void test_generated(const char *cc, const char *cuda_inc) {
     REQUIRE(kn_shape_parse(packs[i].shape, &sh, err, sizeof err) == 0);
     bool mm = !strcmp(packs[i].kernel, "matmul");
     c += sprintf(c, "launch %s %d", packs[i].kernel, entries[i]);
+    if (!strcmp(packs[i].kernel, "scal")) { /* N n2 */
+      c += sprintf(c, " %s %s\n", sh.kv[0].val, sh.kv[1].val);
+      continue;
+    }
     static const char *const mk[] = {"M", "N", "K"};
     static const char *const ak[] = {"B", "H", "HKV", "S", "SKV", "D"};
     for (int k = 0; k < (mm ? 3 : 6); k++)
@@ -458,7 +499,10 @@ static void test_generated(const char *cc, const char *cuda_inc) {
              "launch rc=0 grid=%.*s block=%d,1,1 smem=%d name=%s_%zu image=%016llx loads=%d "
              "params=%s",
              (int)strcspn(grid, " "), grid, threads, smem, r->key.kernel, n, h,
-             i < 5 ? i + 1 : 5 /* entry 0 was loaded by the first launch */, params);
+             i < 5    ? i + 1
+             : i == 5 ? 5 /* entry 0 was loaded by the first launch */
+                      : i,
+             params);
     CHECK_EQ_STR(lwant, lgot);
     free(blob);
     free(meta);
@@ -466,7 +510,7 @@ static void test_generated(const char *cc, const char *cuda_inc) {
   at_db_close(db);
   char got[4096];
   line_of(out, 2 * npack + 1, got, sizeof got);
-  CHECK_CONTAINS(got, "loads=5 ");
+  CHECK_CONTAINS(got, "loads=7 ");
   line_of(out, 2 * npack + 2, got, sizeof got);
   CHECK_EQ_STR("rc=1", got); /* CUDA_ERROR_INVALID_VALUE */
   line_of(out, 2 * npack + 3, got, sizeof got);
@@ -576,15 +620,15 @@ int main(void) {
   const char *cc = getenv("CC") ? getenv("CC") : "cc";
   db_test_dir(dir);
   snprintf(dbpath, sizeof dbpath, "%s/t.db", dir);
-  char *mm = kernel_hash("matmul"), *at = kernel_hash("attention");
-  make_db(mm, at);
+  char *mm = kernel_hash("matmul"), *at = kernel_hash("attention"), *sc = kernel_hash("scal");
+  make_db(mm, at, sc);
 
   at_db *db = NULL;
   at_err e;
   REQUIRE(at_db_open(dbpath, AT_DB_READONLY, &db, &e) == AT_OK);
   at_key pat = {.device = DEV};
   REQUIRE(at_db_winners(db, &pat, &winners, &e) == AT_OK);
-  CHECK_EQ_INT(5, winners.n);
+  CHECK_EQ_INT(7, winners.n);
   at_db_close(db);
 
   at_buf c = {0}, h = {0}, c2 = {0}, h2 = {0};
@@ -618,6 +662,7 @@ int main(void) {
   at_rows_free(&winners);
   free(mm);
   free(at);
+  free(sc);
   char cmd[400];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   if (system(cmd))
