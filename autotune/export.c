@@ -194,7 +194,7 @@ static at_status split_bucket(gen *g, entry *en) {
 
 static const char *kernel_text(gen *g, const char *name, const char **file) {
   for (int i = 0; i < g->o->nsources; i++)
-    if (g->o->sources[i].name && !strcmp(g->o->sources[i].name, name)) {
+    if (g->o->sources[i].name && g->o->sources[i].text && !strcmp(g->o->sources[i].name, name)) {
       *file = g->o->sources[i].file ? g->o->sources[i].file : name;
       return g->o->sources[i].text;
     }
@@ -906,7 +906,7 @@ static at_status emit_select(gen *g, const kern *kn) {
   for (int fi = 0; fi < kn->nf; fi++) {
     const field *f = &kn->f[fi];
     if (f->kind == F_STR) {
-      at_buf_printf(c, "static const char *const %s_%s_[%d] = {\n", K, f->name, n);
+      at_buf_printf(c, "static const char *const %s__%s_[%d] = {\n", K, f->name, n);
       for (int i = kn->first; i < kn->first + n; i++) {
         at_buf_puts(c, "  ");
         if (g->e[i].at[fi].tag == V_ABSENT)
@@ -919,7 +919,7 @@ static at_status emit_select(gen *g, const kern *kn) {
       continue;
     }
     /* F_INT and F_ANY: tag, step and number of each entry's value (tag -1: no such key). */
-    at_buf_printf(c, "static const struct { int tag; int64_t arg, v; } %s_%s_[%d] = {\n", K,
+    at_buf_printf(c, "static const struct { int tag; int64_t arg, v; } %s__%s_[%d] = {\n", K,
                   f->name, n);
     for (int i = kn->first; i < kn->first + n; i++) {
       const item *it = &g->e[i].at[fi];
@@ -953,15 +953,15 @@ static at_status emit_select(gen *g, const kern *kn) {
     const field *f = &kn->f[fi];
     at_buf_puts(c, "    fix = 1;\n");
     if (f->kind == F_STR)
-      at_buf_printf(c, "    d *= dist_str_(p->%s, %s_%s_[i], &fix);\n", f->name, K, f->name);
+      at_buf_printf(c, "    d *= dist_str_(p->%s, %s__%s_[i], &fix);\n", f->name, K, f->name);
     else if (f->kind == F_INT)
       at_buf_printf(c,
-                    "    d *= dist_int_(t_%s, INT64_C(%lld), b_%s, %s_%s_[i].tag, %s_%s_[i].arg, "
-                    "%s_%s_[i].v, &fix);\n",
+                    "    d *= dist_int_(t_%s, INT64_C(%lld), b_%s, %s__%s_[i].tag, %s__%s_[i].arg, "
+                    "%s__%s_[i].v, &fix);\n",
                     f->name, (long long)f->rule_arg, f->name, K, f->name, K, f->name, K, f->name);
     else
-      at_buf_printf(c, "    if (%s_%s_[i].tag != 0) {\n      fix = 0;\n      d *= 256;\n    }\n", K,
-                    f->name);
+      at_buf_printf(c, "    if (%s__%s_[i].tag != 0) {\n      fix = 0;\n      d *= 256;\n    }\n",
+                    K, f->name);
     at_buf_printf(c, "    eq &= fix;\n%s", f->fixing ? "    same &= fix;\n" : "");
   }
   at_buf_printf(c,
@@ -1155,6 +1155,8 @@ static at_status collect(gen *g, at_db *db) {
     g->e[g->ne++].row = r;
   }
   for (int i = 0; o->kernels && i < o->nkernels; i++) {
+    if (!o->kernels[i])
+      return at_fail(g->err, AT_ERR_ARG, "at_export: kernel name %d is NULL", i);
     bool found = false;
     for (int j = 0; j < g->nk; j++)
       found |= !strcmp(g->ks[j].name, o->kernels[i]);
