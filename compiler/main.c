@@ -18,6 +18,7 @@
 #include "codegen/codegen.h"
 #include "compiler/cli_bench.h"
 #include "compiler/cli_db.h"
+#include "compiler/cli_export.h"
 #include "compiler/cli_gpu.h"
 #include "compiler/cli_tune.h"
 #include "compiler/cli_util.h"
@@ -49,6 +50,8 @@ static int usage(FILE *f) {
         "          [--budget N | --time S] [--db PATH] [--shard I/N] [--restart] [--json]\n"
         "          [--compile-only [--arch sm_XX]] (tilec tune --help for all options)\n"
         "                                         search the fastest config; tuning DB\n"
+        "  export --device KEY -o OUT.c [--db PATH] [--kernels K,...] [--kernel-file N=PATH]\n"
+        "                                         tuned cubins as C for an engine (+ OUT.h)\n"
         "  bench compile KERNEL|FILE.tile [--set ...] [--arch sm_XX] [--reps N]\n"
         "                                         median time of each compile phase\n"
         "  bench launch KERNEL|FILE.tile --shape ... [--set ...] [--reps N]\n"
@@ -692,6 +695,8 @@ int main(int argc, char **argv) {
     return cli_db_main(argc - 2, argv + 2);
   if (!strcmp(cmd, "tune"))
     return cli_tune(argc - 2, argv + 2);
+  if (!strcmp(cmd, "export"))
+    return cli_export(argc - 2, argv + 2);
   opts o;
   bool bench = !strcmp(cmd, "bench");
   if (bench && (argc < 3 || (strcmp(argv[2], "compile") && strcmp(argv[2], "launch"))))
