@@ -39,6 +39,9 @@ foreach(lib IN LISTS TILEC_STATIC_DEPS)
   endif()
 endforeach()
 string(APPEND pc_private " -lsqlite3 -lstdc++ -lpthread -ldl -lm")
+# Relocatable: the prefix is found from the .pc file's own place (cmake --install --prefix).
+file(RELATIVE_PATH TILEC_PREFIX_FROM_PC /${CMAKE_INSTALL_LIBDIR}/pkgconfig /)
+string(REGEX REPLACE "/$" "" TILEC_PREFIX_FROM_PC "${TILEC_PREFIX_FROM_PC}")
 configure_file(${PROJECT_SOURCE_DIR}/cmake/tilec.pc.in ${CMAKE_BINARY_DIR}/tilec.pc @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/tilec.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
 
