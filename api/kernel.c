@@ -266,6 +266,24 @@ static tilec_status choose_config(tilec_context *ctx, const tilec_kernel_request
   return TILEC_OK;
 }
 
+/* "TA=bf16,D=64,BM=128,..." of every item of c, in order; returns the length it needed (a
+ * value >= cap means the text was cut). */
+static int config_text(const ir_config *c, char *buf, size_t cap) {
+  int n = 0;
+  buf[0] = 0;
+  for (int i = 0; i < c->n && (size_t)n < cap; i++) {
+    const ir_config_item *it = &c->items[i];
+    const char *sep = i ? "," : "";
+    if (it->kind != IR_VOID)
+      n += snprintf(buf + n, cap - (size_t)n, "%s%s=%s", sep, it->name, ir_kind_name(it->kind));
+    else if (it->value.isf)
+      n += snprintf(buf + n, cap - (size_t)n, "%s%s=%.17g", sep, it->name, it->value.f);
+    else
+      n += snprintf(buf + n, cap - (size_t)n, "%s%s=%lld", sep, it->name, (long long)it->value.i);
+  }
+  return n;
+}
+
 /* Binds the config and specializes; the kernel key names the code: IR hash, arch, items. */
 static tilec_status specialize(tilec_context *ctx, miss *m) {
   ir_diag d;
@@ -277,17 +295,7 @@ static tilec_status specialize(tilec_context *ctx, miss *m) {
     return api_fail(is == IR_ERR_CONFIG || is == IR_ERR_LIMIT ? TILEC_ERR_SHAPE : TILEC_ERR_COMPILE,
                     "%s", d.msg);
   int n = snprintf(m->kkey, sizeof m->kkey, "%s|%s|", m->hash, ctx->arch);
-  for (int i = 0; i < m->cfg.n && n < (int)sizeof m->kkey; i++) {
-    const ir_config_item *it = &m->cfg.items[i];
-    if (it->kind != IR_VOID)
-      n += snprintf(m->kkey + n, sizeof m->kkey - (size_t)n, "%s=%s,", it->name,
-                    ir_kind_name(it->kind));
-    else if (it->value.isf)
-      n += snprintf(m->kkey + n, sizeof m->kkey - (size_t)n, "%s=%.17g,", it->name, it->value.f);
-    else
-      n += snprintf(m->kkey + n, sizeof m->kkey - (size_t)n, "%s=%lld,", it->name,
-                    (long long)it->value.i);
-  }
+  n += config_text(&m->cfg, m->kkey + n, sizeof m->kkey - (size_t)n);
   if (n >= (int)sizeof m->kkey)
     return api_fail(TILEC_ERR_ARG, "config too long");
   return TILEC_OK;
@@ -395,20 +403,7 @@ static tilec_status load_module(tilec_context *ctx, tilec_kernel *k, const void 
 
 static char *join_config(const miss *m) {
   char buf[2048];
-  int n = 0;
-  buf[0] = 0;
-  for (int i = 0; i < m->cfg.n && n < (int)sizeof buf; i++) {
-    const ir_config_item *it = &m->cfg.items[i];
-    const char *sep = i ? "," : "";
-    if (it->kind != IR_VOID)
-      n += snprintf(buf + n, sizeof buf - (size_t)n, "%s%s=%s", sep, it->name,
-                    ir_kind_name(it->kind));
-    else if (it->value.isf)
-      n += snprintf(buf + n, sizeof buf - (size_t)n, "%s%s=%g", sep, it->name, it->value.f);
-    else
-      n += snprintf(buf + n, sizeof buf - (size_t)n, "%s%s=%lld", sep, it->name,
-                    (long long)it->value.i);
-  }
+  config_text(&m->cfg, buf, sizeof buf);
   return strdup(buf);
 }
 
@@ -638,21 +633,26 @@ static tilec_status to_rt(const tilec_kernel *k, const tilec_arg *args, int narg
   return TILEC_OK;
 }
 
-tilec_status tilec_kernel_grid(const tilec_kernel *k, const tilec_arg *args, int nargs,
-                               uint32_t grid[3]) {
-  if (!k || !grid)
-    return api_fail(TILEC_ERR_ARG, "tilec_kernel_grid: kernel and grid are required");
+/* Checks and packs a launch's arguments (grid included). */
+static tilec_status pack(const tilec_kernel *k, const tilec_arg *args, int nargs, rt_params *p) {
   rt_argval v[IR_MAX_ARGS];
-  rt_params p;
   rt_err e = {0};
   tilec_status s = to_rt(k, args, nargs, v);
   if (s)
     return s;
-  rt_status rs = rt_params_pack(k->spec, v, k->spec->nargs, &p, &e);
-  if (rs)
-    return api_fail(api_from_rt(rs), "%s", e.msg);
-  memcpy(grid, p.grid, sizeof p.grid);
-  return TILEC_OK;
+  rt_status rs = rt_params_pack(k->spec, v, k->spec->nargs, p, &e);
+  return rs ? api_fail(api_from_rt(rs), "%s", e.msg) : TILEC_OK;
+}
+
+tilec_status tilec_kernel_grid(const tilec_kernel *k, const tilec_arg *args, int nargs,
+                               uint32_t grid[3]) {
+  if (!k || !grid)
+    return api_fail(TILEC_ERR_ARG, "tilec_kernel_grid: kernel and grid are required");
+  rt_params p;
+  tilec_status s = pack(k, args, nargs, &p);
+  if (!s)
+    memcpy(grid, p.grid, sizeof p.grid);
+  return s;
 }
 
 tilec_status tilec_launch(tilec_context *ctx, tilec_kernel *k, const tilec_arg *args, int nargs,
@@ -663,20 +663,16 @@ tilec_status tilec_launch(tilec_context *ctx, tilec_kernel *k, const tilec_arg *
     return api_fail(TILEC_ERR_ARG, "tilec_launch: kernel '%s' belongs to another context", k->name);
   if (!ctx->rt)
     return api_fail(TILEC_ERR_NO_DRIVER, "tilec_launch: the context has no GPU (NO_GPU)");
-  rt_argval v[IR_MAX_ARGS];
   rt_params p;
-  rt_err e = {0};
-  tilec_status s = to_rt(k, args, nargs, v);
+  tilec_status s = pack(k, args, nargs, &p);
   if (s)
     return s;
-  rt_status rs = rt_params_pack(k->spec, v, k->spec->nargs, &p, &e);
-  if (rs)
-    return api_fail(api_from_rt(rs), "%s", e.msg);
   void *ptrs[RT_MAX_PARAMS];
   rt_params_pointers(&p, ptrs);
   rt_launch_cfg cfg = k->launch;
   memcpy(cfg.grid, p.grid, sizeof cfg.grid);
-  rs = rt_launch_on(ctx->rt, stream ? stream : ctx->stream, k->fn, &cfg, ptrs, &e);
+  rt_err e = {0};
+  rt_status rs = rt_launch_on(ctx->rt, stream ? stream : ctx->stream, k->fn, &cfg, ptrs, &e);
   if (rs)
     return api_fail(api_from_rt(rs) == TILEC_ERR_SHAPE ? TILEC_ERR_LAUNCH : api_from_rt(rs), "%s",
                     e.msg);

@@ -17,16 +17,9 @@
 #include "autotune/db.h"
 #include "kernels/builtin_sources.h"
 #include "runtime/rt.h"
+#include "tests/unit/api_check.h"
 #include "tests/unit/check.h"
 #include "tilec/tilec.h"
-
-#define CHECK_STATUS(exp, call)                                                                    \
-  do {                                                                                             \
-    tilec_status s_ = (call);                                                                      \
-    if (!CHECK(s_ == (exp)))                                                                       \
-      fprintf(stderr, "  expected %s, got %s: %s\n", tilec_status_name(exp),                       \
-              tilec_status_name(s_), tilec_errmsg(NULL));                                          \
-  } while (0)
 
 static long (*live)(const char *);
 static const unsigned char *(*last_launch)(unsigned *, const char **, int *, size_t *);

@@ -8,16 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/unit/api_check.h"
 #include "tests/unit/check.h"
 #include "tilec/tilec.h"
-
-#define CHECK_STATUS(exp, call)                                                                    \
-  do {                                                                                             \
-    tilec_status s_ = (call);                                                                      \
-    if (!CHECK(s_ == (exp)))                                                                       \
-      fprintf(stderr, "  expected %s, got %s: %s\n", tilec_status_name(exp),                       \
-              tilec_status_name(s_), tilec_errmsg(NULL));                                          \
-  } while (0)
 
 static tilec_context *nogpu(unsigned flags) {
   tilec_context_opts o;
