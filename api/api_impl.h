@@ -22,7 +22,7 @@
 #include "runtime/rt.h"
 #include "tilec/tilec.h"
 
-enum { API_BUCKETS = 4096, API_DEFAULT_CAPACITY = 256 };
+enum { API_BUCKETS = 4096, API_DEFAULT_CAPACITY = 256, API_DEFAULT_TUNE_BUDGET = 16 };
 
 struct tilec_ir {
   ir_kernel *k; /* verified, not specialized */
@@ -64,6 +64,7 @@ struct tilec_context {
   atomic_int refs; /* the creator's + one per live kernel */
   unsigned flags;
   tilec_tune_policy tune;
+  int tune_budget;
   rt_ctx *rt; /* NULL with TILEC_CONTEXT_NO_GPU */
   void *stream;
   rt_device_info dev;

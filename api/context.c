@@ -188,9 +188,10 @@ tilec_status tilec_context_create(const tilec_context_opts *opts, tilec_context 
       return s;
     o = *opts;
   }
-  if (o.cache_capacity < 0)
-    return api_fail(TILEC_ERR_ARG, "tilec_context_create: cache_capacity %d is negative",
-                    o.cache_capacity);
+  if (o.cache_capacity < 0 || o.tune_budget < 0)
+    return api_fail(TILEC_ERR_ARG,
+                    "tilec_context_create: cache_capacity %d and tune_budget %d must be >= 0",
+                    o.cache_capacity, o.tune_budget);
   if ((unsigned)o.tune > TILEC_TUNE_BACKGROUND)
     return api_fail(TILEC_ERR_ARG, "tilec_context_create: unknown tune policy %d", (int)o.tune);
   if (o.flags & ~(unsigned)(TILEC_CONTEXT_READONLY | TILEC_CONTEXT_NO_DB | TILEC_CONTEXT_ADOPT |
@@ -210,6 +211,7 @@ tilec_status tilec_context_create(const tilec_context_opts *opts, tilec_context 
   atomic_init(&c->refs, 1);
   c->flags = o.flags;
   c->tune = o.tune;
+  c->tune_budget = o.tune_budget > 0 ? o.tune_budget : API_DEFAULT_TUNE_BUDGET;
   c->capacity = o.cache_capacity ? o.cache_capacity : API_DEFAULT_CAPACITY;
   pthread_mutex_init(&c->mu, NULL);
   pthread_mutex_init(&c->db_mu, NULL);

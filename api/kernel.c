@@ -240,6 +240,7 @@ static tilec_status choose_config(tilec_context *ctx, const tilec_kernel_request
   if (ctx->tune == TILEC_TUNE_SYNC) {
     tilec_tune_opts o;
     tilec_tune_opts_init(&o);
+    o.budget = ctx->tune_budget;
     tilec_tuner *t = NULL;
     if ((s = api_tuner_launch(ctx, r, &o, false, NULL, &t)))
       return s;
@@ -253,6 +254,7 @@ static tilec_status choose_config(tilec_context *ctx, const tilec_kernel_request
   } else if (ctx->tune == TILEC_TUNE_BACKGROUND) {
     tilec_tune_opts o;
     tilec_tune_opts_init(&o);
+    o.budget = ctx->tune_budget;
     tilec_tuner *t = NULL;
     if (!api_tuner_launch(ctx, r, &o, true, rkey, &t)) { /* owned by ctx->tuners */
       pthread_mutex_lock(&ctx->mu);

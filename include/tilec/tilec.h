@@ -113,9 +113,11 @@ typedef struct tilec_context_opts {
   int cache_capacity;     /* loaded kernels kept in the LRU; 0: 256 */
   tilec_tune_policy tune; /* what a DB miss does */
   const char *arch;       /* NULL: the device's ("sm_90"); required with NO_GPU */
+  int tune_budget;        /* candidates per sweep of the tune policy; 0: 16 */
 } tilec_context_opts;
 
-/* Fills o with the defaults (device 0, no flags, default database, capacity 256, never tune)
+/* Fills o with the defaults (device 0, no flags, default database, capacity 256, never tune,
+ * 16 candidates per policy sweep)
  * and o->size. */
 TILEC_API void tilec_context_opts_init(tilec_context_opts *o);
 

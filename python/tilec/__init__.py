@@ -33,7 +33,8 @@ class _ContextOpts(ctypes.Structure):
     _fields_ = [("size", ctypes.c_size_t), ("device", ctypes.c_int), ("flags", ctypes.c_uint),
                 ("cu_context", ctypes.c_void_p), ("cu_stream", ctypes.c_void_p),
                 ("db_path", ctypes.c_char_p), ("cache_capacity", ctypes.c_int),
-                ("tune", ctypes.c_int), ("arch", ctypes.c_char_p)]
+                ("tune", ctypes.c_int), ("arch", ctypes.c_char_p),
+                ("tune_budget", ctypes.c_int)]
 
 
 class _ContextInfo(ctypes.Structure):

@@ -327,6 +327,68 @@ static void test_attention_layout(void) {
   tilec_context_destroy(c);
 }
 
+/* Sweeps from the API: a background tuner, and the SYNC policy on a DB miss, each with a budget
+ * of one candidate measured by a real worker (the tilec executable) on the fake driver. The
+ * fake computes nothing, so the candidate is `wrong`: its row is stored, nothing wins, and the
+ * lookup falls back to the heuristic config. */
+static int rows_of(const char *device, const char *needle) {
+  at_db *h = NULL;
+  at_rows rows = {0};
+  at_key pat = {.device = device, .kernel = "matmul"};
+  int n = 0;
+  if (at_db_open(db, AT_DB_READONLY, &h, NULL) || at_db_rows(h, &pat, &rows, NULL)) {
+    at_db_close(h);
+    return -1;
+  }
+  for (int i = 0; i < rows.n; i++)
+    n += strstr(rows.r[i].key.bucket, needle) && rows.r[i].status == AT_RUN_WRONG;
+  at_rows_free(&rows);
+  at_db_close(h);
+  return n;
+}
+
+static void test_tuners(void) {
+  setenv("TILEC_WORKER_EXE", TILEC_EXE, 1);
+  tilec_context *c = open_ctx(0, 0);
+  if (!c)
+    return;
+  char device[256];
+  snprintf(device, sizeof device, "%s", info_of(c).device);
+  tilec_kernel_request r;
+  tilec_kernel_request_init(&r);
+  r.kernel = "matmul";
+  r.shape = "M=48,N=64,K=64";
+  tilec_tune_opts o;
+  tilec_tune_opts_init(&o);
+  o.budget = 1;
+  o.jobs = 1;
+  o.background = 1;
+  tilec_tuner *t = NULL;
+  CHECK_STATUS(TILEC_OK, tilec_tuner_start(c, &r, &o, &t));
+  tilec_status s = tilec_tuner_poll(t);
+  CHECK(s == TILEC_OK || s == TILEC_ERR_BUSY);
+  CHECK_STATUS(TILEC_OK, tilec_tuner_wait(t));
+  CHECK_STATUS(TILEC_OK, tilec_tuner_poll(t));
+  tilec_tuner_destroy(t);
+  CHECK_EQ_INT(1, rows_of(device, "M=pow2:64"));
+  tilec_context_destroy(c);
+
+  tilec_context_opts co;
+  tilec_context_opts_init(&co);
+  co.db_path = db;
+  co.cu_stream = stream;
+  co.tune = TILEC_TUNE_SYNC;
+  co.tune_budget = 1;
+  CHECK_STATUS(TILEC_OK, tilec_context_create(&co, &c));
+  tilec_kernel *k = get(c, "matmul", "M=200,N=64,K=64", NULL);
+  CHECK_EQ_INT(1, rows_of(device, "M=pow2:256")); /* the sweep ran before the answer */
+  if (k)
+    CHECK_EQ_INT(TILEC_ORIGIN_HEURISTIC, kinfo(k).origin);
+  tilec_kernel_release(k);
+  tilec_context_destroy(c);
+  unsetenv("TILEC_WORKER_EXE");
+}
+
 int main(void) {
   setenv("TILEC_LIBCUDA", FAKECUDA_LIB, 1);
   REQUIRE(mkdtemp(dir) != NULL);
@@ -362,6 +424,7 @@ int main(void) {
   test_db_winner();
   test_lru();
   test_attention_layout();
+  test_tuners();
   CHECK_EQ_INT(0, (int)live("module"));
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
