@@ -222,6 +222,23 @@ static void heuristic(tilec_context *ctx, miss *m) {
   at_space_free(&sp);
 }
 
+/* Whether a background sweep of this request was started already (running or done: one per
+ * request and context, so a sweep that finds no winner is not restarted by every later miss).
+ * Joins the threads of finished sweeps on the way. */
+static bool tuned_before(tilec_context *ctx, const char *rkey) {
+  bool seen = false;
+  pthread_mutex_lock(&ctx->mu);
+  for (tilec_tuner *t = ctx->tuners; t; t = t->next) {
+    if (t->started && !t->joined && atomic_load(&t->done)) {
+      pthread_join(t->thread, NULL); /* done is its last step: this returns at once */
+      t->joined = true;
+    }
+    seen |= t->rkey && !strcmp(t->rkey, rkey);
+  }
+  pthread_mutex_unlock(&ctx->mu);
+  return seen;
+}
+
 static tilec_status choose_config(tilec_context *ctx, const tilec_kernel_request *r,
                                   const char *rkey, miss *m) {
   if (r->config) {
@@ -251,7 +268,7 @@ static tilec_status choose_config(tilec_context *ctx, const tilec_kernel_request
       m->origin = TILEC_ORIGIN_TUNED;
       return TILEC_OK;
     }
-  } else if (ctx->tune == TILEC_TUNE_BACKGROUND) {
+  } else if (ctx->tune == TILEC_TUNE_BACKGROUND && !tuned_before(ctx, rkey)) {
     tilec_tune_opts o;
     tilec_tune_opts_init(&o);
     o.budget = ctx->tune_budget;
