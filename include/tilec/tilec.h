@@ -10,6 +10,7 @@
  * - Every fallible call returns a tilec_status; TILEC_OK is 0. On failure, tilec_errmsg()
  *   returns one line saying why, kept per thread until that thread's next failing call.
  * - Handles are opaque. X_create / X_destroy (or _release) pair up; destroy(NULL) is a no-op.
+ *   A call that returns a handle through `out` sets *out to NULL when it fails.
  * - Option structs start with `size_t size`: set it to sizeof the struct you compiled against
  *   (the *_init functions do), so later versions can add fields at the end without breaking
  *   callers. A size smaller than the first version's struct, or larger than this library's, is
@@ -280,12 +281,12 @@ TILEC_API void tilec_kernel_request_init(tilec_kernel_request *r);
 /* Gets a loaded kernel for the request: the LRU (hit), else the database winner of this
  * device, toolchain, kernel and problem bucket (its cubin from the database, or compiled when
  * the database has none), else the tune policy (heuristic config, compiled, or a tuning sweep).
- * The caller owns a reference (tilec_kernel_release). Errors: ARG (bad request), NOT_FOUND
- * (unknown built-in), SHAPE (malformed shape, unknown key, values the kernel's constraints
- * refuse), NO_TOOLCHAIN, COMPILE, CUDA (module load), DB, OOM. Thread-safe: lookups from many
- * threads run in parallel; the LRU's lock is held for the map operations only, never across a
- * compile, a database read or a module load (two threads missing on the same kernel may both
- * compile it; one result is kept). */
+ * The caller owns a reference (tilec_kernel_release); on failure *out is NULL. Errors: ARG (bad
+ * request), NOT_FOUND (unknown built-in), SHAPE (malformed shape, unknown key, values the kernel's
+ * constraints refuse), NO_TOOLCHAIN, COMPILE, CUDA (module load), DB, OOM. Thread-safe: lookups
+ * from many threads run in parallel; the LRU's lock is held for the map operations only, never
+ * across a compile, a database read or a module load (two threads missing on the same kernel may
+ * both compile it; one result is kept). */
 TILEC_API tilec_status tilec_kernel_get(tilec_context *ctx, const tilec_kernel_request *req,
                                         tilec_kernel **out);
 

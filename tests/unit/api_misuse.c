@@ -282,10 +282,11 @@ static void test_builder(void) {
     tilec_kernel *k = NULL;
     tilec_status s = tilec_kernel_get(ctx, &req, &k);
     CHECK(s == TILEC_OK || s == TILEC_ERR_NO_TOOLCHAIN);
+    tilec_kernel_release(k);
     req.shape = "Q=3";
     CHECK_STATUS(TILEC_ERR_SHAPE, tilec_kernel_get(ctx, &req, &k));
     CHECK_CONTAINS(tilec_errmsg(NULL), "'Q' names nothing");
-    tilec_kernel_release(k);
+    CHECK(k == NULL); /* a failed get leaves *out NULL */
   }
   tilec_context_destroy(ctx);
   tilec_ir_destroy(built);
