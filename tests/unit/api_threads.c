@@ -6,6 +6,7 @@
  * request names. NO_GPU + NO_DB: no driver or database is touched, only the API's own state.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@ static tilec_kernel *expect[NREQ];
 
 typedef struct job {
   int id, n;
+  bool hot;
   int errors, wrong;
 } job;
 
@@ -36,32 +38,10 @@ static tilec_status lookup(int i, tilec_kernel **k) {
   return tilec_kernel_get(ctx, &r, k);
 }
 
-static void *hot(void *arg) {
-  job *j = arg;
-  for (int n = 0; n < j->n; n++) {
-    int i = (j->id + n) % NREQ;
-    tilec_kernel *k = NULL;
-    if (lookup(i, &k)) {
-      j->errors++;
-      continue;
-    }
-    if (k != expect[i])
-      j->wrong++;
-    if (n % 1000 == 0) {
-      tilec_kernel_info ki = {.size = sizeof ki};
-      tilec_context_info ci = {.size = sizeof ci};
-      int64_t bm = 0;
-      if (tilec_kernel_info_get(k, &ki) || tilec_context_info_get(ctx, &ci) ||
-          tilec_kernel_value(k, "BM", &bm) || !strstr(ki.config, configs[i] + 0))
-        j->wrong++;
-    }
-    tilec_kernel_release(k);
-  }
-  return NULL;
-}
-
-/* Misses and evictions: each kernel is looked up, held a moment, released. */
-static void *churn(void *arg) {
+/* Lookups of request (id + n) % NREQ. Hot (every kernel cached): each must return the very
+ * handle of the warm-up, and every 1000th also reads the infos. Churn (a capacity below NREQ):
+ * misses, compiles and evictions; each kernel must carry its request's config. */
+static void *lookups(void *arg) {
   job *j = arg;
   for (int n = 0; n < j->n; n++) {
     int i = (j->id + n) % NREQ;
@@ -71,19 +51,27 @@ static void *churn(void *arg) {
       continue;
     }
     int64_t bm = 0;
-    if (tilec_kernel_value(k, "BM", &bm) || bm != (i == 1 || i == 3 ? 64 : 32))
+    if (j->hot && k != expect[i])
       j->wrong++;
+    if (!j->hot || n % 1000 == 0) {
+      tilec_kernel_info ki = {.size = sizeof ki};
+      tilec_context_info ci = {.size = sizeof ci};
+      if (tilec_kernel_info_get(k, &ki) || tilec_context_info_get(ctx, &ci) ||
+          tilec_kernel_value(k, "BM", &bm) || bm != (i == 1 || i == 3 ? 64 : 32) ||
+          !strstr(ki.config, configs[i]))
+        j->wrong++;
+    }
     tilec_kernel_release(k);
   }
   return NULL;
 }
 
-static void run(void *(*fn)(void *), int nthreads, int n) {
+static void run(bool hot, int nthreads, int n) {
   pthread_t t[THREADS];
   job jobs[THREADS];
   for (int i = 0; i < nthreads; i++) {
-    jobs[i] = (job){.id = i, .n = n};
-    REQUIRE(pthread_create(&t[i], NULL, fn, &jobs[i]) == 0);
+    jobs[i] = (job){.id = i, .n = n, .hot = hot};
+    REQUIRE(pthread_create(&t[i], NULL, lookups, &jobs[i]) == 0);
   }
   int errors = 0, wrong = 0;
   for (int i = 0; i < nthreads; i++) {
@@ -108,7 +96,7 @@ int main(void) {
       TEST_SKIP("no nvJitLink: %s", tilec_errmsg(ctx));
     REQUIRE(s == TILEC_OK);
   }
-  run(hot, THREADS, LOOKUPS);
+  run(true, THREADS, LOOKUPS);
   tilec_context_info ci = {.size = sizeof ci};
   CHECK_EQ_INT(TILEC_OK, tilec_context_info_get(ctx, &ci));
   CHECK_EQ_INT(THREADS * LOOKUPS, (int)ci.hits);
@@ -118,7 +106,7 @@ int main(void) {
 
   /* capacity 2 over 4 kernels: every round misses, compiles and evicts */
   CHECK_EQ_INT(TILEC_OK, tilec_context_set_cache_capacity(ctx, 2));
-  run(churn, 4, 3);
+  run(false, 4, 3);
   CHECK_EQ_INT(TILEC_OK, tilec_context_info_get(ctx, &ci));
   CHECK(ci.cache_size <= 2);
   CHECK(ci.evictions >= 2);
