@@ -15,6 +15,7 @@
 #include "autotune/sha256.h"
 #include "codegen/codegen.h"
 #include "compiler/gpu.h"
+#include "ir/version.h"
 #include "runtime/rt.h"
 
 static double now_ms(void) {
@@ -147,4 +148,14 @@ at_status at_kernel_hash(const ir_kernel *k, char out[65], at_err *e) {
   at_sha256_hex(text, w, out);
   free(text);
   return AT_OK;
+}
+
+void at_toolchain_key(int driver_version, char *buf, size_t cap) {
+  char llvm[64] = "?";
+  cg_llvm_version(llvm, sizeof llvm);
+  rt_lib_info li;
+  rt_lib_query(RT_LIB_NVJITLINK, &li);
+  snprintf(buf, cap, "tilec %s|llvm %s|nvjitlink %d.%d|driver %d.%d", TILEC_VERSION_STRING, llvm,
+           li.loaded ? li.version_major : 0, li.loaded ? li.version_minor : 0,
+           driver_version / 1000, driver_version % 1000 / 10);
 }

@@ -43,4 +43,10 @@ void at_compiled_free(at_compiled *c); /* NULL-safe; leaves c zeroed */
  * any change to the arguments, grid or body is a new kernel. */
 at_status at_kernel_hash(const ir_kernel *k, char out[65], at_err *e);
 
+/* The toolchain part of a database key: "tilec VERSION|llvm X|nvjitlink A.B|driver C.D" for the
+ * driver version driver_version (13000 for 13.0; 0 when no driver is involved). Loads nvJitLink
+ * to read its version (0.0 when absent). Every writer and reader of the database builds its key
+ * here, so `tilec tune` rows are found by the public API's lookups. Never fails. */
+void at_toolchain_key(int driver_version, char *buf, size_t cap);
+
 #endif

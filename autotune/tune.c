@@ -28,7 +28,6 @@
 #include "autotune/space.h"
 #include "autotune/worker.h"
 #include "codegen/codegen.h"
-#include "ir/version.h"
 #include "kernels/builtin_sources.h"
 #include "kernels/problem.h"
 #include "runtime/rt.h"
@@ -549,13 +548,8 @@ static at_status device(tune *t, at_err *e) {
                    "target %s is not one of this build (sm_80 sm_86 sm_89 sm_90 "
                    "sm_90a)",
                    t->arch);
-  char llvm[64] = "?", tool[512];
-  cg_llvm_version(llvm, sizeof llvm);
-  rt_lib_info li;
-  rt_lib_query(RT_LIB_NVJITLINK, &li);
-  snprintf(tool, sizeof tool, "tilec %s|llvm %s|nvjitlink %d.%d|driver %d.%d", TILEC_VERSION_STRING,
-           llvm, li.loaded ? li.version_major : 0, li.loaded ? li.version_minor : 0, driver / 1000,
-           driver % 1000 / 10);
+  char tool[512];
+  at_toolchain_key(driver, tool, sizeof tool);
   t->r->device = sdup(key);
   t->r->device_name = sdup(name);
   t->r->arch = sdup(t->arch);

@@ -688,6 +688,11 @@ rt_status rt_func_set_dynamic_smem(rt_ctx *c, rt_func *f, unsigned bytes, rt_err
 /* ---- launches ---------------------------------------------------------------------------- */
 
 rt_status rt_launch(rt_ctx *c, rt_func *f, const rt_launch_cfg *cfg, void **params, rt_err *e) {
+  return rt_launch_on(c, c ? c->stream : NULL, f, cfg, params, e);
+}
+
+rt_status rt_launch_on(rt_ctx *c, void *stream, rt_func *f, const rt_launch_cfg *cfg, void **params,
+                       rt_err *e) {
   if (!c || !f || !cfg)
     return rt_fail(e, RT_ERR_ARG, "rt_launch: no context, kernel or configuration");
   if (!cfg->grid[0] || !cfg->grid[1] || !cfg->grid[2])
@@ -698,7 +703,7 @@ rt_status rt_launch(rt_ctx *c, rt_func *f, const rt_launch_cfg *cfg, void **para
     return s;
   CUresult r =
       drv.cuLaunchKernel((CUfunction)f, cfg->grid[0], cfg->grid[1], cfg->grid[2], cfg->block[0],
-                         cfg->block[1], cfg->block[2], cfg->smem, c->stream, params, NULL);
+                         cfg->block[1], cfg->block[2], cfg->smem, (CUstream)stream, params, NULL);
   leave(pushed);
   if (r) {
     s = cu_fail(e, r, RT_ERR_LAUNCH, "cuLaunchKernel");
@@ -943,6 +948,11 @@ rt_status rt_func_set_dynamic_smem(rt_ctx *c, rt_func *f, unsigned bytes, rt_err
 }
 rt_status rt_launch(rt_ctx *c, rt_func *f, const rt_launch_cfg *cfg, void **params, rt_err *e) {
   (void)c, (void)f, (void)cfg, (void)params;
+  return rt_cuda_load(e);
+}
+rt_status rt_launch_on(rt_ctx *c, void *stream, rt_func *f, const rt_launch_cfg *cfg, void **params,
+                       rt_err *e) {
+  (void)c, (void)stream, (void)f, (void)cfg, (void)params;
   return rt_cuda_load(e);
 }
 rt_status rt_time(rt_ctx *c, rt_timed_fn fn, void *user, int warmup, int reps, rt_timing *out,

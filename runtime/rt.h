@@ -226,6 +226,11 @@ typedef struct rt_launch_cfg {
  * block in the message; faults of the running kernel appear at rt_ctx_sync. */
 rt_status rt_launch(rt_ctx *c, rt_func *f, const rt_launch_cfg *cfg, void **params, rt_err *e);
 
+/* rt_launch on `stream` (a CUstream of c's context; NULL is the legacy default stream) instead
+ * of the context's own: the public API launches on the caller's stream of each call. */
+rt_status rt_launch_on(rt_ctx *c, void *stream, rt_func *f, const rt_launch_cfg *cfg, void **params,
+                       rt_err *e);
+
 /* ---- kernel arguments (the ABI of compiled tile kernels; docs/runtime.md) ---------------- */
 
 enum {
