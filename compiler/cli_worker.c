@@ -287,7 +287,7 @@ static void fake_measure(worker *w, const char *config) {
     if (fl->action == FK_REBUILD)
       progress("candidate");
   }
-    /* fall through */
+    __attribute__((fallthrough));
   case FK_OK: {
     /* reps samples spread over ms * 0.98 .. 1.02 in steps of 1 %: median ms for reps % 5 == 0 */
     r.n = w->reps;
