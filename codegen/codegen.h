@@ -53,7 +53,8 @@ typedef struct cg_stats {
   int barriers;   /* bar.sync instructions emitted (static count) */
   int ldmatrix;   /* ldmatrix instructions emitted (static count) */
   int cpasync;    /* cp.async instructions emitted (static count) */
-  double lower_ms, opt_ms, emit_ms; /* GPU IR -> LLVM IR (verified), O3, NVPTX emission */
+  double lower_ms, opt_ms, emit_ms; /* GPU IR -> LLVM IR (verified), optimizer, NVPTX emission */
+  int ir_lowered, ir_optimized;     /* LLVM instructions in the module after lowering, after opt */
 } cg_stats;
 
 /* The products of cg_lower: malloc'd, NUL-terminated texts (NULL when not requested). */
