@@ -41,7 +41,7 @@ enum {
   CG_EMIT_LLVM = 1,   /* fill cg_output.llvm with the module's text */
   CG_EMIT_PTX = 2,    /* fill cg_output.ptx */
   CG_NO_OPT = 4,      /* skip the O3 pipeline (the LLVM text is then the lowering's own) */
-  CG_OPT_FAST = 8,    /* a short pass list instead of O3: about 3x faster (docs/codegen.md) */
+  CG_OPT_FAST = 8,    /* a short pass list instead of O3: ~2.5x less optimizer work, +2-7% SASS */
   CG_NO_SWIZZLE = 16, /* plain row-major dot operand buffers (tests: bank conflicts come back) */
 };
 
@@ -53,7 +53,8 @@ typedef struct cg_stats {
   int barriers;   /* bar.sync instructions emitted (static count) */
   int ldmatrix;   /* ldmatrix instructions emitted (static count) */
   int cpasync;    /* cp.async instructions emitted (static count) */
-  double lower_ms, opt_ms, emit_ms; /* GPU IR -> LLVM IR (verified), O3, NVPTX emission */
+  double lower_ms, opt_ms, emit_ms; /* GPU IR -> LLVM IR (verified), optimizer, NVPTX emission */
+  int ir_lowered, ir_optimized;     /* LLVM instructions in the module after lowering, after opt */
 } cg_stats;
 
 /* The products of cg_lower: malloc'd, NUL-terminated texts (NULL when not requested). */

@@ -3060,6 +3060,16 @@ static const char fast_passes[] =
     "function(sroa,early-cse<memssa>,instcombine,simplifycfg,loop-mssa(licm),gvn,instcombine,"
     "simplifycfg)";
 
+/* Number of LLVM instructions in m (the IR size the optimizer and NVPTX scale with). */
+static int count_insts(LLVMModuleRef m) {
+  int n = 0;
+  for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f))
+    for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(f); bb; bb = LLVMGetNextBasicBlock(bb))
+      for (LLVMValueRef i = LLVMGetFirstInstruction(bb); i; i = LLVMGetNextInstruction(i))
+        n++;
+  return n;
+}
+
 /* Largest dynamic shared memory of one CTA (opt-in), per SM version. */
 static int64_t smem_limit(int sm) {
   if (sm == 86 || sm == 89)
@@ -3091,7 +3101,7 @@ int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output
              arch ? arch : "(null)");
     return -1;
   }
-  if (!(tm = cg_target_machine(t, err, errcap)))
+  if (!(tm = cg_thread_target_machine(t, err, errcap)))
     return -1;
   L.g = g;
   L.k = g->k;
@@ -3136,6 +3146,7 @@ int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output
   msg = NULL;
   t1 = now_ms();
   out->stats.lower_ms = t1 - t0;
+  out->stats.ir_lowered = count_insts(L.m);
   if (!(flags & CG_NO_OPT)) {
     po = LLVMCreatePassBuilderOptions();
     LLVMErrorRef perr =
@@ -3147,6 +3158,7 @@ int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output
       goto fail;
     }
   }
+  out->stats.ir_optimized = count_insts(L.m);
   t2 = now_ms();
   out->stats.opt_ms = t2 - t1;
   if (flags & CG_EMIT_LLVM) {
@@ -3199,7 +3211,6 @@ fail:
     LLVMDisposeTargetData(dl);
   if (L.c)
     LLVMContextDispose(L.c);
-  LLVMDisposeTargetMachine(tm);
   ir_arena_free(L.arena);
   return rc;
 }

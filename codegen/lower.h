@@ -13,10 +13,15 @@
 
 #include "codegen.h"
 
-/* Creates the NVPTX target machine of t (O3 code generation, t's PTX ISA), registering the
- * NVPTX back end on first use. Returns NULL and writes a message into err on failure. The
+/* Creates the NVPTX target machine of t (default code generation level, t's PTX ISA), registering
+ * the NVPTX back end on first use. Returns NULL and writes a message into err on failure. The
  * caller disposes of it (LLVMDisposeTargetMachine). */
 LLVMTargetMachineRef cg_target_machine(const struct cg_target *t, char *err, size_t errcap);
+
+/* The calling thread's target machine for t (cg_target_machine's, created on its first use in
+ * this thread and disposed of when the thread exits). Borrowed: the caller must not dispose of
+ * it, nor hand it to another thread. Returns NULL and writes a message into err on failure. */
+LLVMTargetMachineRef cg_thread_target_machine(const struct cg_target *t, char *err, size_t errcap);
 
 /* The target triple of every module tilec builds ("nvptx64-nvidia-cuda"); static. */
 const char *cg_triple(void);

@@ -3,8 +3,10 @@
  * Sits at the end of the pipeline: lowering (elsewhere in codegen/) hands an LLVM module to a
  * target machine made here, which emits PTX. The target table is the one place that says which
  * GPUs exist and which PTX ISA each is compiled with. The NVPTX back end is registered once per
- * process (pthread_once); every compilation then owns its own LLVMContext, module and target
- * machine, so compilations may run on several threads at once.
+ * process (pthread_once); every compilation then owns its own LLVMContext and module, and borrows
+ * its thread's target machine for the arch (created on first use, kept until the thread exits:
+ * creating one costs more than a small kernel's lowering), so compilations may run on several
+ * threads at once.
  */
 #include "codegen.h"
 #include "lower.h"
@@ -30,13 +32,6 @@ static const struct cg_target targets[] = {
 };
 
 static pthread_once_t nvptx_once = PTHREAD_ONCE_INIT;
-
-static void register_nvptx(void) {
-  LLVMInitializeNVPTXTargetInfo();
-  LLVMInitializeNVPTXTarget();
-  LLVMInitializeNVPTXTargetMC();
-  LLVMInitializeNVPTXAsmPrinter();
-}
 
 __attribute__((format(printf, 3, 4))) static void seterr(char *err, size_t cap, const char *fmt,
                                                          ...) {
@@ -77,6 +72,30 @@ static void mark_kernel(LLVMContextRef ctx, LLVMModuleRef mod, LLVMValueRef fn) 
                               LLVMMetadataAsValue(ctx, LLVMMDNodeInContext2(ctx, ops, 3)));
 }
 
+/* One target machine per target per thread: an LLVMTargetMachine is not safe to share between
+ * threads that emit at once, but one thread may reuse it for module after module. The key's
+ * destructor disposes of a thread's machines when the thread exits; the main thread's live until
+ * the process ends. */
+#define NTARGETS (sizeof targets / sizeof targets[0])
+static pthread_key_t tm_key;
+static int tm_key_ok;
+
+static void free_tms(void *p) {
+  LLVMTargetMachineRef *tms = p;
+  for (size_t i = 0; i < NTARGETS; i++)
+    if (tms[i])
+      LLVMDisposeTargetMachine(tms[i]);
+  free(tms);
+}
+
+static void register_nvptx(void) {
+  LLVMInitializeNVPTXTargetInfo();
+  LLVMInitializeNVPTXTarget();
+  LLVMInitializeNVPTXTargetMC();
+  LLVMInitializeNVPTXAsmPrinter();
+  tm_key_ok = pthread_key_create(&tm_key, free_tms) == 0;
+}
+
 LLVMTargetMachineRef cg_target_machine(const struct cg_target *t, char *err, size_t errcap) {
   LLVMTargetRef target;
   LLVMTargetMachineRef tm;
@@ -88,11 +107,36 @@ LLVMTargetMachineRef cg_target_machine(const struct cg_target *t, char *err, siz
     LLVMDisposeMessage(msg);
     return NULL;
   }
+  /* CodeGenOpt Default, not Aggressive: the same SASS for the built-in kernels (docs/PERF.md)
+   * with ~7% less NVPTX emission work; None (O0) costs registers and spills. */
   tm = LLVMCreateTargetMachine(target, nvptx_triple, t->arch, t->ptx_feature,
-                               LLVMCodeGenLevelAggressive, LLVMRelocDefault, LLVMCodeModelDefault);
+                               LLVMCodeGenLevelDefault, LLVMRelocDefault, LLVMCodeModelDefault);
   if (!tm)
     seterr(err, errcap, "LLVM could not create a target machine for %s", t->arch);
   return tm;
+}
+
+LLVMTargetMachineRef cg_thread_target_machine(const struct cg_target *t, char *err, size_t errcap) {
+  LLVMTargetMachineRef *tms;
+  size_t i = (size_t)(t - targets);
+
+  pthread_once(&nvptx_once, register_nvptx);
+  if (i >= NTARGETS || !tm_key_ok) {
+    seterr(err, errcap, "internal error: no per-thread target machine for %s", t->arch);
+    return NULL;
+  }
+  tms = pthread_getspecific(tm_key);
+  if (!tms) {
+    tms = calloc(NTARGETS, sizeof *tms);
+    if (!tms || pthread_setspecific(tm_key, tms)) {
+      free(tms);
+      seterr(err, errcap, "out of memory (target machine cache)");
+      return NULL;
+    }
+  }
+  if (!tms[i])
+    tms[i] = cg_target_machine(t, err, errcap);
+  return tms[i];
 }
 
 const char *cg_triple(void) { return nvptx_triple; }

@@ -42,7 +42,8 @@ static int usage(FILE *f) {
         "  check FILE.tile                        parse and verify; diagnostics\n"
         "  print KERNEL|FILE.tile                 canonical text\n"
         "  compile KERNEL|FILE.tile [--set K=V,...] [--shape K=V,...] [--dtype T]\n"
-        "          [--arch sm_XX] --emit ir|spec|gpu|llvm|ptx|cubin [-o OUT]\n"
+        "          [--arch sm_XX] [--opt o3|fast|none] --emit ir|spec|gpu|llvm|ptx|cubin\n"
+        "          [-o OUT]\n"
         "  run KERNEL|FILE.tile --shape K=V,... [--set K=V,...] [--dtype bf16|f16]\n"
         "          [--interp | --gpu [--arch sm_XX] [--reps N]] [--check] [--seed N]\n"
         "          [--threads N] [--json] [--save DIR]\n"
@@ -52,7 +53,8 @@ static int usage(FILE *f) {
         "                                         search the fastest config; tuning DB\n"
         "  export --device KEY -o OUT.c [--db PATH] [--kernels K,...] [--kernel-file N=PATH]\n"
         "                                         tuned cubins as C for an engine (+ OUT.h)\n"
-        "  bench compile KERNEL|FILE.tile [--set ...] [--arch sm_XX] [--reps N]\n"
+        "  bench compile KERNEL|FILE.tile [--set ...] [--arch sm_XX] [--opt o3|fast|none]\n"
+        "          [--reps N]\n"
         "                                         median time of each compile phase\n"
         "  bench launch KERNEL|FILE.tile --shape ... [--set ...] [--reps N]\n"
         "                                         host cost per launch vs cuLaunchKernel\n"
@@ -114,7 +116,7 @@ static int load(const char *what, ir_kernel **k) {
 /* ---- options ------------------------------------------------------------------------------ */
 
 typedef struct {
-  const char *kernel, *set, *shape, *dtype, *emit, *out, *save, *arch;
+  const char *kernel, *set, *shape, *dtype, *emit, *out, *save, *arch, *opt;
   bool check, json, interp, gpu;
   uint64_t seed;
   int threads;
@@ -143,6 +145,8 @@ static int parse_opts(int argc, char **argv, opts *o) {
       slot = &o->save;
     else if (!strcmp(a, "--arch"))
       slot = &o->arch;
+    else if (!strcmp(a, "--opt"))
+      slot = &o->opt;
     else if (!strcmp(a, "--check"))
       o->check = true;
     else if (!strcmp(a, "--json"))
@@ -310,15 +314,31 @@ static int write_binary(const char *path, const void *data, size_t size) {
   return fclose(f) ? cli_die(EXIT_FAIL, "cannot write %s: %s", path, strerror(errno)) : EXIT_OK;
 }
 
+/* The cg_lower flags of --opt: o3 (the default), fast (a short pass list) or none. */
+static int opt_flags(const opts *o, unsigned *flags) {
+  if (!o->opt || !strcmp(o->opt, "o3"))
+    *flags = 0;
+  else if (!strcmp(o->opt, "fast"))
+    *flags = CG_OPT_FAST;
+  else if (!strcmp(o->opt, "none"))
+    *flags = CG_NO_OPT;
+  else
+    return cli_die(EXIT_FAIL, "--opt %s: expected o3, fast or none", o->opt);
+  return EXIT_OK;
+}
+
 /* --emit llvm|ptx|cubin of a GPU IR kernel: cg_lower, and nvJitLink for the cubin. */
 static int emit_code(const opts *o, const cc_gpu *g, const char *emit) {
   const char *arch = o->arch ? o->arch : "sm_90a";
   bool llvm = !strcmp(emit, "llvm"), cubin = !strcmp(emit, "cubin");
   cg_output out;
   char err[4096];
+  unsigned flags;
   if (cubin && !o->out)
     return cli_die(EXIT_FAIL, "--emit cubin needs -o FILE (a cubin is not printed)");
-  if (cg_lower(g, arch, llvm ? CG_EMIT_LLVM : CG_EMIT_PTX, &out, err, sizeof err)) {
+  if (opt_flags(o, &flags))
+    return EXIT_FAIL;
+  if (cg_lower(g, arch, flags | (llvm ? CG_EMIT_LLVM : CG_EMIT_PTX), &out, err, sizeof err)) {
     fprintf(stderr, "%s\n", err);
     return EXIT_FAIL;
   }
@@ -604,10 +624,13 @@ static int cmd_bench_launch(const opts *o) {
 static int cmd_bench_compile(const opts *o) {
   enum { SPEC, LAYOUT, LOWER, OPT, EMIT, TOTAL, LINK, NPHASE };
   static const char *names[NPHASE] = {
-      "specialize",     "layouts (GPU IR)", "lower to LLVM IR",        "LLVM O3",
+      "specialize",     "layouts (GPU IR)", "lower to LLVM IR",        "LLVM optimizer",
       "NVPTX emission", "IR -> PTX total",  "PTX -> cubin (nvJitLink)"};
   const char *arch = o->arch ? o->arch : "sm_90a";
   int reps = o->reps_set ? o->reps : 20;
+  unsigned flags;
+  if (opt_flags(o, &flags))
+    return EXIT_FAIL;
   if (reps < 1)
     return cli_die(EXIT_FAIL, "bench compile needs --reps of at least 1");
   if (!cg_target_find(arch))
@@ -617,6 +640,7 @@ static int cmd_bench_compile(const opts *o) {
   if (rc)
     return rc;
   double *t = calloc((size_t)reps * NPHASE, sizeof *t);
+  int ir_lowered = 0, ir_optimized = 0;
   kn_shape shape;
   char err[4096];
   bool linked = true;
@@ -637,7 +661,7 @@ static int cmd_bench_compile(const opts *o) {
     if (cc_gpu_build(spec, &g, &d)) {
       fprintf(stderr, "%s\n", d.msg);
       rc = EXIT_FAIL;
-    } else if (cg_lower(&g, arch, CG_EMIT_PTX, &out, err, sizeof err)) {
+    } else if (cg_lower(&g, arch, flags | CG_EMIT_PTX, &out, err, sizeof err)) {
       rc = cli_die(EXIT_FAIL, "%s", err);
     } else {
       double *row = t + (size_t)r * NPHASE;
@@ -647,6 +671,8 @@ static int cmd_bench_compile(const opts *o) {
       row[EMIT] = out.stats.emit_ms;
       row[TOTAL] = 1e3 * (now() - t0);
       row[LAYOUT] = row[TOTAL] - row[SPEC] - row[LOWER] - row[OPT] - row[EMIT];
+      ir_lowered = out.stats.ir_lowered;
+      ir_optimized = out.stats.ir_optimized;
       rt_blob cubin = {0};
       rt_err e;
       double t2 = now();
@@ -663,7 +689,8 @@ static int cmd_bench_compile(const opts *o) {
   }
   if (rc)
     goto done;
-  printf("%s for %s, median of %d compilations (ms)\n", o->kernel, arch, reps);
+  printf("%s for %s, --opt %s, median of %d compilations (ms)\n", o->kernel, arch,
+         o->opt ? o->opt : "o3", reps);
   double col[1024];
   for (int ph = 0; ph < NPHASE; ph++) {
     if (ph == LINK && !linked)
@@ -673,6 +700,7 @@ static int cmd_bench_compile(const opts *o) {
       col[r] = t[(size_t)r * NPHASE + ph];
     printf("  %-26s %9.2f\n", names[ph], rt_median(col, n));
   }
+  printf("  LLVM instructions: %d lowered, %d optimized\n", ir_lowered, ir_optimized);
 done:
   free(t);
   ir_kernel_free(k);
