@@ -3084,7 +3084,7 @@ int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output
   const struct cg_target *t = cg_target_find(arch);
   lw L;
   ir_diag d;
-  LLVMTargetMachineRef tm = NULL;
+  LLVMTargetMachineRef tm = NULL, tm84 = NULL; /* tm: the thread's (cached); tm84: ours */
   LLVMTargetDataRef dl = NULL;
   LLVMPassBuilderOptionsRef po = NULL;
   LLVMMemoryBufferRef buf = NULL;
@@ -3131,10 +3131,8 @@ int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output
     /* mma with .e4m3/.e5m2 needs PTX ISA 8.4 (CUDA 12.4); only kernels that use it get it */
     struct cg_target t84 = *t;
     t84.ptx_feature = "+ptx84";
-    LLVMTargetMachineRef tm84 = cg_target_machine(&t84, err, errcap);
-    if (!tm84)
+    if (!(tm84 = cg_target_machine(&t84, err, errcap))) /* rare: not cached per thread */
       goto fail;
-    LLVMDisposeTargetMachine(tm);
     tm = tm84;
   }
   if (LLVMVerifyModule(L.m, LLVMReturnStatusAction, &msg)) {
@@ -3211,6 +3209,8 @@ fail:
     LLVMDisposeTargetData(dl);
   if (L.c)
     LLVMContextDispose(L.c);
+  if (tm84)
+    LLVMDisposeTargetMachine(tm84);
   ir_arena_free(L.arena);
   return rc;
 }
