@@ -9,6 +9,7 @@
 #ifndef TILEC_CODEGEN_H
 #define TILEC_CODEGEN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* One NVPTX target tilec knows: the LLVM CPU name and the PTX ISA feature it is compiled with. */
@@ -77,6 +78,18 @@ typedef struct cg_output {
  * transcendental f64 ops (docs/codegen.md). */
 int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output *out, char *err,
              size_t errcap);
+
+/* ---- TILEC_DUMP (dump.c) ------------------------------------------------------------------ */
+
+/* Whether TILEC_DUMP asks for `stage` (gpu, llvm, opt, ptx; or all of them with `all`). */
+bool cg_dump_wanted(const char *stage);
+
+/* The number of the next dumped compilation in this process; 0 when TILEC_DUMP is unset. */
+unsigned long cg_dump_next(void);
+
+/* Writes text as TILEC_DUMP_DIR/<kernel>.<pid>-<n>.{gpu.txt,llvm.ll,opt.ll,ptx} (default folder
+ * tilec-dump) when the stage is wanted; a failure is reported once per process on stderr. */
+void cg_dump(const char *kernel, unsigned long n, const char *stage, const char *text);
 
 /* Frees the texts of o and clears it. NULL is a no-op. */
 void cg_output_free(cg_output *o);

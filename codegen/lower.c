@@ -3079,6 +3079,15 @@ static int64_t smem_limit(int sm) {
   return 166912;
 }
 
+/* TILEC_DUMP of a module's text at one stage (codegen/dump.c). */
+static void dump_module(const char *kernel, unsigned long n, const char *stage, LLVMModuleRef m) {
+  if (!n || !cg_dump_wanted(stage))
+    return;
+  char *text = LLVMPrintModuleToString(m);
+  cg_dump(kernel, n, stage, text);
+  LLVMDisposeMessage(text);
+}
+
 int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output *out, char *err,
              size_t errcap) {
   const struct cg_target *t = cg_target_find(arch);
@@ -3103,6 +3112,12 @@ int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output
   }
   if (!(tm = cg_thread_target_machine(t, err, errcap)))
     return -1;
+  unsigned long dump_n = cg_dump_next(); /* TILEC_DUMP: 0 when unset */
+  if (dump_n && cg_dump_wanted("gpu")) {
+    char *text = cc_gpu_print(g);
+    cg_dump(g->k->name, dump_n, "gpu", text);
+    free(text);
+  }
   L.g = g;
   L.k = g->k;
   L.d = &d;
@@ -3145,6 +3160,7 @@ int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output
   t1 = now_ms();
   out->stats.lower_ms = t1 - t0;
   out->stats.ir_lowered = count_insts(L.m);
+  dump_module(g->k->name, dump_n, "llvm", L.m);
   if (!(flags & CG_NO_OPT)) {
     po = LLVMCreatePassBuilderOptions();
     LLVMErrorRef perr =
@@ -3157,6 +3173,8 @@ int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output
     }
   }
   out->stats.ir_optimized = count_insts(L.m);
+  if (!(flags & CG_NO_OPT))
+    dump_module(g->k->name, dump_n, "opt", L.m);
   t2 = now_ms();
   out->stats.opt_ms = t2 - t1;
   if (flags & CG_EMIT_LLVM) {
@@ -3180,6 +3198,8 @@ int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output
     }
   }
   out->stats.emit_ms = now_ms() - t2;
+  if (dump_n && out->ptx)
+    cg_dump(g->k->name, dump_n, "ptx", out->ptx);
   out->stats.threads = L.threads;
   out->stats.smem_bytes = (int)L.smem_bytes;
   out->stats.mma = L.mma;
