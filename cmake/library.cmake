@@ -17,7 +17,12 @@ file(CONFIGURE OUTPUT ${CMAKE_BINARY_DIR}/gen/tilec_shared.c
 add_library(tilec_shared SHARED ${CMAKE_BINARY_DIR}/gen/tilec_shared.c)
 target_link_libraries(tilec_shared PRIVATE "$<LINK_LIBRARY:WHOLE_ARCHIVE,tilec_core>")
 target_link_options(tilec_shared PRIVATE
-                    -Wl,--version-script=${PROJECT_SOURCE_DIR}/api/libtilec.map -Wl,--no-undefined)
+                    -Wl,--version-script=${PROJECT_SOURCE_DIR}/api/libtilec.map)
+# Every symbol resolved at link time, except in sanitizer builds: clang puts the sanitizer
+# runtime into executables only, so a sanitized shared library leaves __asan_*/__tsan_* to them.
+if(NOT TILEC_SANITIZE)
+  target_link_options(tilec_shared PRIVATE -Wl,--no-undefined)
+endif()
 set_target_properties(tilec_shared PROPERTIES
                       OUTPUT_NAME tilec VERSION ${PROJECT_VERSION} SOVERSION ${PROJECT_VERSION_MAJOR}
                       LINK_DEPENDS ${PROJECT_SOURCE_DIR}/api/libtilec.map C_VISIBILITY_PRESET hidden)
