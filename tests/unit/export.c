@@ -437,9 +437,9 @@ static void test_generated(const char *cc, const char *cuda_inc) {
   free(out);
 
   /* pack and launch: every entry with a problem of its bucket and one outside */
-  static const problem packs[] = {MM_DECODE, MM_PREFILL, MM_F16,
-                                  AT_128,    AT_64,      {"matmul", "M=100,N=200,K=300", "bf16"},
-                                  SC_1,      SC_2};
+  const problem packs[] = {MM_DECODE, MM_PREFILL, MM_F16,
+                           AT_128,    AT_64,      {"matmul", "M=100,N=200,K=300", "bf16"},
+                           SC_1,      SC_2};
   static const int pack_entry[] = {-1, -1, -1, -1, -1, -2, -1, -1}; /* -2: the decode entry */
   int npack = (int)(sizeof packs / sizeof *packs);
   c = cmds;
