@@ -19,8 +19,8 @@ target_link_libraries(tilec_shared PRIVATE "$<LINK_LIBRARY:WHOLE_ARCHIVE,tilec_c
 target_link_options(tilec_shared PRIVATE
                     -Wl,--version-script=${PROJECT_SOURCE_DIR}/api/libtilec.map)
 # Every symbol resolved at link time, except in sanitizer builds: clang puts the sanitizer
-# runtime into executables only, so a sanitized shared library leaves __asan_*/__tsan_* to them.
-if(NOT TILEC_SANITIZE)
+# runtime into executables only, so a sanitized (or fuzz) build of it leaves __asan_* etc. to them.
+if(NOT TILEC_SANITIZE AND NOT TILEC_FUZZ)
   target_link_options(tilec_shared PRIVATE -Wl,--no-undefined)
 endif()
 set_target_properties(tilec_shared PROPERTIES
