@@ -28,20 +28,6 @@ static int usage(void) {
   return EXIT_FAIL;
 }
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 2, 3)))
-#endif
-static int
-die(int code, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("tilec: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  return code;
-}
-
 /* Writes text to path through path.tmp and rename; false with errno set on failure. */
 static bool write_file(const char *path, const at_buf *text) {
   size_t n = strlen(path) + 5;
@@ -81,18 +67,18 @@ static void opts_free(opts *o) {
 static int kernel_file(opts *o, const char *spec) {
   const char *eq = strchr(spec, '=');
   if (!eq || eq == spec || !eq[1])
-    return die(EXIT_FAIL, "--kernel-file %s: expected NAME=PATH", spec);
+    return cli_die(EXIT_FAIL, "--kernel-file %s: expected NAME=PATH", spec);
   if (o->nsrc == MAX_LIST)
-    return die(EXIT_FAIL, "more than %d --kernel-file options", MAX_LIST);
+    return cli_die(EXIT_FAIL, "more than %d --kernel-file options", MAX_LIST);
   char err[512];
   size_t len;
   char *text = cli_read_file(eq + 1, &len, err, sizeof err);
   if (!text)
-    return die(EXIT_FAIL, "--kernel-file %s: %s", spec, err);
+    return cli_die(EXIT_FAIL, "--kernel-file %s: %s", spec, err);
   char *name = strndup(spec, (size_t)(eq - spec));
   if (!name) {
     free(text);
-    return die(EXIT_ENV, "out of memory");
+    return cli_die(EXIT_ENV, "out of memory");
   }
   o->src[o->nsrc++] = (at_export_source){name, text, eq + 1};
   return EXIT_OK;
@@ -104,9 +90,9 @@ static int parse(int argc, char **argv, opts *o) {
     if (!strcmp(a, "--help") || !strcmp(a, "-h"))
       return usage();
     if (a[0] != '-' || !a[1])
-      return die(EXIT_FAIL, "unexpected argument '%s' (tilec export --help)", a);
+      return cli_die(EXIT_FAIL, "unexpected argument '%s' (tilec export --help)", a);
     if (i + 1 >= argc)
-      return die(EXIT_FAIL, "%s needs a value", a);
+      return cli_die(EXIT_FAIL, "%s needs a value", a);
     const char *v = argv[++i];
     int rc = EXIT_OK;
     if (!strcmp(a, "--db"))
@@ -127,22 +113,22 @@ static int parse(int argc, char **argv, opts *o) {
       free(o->kernels_copy);
       o->nkernels = 0;
       if (!(o->kernels_copy = strdup(v)))
-        return die(EXIT_ENV, "out of memory");
+        return cli_die(EXIT_ENV, "out of memory");
       for (char *s = strtok(o->kernels_copy, ","); s; s = strtok(NULL, ","))
         if (o->nkernels < MAX_LIST)
           o->kernels[o->nkernels++] = s;
       if (!o->nkernels)
-        return die(EXIT_FAIL, "--kernels needs at least one name");
+        return cli_die(EXIT_FAIL, "--kernels needs at least one name");
     } else
-      return die(EXIT_FAIL, "unknown option '%s' for tilec export (tilec export --help)", a);
+      return cli_die(EXIT_FAIL, "unknown option '%s' for tilec export (tilec export --help)", a);
     if (rc)
       return rc;
   }
   if (!o->device || !o->out)
-    return die(EXIT_FAIL, "tilec export needs --device KEY and -o OUT.c (tilec export --help)");
+    return cli_die(EXIT_FAIL, "tilec export needs --device KEY and -o OUT.c (tilec export --help)");
   size_t n = strlen(o->out);
   if (n < 3 || strcmp(o->out + n - 2, ".c"))
-    return die(EXIT_FAIL, "-o %s: the output name must end in .c (the header gets .h)", o->out);
+    return cli_die(EXIT_FAIL, "-o %s: the output name must end in .c (the header gets .h)", o->out);
   return EXIT_OK;
 }
 
@@ -157,12 +143,12 @@ int cli_export(int argc, char **argv) {
   at_err e = {0};
   at_status s = at_db_open(o.db, AT_DB_READONLY, &db, &e);
   if (s) {
-    rc = die(s == AT_ERR_ARG ? EXIT_FAIL : EXIT_ENV, "%s", e.msg);
+    rc = cli_die(s == AT_ERR_ARG ? EXIT_FAIL : EXIT_ENV, "%s", e.msg);
     goto done;
   }
   hpath = strdup(o.out);
   if (!hpath) {
-    rc = die(EXIT_ENV, "out of memory");
+    rc = cli_die(EXIT_ENV, "out of memory");
     goto done;
   }
   hpath[strlen(hpath) - 1] = 'h';
@@ -178,11 +164,11 @@ int cli_export(int argc, char **argv) {
                        .set = o.set};
   at_export_stats st;
   if ((s = at_export(db, &eo, &c, &h, &st, &e))) {
-    rc = die(s == AT_ERR_OOM ? EXIT_ENV : EXIT_FAIL, "export: %s", e.msg);
+    rc = cli_die(s == AT_ERR_OOM ? EXIT_ENV : EXIT_FAIL, "export: %s", e.msg);
     goto done;
   }
   if (!write_file(hpath, &h) || !write_file(o.out, &c)) {
-    rc = die(EXIT_ENV, "cannot write %s / %s", o.out, hpath);
+    rc = cli_die(EXIT_ENV, "cannot write %s / %s", o.out, hpath);
     goto done;
   }
   fprintf(stderr, "tilec: wrote %s and %s: %d entries of %d kernels, %zu bytes of cubins\n", o.out,
