@@ -27,6 +27,7 @@
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
+#include <llvm-c/DebugInfo.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
@@ -1281,69 +1282,228 @@ static int gvec(const linfo *li, ir_kind k) {
   return 1;
 }
 
-/* The vector path of a block access: the whole tile is inside the tensor and the addresses of
- * every run of v registers are v-aligned, so each run is one plain vector load or store. */
-static void vec_access(lw *L, const ir_op *op, bool store, linfo *li, tv *t, int v,
-                       const LLVMValueRef *idx, LLVMValueRef off, LLVMValueRef *out) {
-  const ir_value *tens = op->operands[0];
-  const argp *A = &L->args[tens->argno];
-  int R = tens->ty->rank, r = li->rank;
-  ir_kind k = ekind(store ? op->operands[op->nopnd - 1] : op->results[0]);
-  LLVMTypeRef et = memty(L, k), vt = LLVMVectorType(et, (unsigned)v);
+/* ---- block loads and stores ---------------------------------------------------------- */
+
+/* pred ? *addr : fill, or if (pred) *addr = val, for a run of v elements of kind k as one
+ * predicated vector access of 4, 8 or 16 bytes (ld/st.global[.v2|.v4].b32). */
+static void gvec_access(lw *L, LLVMValueRef addr, LLVMValueRef pred, ir_kind k, int v, bool store,
+                        LLVMValueRef *vals) {
   LLVMBuilderRef b = L->b;
-  for (int i = 0; i < t->n; i += v) {
-    LLVMValueRef o = off;
-    for (int j = 0; j < r; j++) {
-      int td = R - r + j;
-      LLVMValueRef pos =
-          LLVMBuildAdd(b, idx[td], LLVMBuildZExt(b, coord(L, li, i, j), L->i64, ""), "");
-      o = LLVMBuildAdd(b, o, LLVMBuildMul(b, pos, A->stride[td], ""), "");
+  LLVMTypeRef et = memty(L, k);
+  int words = v * esize(k) / 4;
+  LLVMTypeRef vt = LLVMVectorType(et, (unsigned)v);
+  LLVMTypeRef wt = words > 1 ? LLVMVectorType(L->i32, (unsigned)words) : L->i32;
+  static const char *const vsuf[] = {"", "", ".v2", "", ".v4"};
+  char text[96], cons[64], *tp = text, *cp = cons;
+  LLVMValueRef args[8], vec = LLVMGetUndef(vt);
+  for (int j = 0; j < v; j++)
+    vec = LLVMBuildInsertElement(b, vec, tomem(L, vals[j], k), ci32(L, j), "");
+  LLVMValueRef w = LLVMBuildBitCast(b, vec, wt, "");
+  const char *open = words > 1 ? "{" : "", *close = words > 1 ? "}" : "";
+  if (store) {
+    tp += sprintf(tp, "@$%d st.global%s.b32 [$0], %s", words + 1, vsuf[words], open);
+    cp += sprintf(cp, "l");
+    args[0] = addr;
+    for (int j = 0; j < words; j++) {
+      tp += sprintf(tp, "%s$%d", j ? ", " : "", j + 1);
+      cp += sprintf(cp, ",r");
+      args[1 + j] = words > 1 ? LLVMBuildExtractElement(b, w, ci32(L, j), "") : w;
     }
-    LLVMValueRef ptr = LLVMBuildGEP2(b, et, A->ptr, &o, 1, "");
-    if (store) {
-      LLVMValueRef val = LLVMGetUndef(vt);
-      for (int j = 0; j < v; j++)
-        val = LLVMBuildInsertElement(b, val, tomem(L, t->r[i + j], k), ci32(L, j), "");
-      LLVMSetAlignment(LLVMBuildStore(b, val, ptr), (unsigned)(v * esize(k)));
+    sprintf(tp, "%s;", close);
+    sprintf(cp, ",b");
+    args[words + 1] = pred;
+    inline_asm(L, L->vd, text, cons, args, words + 2);
+    return;
+  }
+  tp += sprintf(tp, "@$%d ld.global%s.b32 %s", words + 1, vsuf[words], open);
+  LLVMTypeRef rt[4];
+  for (int j = 0; j < words; j++) {
+    tp += sprintf(tp, "%s$%d", j ? ", " : "", j);
+    cp += sprintf(cp, "%s=r", j ? "," : "");
+    rt[j] = L->i32;
+  }
+  sprintf(tp, "%s, [$%d];", close, words);
+  cp += sprintf(cp, ",l,b");
+  args[0] = addr;
+  args[1] = pred;
+  for (int j = 0; j < words; j++) { /* masked lanes keep the fill */
+    cp += sprintf(cp, ",%d", j);
+    args[2 + j] = words > 1 ? LLVMBuildExtractElement(b, w, ci32(L, j), "") : w;
+  }
+  LLVMTypeRef ret = words > 1 ? LLVMStructTypeInContext(L->c, rt, (unsigned)words, 0) : L->i32;
+  LLVMValueRef r = inline_asm(L, ret, text, cons, args, words + 2);
+  LLVMValueRef got = r;
+  if (words > 1) {
+    got = LLVMGetUndef(wt);
+    for (int j = 0; j < words; j++)
+      got = LLVMBuildInsertElement(b, got, LLVMBuildExtractValue(b, r, (unsigned)j, ""), ci32(L, j),
+                                   "");
+  }
+  got = LLVMBuildBitCast(b, got, vt, "");
+  for (int j = 0; j < v; j++)
+    vals[j] = frommem(L, LLVMBuildExtractElement(b, got, ci32(L, j), ""), k);
+}
+
+/* The addressing of one block access. Coordinates are thread part + register part, so the
+ * position idx + coord of each tile dim and its bounds test are built once per distinct
+ * register part, and each row (the register parts of all dims but the last) gets one pointer
+ * and one predicate; a register adds its column to its row. In the vector path the row pointer
+ * includes the last dim's thread part (unit stride) and a column is a constant offset. */
+typedef struct brow {
+  int64_t key[IR_MAX_RANK];
+  LLVMValueRef ptr, pred; /* pred NULL: always in bounds */
+} brow;
+
+typedef struct bacc {
+  const argp *A;
+  linfo *li;
+  int R, r; /* tensor rank, tile rank */
+  const LLVMValueRef *idx, *ext;
+  LLVMValueRef ok, off; /* the leading (selecting) dims: predicate (or NULL) and offset */
+  LLVMTypeRef et;
+  bool vec;
+  LLVMValueRef *pos[IR_MAX_RANK], *in[IR_MAX_RANK]; /* by register part; NULL until built */
+  brow *rows;
+  int nrows;
+} bacc;
+
+static void bacc_init(lw *L, bacc *G, const argp *A, linfo *li, int R, const LLVMValueRef *idx,
+                      const LLVMValueRef *ext, LLVMValueRef ok, LLVMValueRef off, ir_kind k,
+                      bool vec) {
+  memset(G, 0, sizeof *G);
+  G->A = A, G->li = li, G->R = R, G->r = li->rank, G->idx = idx, G->ext = ext;
+  G->ok = ok, G->off = off, G->et = memty(L, k), G->vec = vec;
+  for (int j = 0; j < li->rank; j++) {
+    int64_t span = 1;
+    for (int i = 0; i < li->a.nregs; i++)
+      span = rpart(li, i, j) + 1 > span ? rpart(li, i, j) + 1 : span;
+    G->pos[j] = alloc(L, sizeof(LLVMValueRef) * (size_t)span);
+    G->in[j] = alloc(L, sizeof(LLVMValueRef) * (size_t)span);
+  }
+  G->rows = alloc(L, sizeof(brow) * (size_t)li->a.nregs);
+}
+
+/* Position (i64) and bounds test of tile dim j at register part c. */
+static void bpos(lw *L, bacc *G, int j, int64_t c) {
+  if (G->pos[j][c])
+    return;
+  LLVMBuilderRef b = L->b;
+  int td = G->R - G->r + j;
+  LLVMValueRef v = tpart(L, G->li, j);
+  if (c)
+    v = LLVMBuildAdd(b, v, ci32(L, c), "");
+  if (G->li->wrap[j])
+    v = LLVMBuildURem(b, v, ci32(L, G->li->shape[j]), "");
+  G->pos[j][c] = LLVMBuildAdd(b, G->idx[td], LLVMBuildZExt(b, v, L->i64, ""), "");
+  G->in[j][c] = LLVMBuildICmp(b, LLVMIntULT, G->pos[j][c], G->ext[td], "");
+}
+
+static LLVMValueRef band(lw *L, LLVMValueRef a, LLVMValueRef c) {
+  return a && c ? LLVMBuildAnd(L->b, a, c, "") : a ? a : c;
+}
+
+/* The row of register i: its pointer and predicate, built on first use. */
+static const brow *brow_of(lw *L, bacc *G, int i) {
+  int last = G->r - 1;
+  int64_t key[IR_MAX_RANK] = {0};
+  for (int j = 0; j < last; j++)
+    key[j] = rpart(G->li, i, j);
+  for (int n = 0; n < G->nrows; n++)
+    if (!memcmp(G->rows[n].key, key, sizeof key))
+      return &G->rows[n];
+  brow *w = &G->rows[G->nrows++];
+  memcpy(w->key, key, sizeof key);
+  LLVMValueRef o = G->off, p = G->ok;
+  for (int j = 0; j < last; j++) {
+    bpos(L, G, j, key[j]);
+    int td = G->R - G->r + j;
+    o = LLVMBuildAdd(L->b, o, LLVMBuildMul(L->b, G->pos[j][key[j]], G->A->stride[td], ""), "");
+    p = band(L, p, G->in[j][key[j]]);
+  }
+  if (G->vec) {
+    bpos(L, G, last, 0);
+    o = LLVMBuildAdd(L->b, o, G->pos[last][0], "");
+  }
+  w->ptr = LLVMBuildGEP2(L->b, G->et, G->A->ptr, &o, 1, "");
+  w->pred = p;
+  return w;
+}
+
+/* The vector path: runs of v registers, each one predicated vector access (a run is wholly
+ * inside or outside the tensor: the runtime test guarantees v-aligned positions and a last
+ * extent that is a multiple of v). */
+static void vec_access(lw *L, bacc *G, bool store, tv *t, int v, ir_kind k) {
+  int last = G->r - 1;
+  for (int i = 0; i < t->n; i += v) {
+    const brow *w = brow_of(L, G, i);
+    int64_t c = rpart(G->li, i, last);
+    bpos(L, G, last, c);
+    LLVMValueRef co = ci64(L, c);
+    LLVMValueRef ptr = c ? LLVMBuildGEP2(L->b, G->et, w->ptr, &co, 1, "") : w->ptr;
+    gvec_access(L, ptr, band(L, w->pred, G->in[last][c]), k, v, store, t->r + i);
+  }
+}
+
+/* The element path: one predicated access per register. A register in the same row as the
+ * previous one (a larger last coordinate by d) addresses previous + d * stride, so no
+ * per-register offset is loop-invariant (LICM would keep one 64-bit offset per column live
+ * across a loop); registers a wrapping layout repeats are loaded once; in a replicated layout
+ * only the owner copy stores. */
+static void elem_access(lw *L, bacc *G, bool store, tv *t, ir_kind k, LLVMValueRef fill) {
+  linfo *li = G->li;
+  int last = G->r - 1;
+  const int *dup = dups(L, li);
+  LLVMValueRef prev = NULL;
+  const brow *prow = NULL;
+  for (int i = 0; i < t->n; i++) {
+    if (!store && dup && dup[i] >= 0) {
+      t->r[i] = t->r[dup[i]];
+      continue;
+    }
+    const brow *w = brow_of(L, G, i);
+    int64_t c = rpart(li, i, last), d = i ? c - rpart(li, i - 1, last) : 0;
+    bpos(L, G, last, c);
+    LLVMValueRef ptr, p = band(L, w->pred, G->in[last][c]);
+    if (w == prow && prev && !li->anywrap && d > 0) {
+      LLVMValueRef step = G->A->stride[G->R - 1];
+      if (d != 1)
+        step = LLVMBuildMul(L->b, step, ci64(L, d), "");
+      ptr = LLVMBuildGEP2(L->b, G->et, prev, &step, 1, "");
     } else {
-      LLVMValueRef ld = LLVMBuildLoad2(b, vt, ptr, "");
-      LLVMSetAlignment(ld, (unsigned)(v * esize(k)));
-      for (int j = 0; j < v; j++)
-        out[i + j] = frommem(L, LLVMBuildExtractElement(b, ld, ci32(L, j), ""), k);
+      LLVMValueRef o = LLVMBuildMul(L->b, G->pos[last][c], G->A->stride[G->R - 1], "");
+      ptr = LLVMBuildGEP2(L->b, G->et, w->ptr, &o, 1, "");
+    }
+    prev = ptr, prow = w;
+    if (store) {
+      gstore(L, ptr, band(L, p, owner(L, li, i)), k, t->r[i]);
+    } else {
+      t->r[i] = gload(L, ptr, p, k, fill);
     }
   }
 }
 
-/* Whether the vector path applies at run time (uniform over the CTA): unit last stride, base
- * and other strides and the last index v-aligned, and every element of the tile in bounds. */
-static LLVMValueRef vec_cond(lw *L, const ir_op *op, const linfo *li, int v, ir_kind k,
-                             const LLVMValueRef *idx, const LLVMValueRef *ext) {
-  const ir_value *tens = op->operands[0];
-  const argp *A = &L->args[tens->argno];
-  int R = tens->ty->rank, r = li->rank;
+/* Whether the vector path applies at run time (uniform over the CTA): unit last stride; base,
+ * other strides, the last index and the last extent v-aligned. Edges are masked per run. */
+static LLVMValueRef vec_cond(lw *L, const argp *A, int R, int v, ir_kind k, const LLVMValueRef *idx,
+                             const LLVMValueRef *ext) {
   LLVMBuilderRef b = L->b;
   LLVMValueRef pi = LLVMBuildPtrToInt(b, A->ptr, L->i64, "");
   LLVMValueRef m = LLVMBuildAnd(b, pi, ci64(L, v * esize(k) - 1), "");
   LLVMValueRef c = LLVMBuildICmp(b, LLVMIntEQ, A->stride[R - 1], ci64(L, 1), "");
-  m = LLVMBuildOr(b, m, LLVMBuildAnd(b, idx[R - 1], ci64(L, v - 1), ""), "");
+  LLVMValueRef vm = ci64(L, v - 1);
+  m = LLVMBuildOr(b, m, LLVMBuildAnd(b, idx[R - 1], vm, ""), "");
+  m = LLVMBuildOr(b, m, LLVMBuildAnd(b, ext[R - 1], vm, ""), "");
   for (int d = 0; d < R - 1; d++)
-    m = LLVMBuildOr(b, m, LLVMBuildAnd(b, A->stride[d], ci64(L, v - 1), ""), "");
-  c = LLVMBuildAnd(b, c, LLVMBuildICmp(b, LLVMIntEQ, m, ci64(L, 0), ""), "");
-  for (int d = 0; d < R; d++) {
-    int j = d - (R - r);
-    LLVMValueRef end = j < 0 ? LLVMBuildAdd(b, idx[d], ci64(L, 1), "")
-                             : LLVMBuildAdd(b, idx[d], ci64(L, li->shape[j]), "");
-    c = LLVMBuildAnd(b, c, LLVMBuildICmp(b, LLVMIntULE, end, ext[d], ""), "");
-    c = LLVMBuildAnd(b, c, LLVMBuildICmp(b, LLVMIntULT, idx[d], ext[d], ""), "");
-  }
-  return c;
+    m = LLVMBuildOr(b, m, LLVMBuildAnd(b, A->stride[d], vm, ""), "");
+  return LLVMBuildAnd(b, c, LLVMBuildICmp(b, LLVMIntEQ, m, ci64(L, 0), ""), "");
 }
 
-/* Block load/store on a tensor argument: per register, address = base + sum over the tensor's
- * last dims of (index_d + coord_d) * stride_d; every dim must satisfy 0 <= index + coord <
- * shape (leading indices select and are checked the same way). When the layout holds runs of
- * consecutive elements along the last dim (and replicates nothing), a tile entirely inside an
- * aligned, unit-stride tensor takes a vector path instead (a uniform branch). */
+/* Block load/store on a tensor argument: register i addresses base + sum over the tensor's
+ * last dims of (index_d + coord_d) * stride_d and is in bounds when 0 <= index + coord < shape
+ * for every dim (leading indices select and are checked the same way). When the layout holds
+ * runs of v consecutive elements along the last dim (and replicates nothing), a uniform branch
+ * takes the vector path wherever the tensor is aligned for it (vec_cond), the element path
+ * otherwise. */
 static bool lower_block_access(lw *L, const ir_op *op, bool store) {
   const ir_value *tens = op->operands[0];
   const ir_value *tile = store ? op->operands[op->nopnd - 1] : op->results[0];
@@ -1356,24 +1516,23 @@ static bool lower_block_access(lw *L, const ir_op *op, bool store) {
   const argp *A = &L->args[a];
   ir_kind k = ekind(tile);
   LLVMBuilderRef b = L->b;
-  LLVMValueRef idx[IR_MAX_RANK], ext[IR_MAX_RANK], ok = NULL, off = ci64(L, 0);
+  LLVMValueRef *idx = alloc(L, sizeof(LLVMValueRef) * IR_MAX_RANK);
+  LLVMValueRef *ext = alloc(L, sizeof(LLVMValueRef) * IR_MAX_RANK), ok = NULL, off = ci64(L, 0);
   for (int d = 0; d < R; d++) {
     idx[d] = int_scalar(L, op->operands[1 + d]);
     ext[d] = LLVMBuildZExt(b, A->shape[d], L->i64, "");
   }
   for (int d = 0; d < R - r; d++) {
-    LLVMValueRef c = LLVMBuildICmp(b, LLVMIntULT, idx[d], ext[d], "");
-    ok = ok ? LLVMBuildAnd(b, ok, c, "") : c;
+    ok = band(L, ok, LLVMBuildICmp(b, LLVMIntULT, idx[d], ext[d], ""));
     off = LLVMBuildAdd(b, off, LLVMBuildMul(b, idx[d], A->stride[d], ""), "");
   }
   LLVMValueRef fill = LLVMConstNull(ty(L, k));
   if (!store && op->ex[1])
     fill = expr_as(L, op->ex[1], k);
-  LLVMTypeRef et = memty(L, k);
   if (r == 0) {
-    LLVMValueRef ptr = LLVMBuildGEP2(b, et, A->ptr, &off, 1, "");
+    LLVMValueRef ptr = LLVMBuildGEP2(b, memty(L, k), A->ptr, &off, 1, "");
     if (store)
-      gstore(L, ptr, LLVMBuildAnd(b, ok, thread0(L), ""), k, get(L, tile)->r[0]);
+      gstore(L, ptr, band(L, ok, thread0(L)), k, get(L, tile)->r[0]);
     else
       def(L, tile)->r[0] = gload(L, ptr, ok, k, fill);
     return true;
@@ -1381,79 +1540,43 @@ static bool lower_block_access(lw *L, const ir_op *op, bool store) {
   linfo *li = info_of(L, tile, op->loc);
   if (!li)
     return false;
-  const int *dup = dups(L, li);
   tv *t = store ? get(L, tile) : def(L, tile);
   int v = gvec(li, k);
   if (v > 1 && store && owner(L, li, 0))
     v = 1; /* replicated: only owners store, element by element */
-  LLVMValueRef *vout = NULL;
-  LLVMBasicBlockRef vbb = NULL, sbb = NULL, join = NULL;
-  if (v > 1) {
-    vbb = LLVMAppendBasicBlockInContext(L->c, L->fn, "vec");
-    sbb = LLVMAppendBasicBlockInContext(L->c, L->fn, "elem");
-    join = LLVMAppendBasicBlockInContext(L->c, L->fn, "vec.join");
-    LLVMBuildCondBr(b, vec_cond(L, op, li, v, k, idx, ext), vbb, sbb);
-    LLVMPositionBuilderAtEnd(b, vbb);
-    vout = alloc(L, sizeof(LLVMValueRef) * (size_t)t->n);
-    vec_access(L, op, store, li, t, v, idx, off, vout);
-    vbb = LLVMGetInsertBlock(b);
-    LLVMBuildBr(b, join);
-    LLVMPositionBuilderAtEnd(b, sbb);
+  bacc G;
+  if (v == 1) {
+    bacc_init(L, &G, A, li, R, idx, ext, ok, off, k, false);
+    elem_access(L, &G, store, t, k, fill);
+    return true;
   }
-  /* A register in the same row as the previous one (equal coordinates but for the last dim,
-   * which grows by d) addresses prev + d * stride: no per-register offset is loop-invariant,
-   * so LICM cannot pile up 64-bit offsets in registers across a loop. */
-  LLVMValueRef prev = NULL;
-  for (int i = 0; i < t->n; i++) {
-    if (!store && dup && dup[i] >= 0) {
-      t->r[i] = t->r[dup[i]];
-      continue;
-    }
-    int64_t d = 0;
-    bool chain = prev && !li->anywrap;
-    for (int j = 0; j < r && chain; j++)
-      if (j < r - 1)
-        chain = rpart(li, i, j) == rpart(li, i - 1, j);
-      else
-        chain = (d = rpart(li, i, j) - rpart(li, i - 1, j)) > 0;
-    LLVMValueRef p = ok, o = off, ptr;
-    for (int j = 0; j < r; j++) {
-      int td = R - r + j;
-      LLVMValueRef pos =
-          LLVMBuildAdd(b, idx[td], LLVMBuildZExt(b, coord(L, li, i, j), L->i64, ""), "");
-      LLVMValueRef c = LLVMBuildICmp(b, LLVMIntULT, pos, ext[td], "");
-      p = p ? LLVMBuildAnd(b, p, c, "") : c;
-      if (!chain)
-        o = LLVMBuildAdd(b, o, LLVMBuildMul(b, pos, A->stride[td], ""), "");
-    }
-    if (chain) {
-      LLVMValueRef step = A->stride[R - 1];
-      if (d != 1)
-        step = LLVMBuildMul(b, step, ci64(L, d), "");
-      ptr = LLVMBuildGEP2(b, et, prev, &step, 1, "");
-    } else {
-      ptr = LLVMBuildGEP2(b, et, A->ptr, &o, 1, "");
-    }
-    prev = ptr;
-    LLVMValueRef own = store ? owner(L, li, i) : NULL;
-    if (own)
-      p = p ? LLVMBuildAnd(b, p, own, "") : own;
-    if (store)
-      gstore(L, ptr, p, k, t->r[i]);
-    else
-      t->r[i] = gload(L, ptr, p, k, fill);
-  }
-  if (v > 1) {
-    sbb = LLVMGetInsertBlock(b);
-    LLVMBuildBr(b, join);
-    LLVMPositionBuilderAtEnd(b, join);
-    for (int i = 0; i < t->n && !store; i++) {
-      LLVMValueRef phi = LLVMBuildPhi(b, ty(L, k), "");
-      LLVMValueRef in[2] = {vout[i], t->r[i]};
-      LLVMBasicBlockRef from[2] = {vbb, sbb};
-      LLVMAddIncoming(phi, in, from, 2);
-      t->r[i] = phi;
-    }
+  LLVMValueRef *vout = alloc(L, sizeof(LLVMValueRef) * (size_t)t->n);
+  if (!store)
+    for (int i = 0; i < t->n; i++)
+      vout[i] = fill;
+  LLVMBasicBlockRef vbb = LLVMAppendBasicBlockInContext(L->c, L->fn, "vec");
+  LLVMBasicBlockRef sbb = LLVMAppendBasicBlockInContext(L->c, L->fn, "elem");
+  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(L->c, L->fn, "vec.join");
+  LLVMBuildCondBr(b, vec_cond(L, A, R, v, k, idx, ext), vbb, sbb);
+  LLVMPositionBuilderAtEnd(b, vbb);
+  bacc_init(L, &G, A, li, R, idx, ext, ok, off, k, true);
+  tv vt = *t;
+  vt.r = store ? t->r : vout;
+  vec_access(L, &G, store, &vt, v, k);
+  vbb = LLVMGetInsertBlock(b);
+  LLVMBuildBr(b, join);
+  LLVMPositionBuilderAtEnd(b, sbb);
+  bacc_init(L, &G, A, li, R, idx, ext, ok, off, k, false);
+  elem_access(L, &G, store, t, k, fill);
+  sbb = LLVMGetInsertBlock(b);
+  LLVMBuildBr(b, join);
+  LLVMPositionBuilderAtEnd(b, join);
+  for (int i = 0; i < t->n && !store; i++) {
+    LLVMValueRef phi = LLVMBuildPhi(b, ty(L, k), "");
+    LLVMValueRef in[2] = {vout[i], t->r[i]};
+    LLVMBasicBlockRef from[2] = {vbb, sbb};
+    LLVMAddIncoming(phi, in, from, 2);
+    t->r[i] = phi;
   }
   return true;
 }
@@ -2516,12 +2639,75 @@ static void branch_end(lw *L, LLVMBasicBlockRef join) {
   LLVMPositionBuilderAtEnd(L->b, join);
 }
 
+/* Marks the loop whose latch branch is br as not to be unrolled (llvm.loop.unroll.disable):
+ * a rarely taken path kept small. */
+static void no_unroll(lw *L, LLVMValueRef br) {
+  static const char dis[] = "llvm.loop.unroll.disable";
+  LLVMMetadataRef name = LLVMMDStringInContext2(L->c, dis, sizeof dis - 1);
+  LLVMMetadataRef opt = LLVMMDNodeInContext2(L->c, &name, 1);
+  LLVMMetadataRef self = LLVMTemporaryMDNode(L->c, NULL, 0);
+  LLVMMetadataRef ops[2] = {self, opt};
+  LLVMMetadataRef id = LLVMMDNodeInContext2(L->c, ops, 2);
+  LLVMMetadataReplaceAllUsesWith(self, id); /* the loop ID refers to itself; frees self */
+  LLVMSetMetadata(br, LLVMGetMDKindIDInContext(L->c, "llvm.loop", 9),
+                  LLVMMetadataAsValue(L->c, id));
+}
+
+/* The slow path of copy_tile (any strides and base): a loop over this thread's elements,
+ * t = 8 j + e for chunk q = tid + j * threads (row q / cpr, column 8 (q % cpr) + e), each a
+ * predicated element load (0 outside the tensor) and a 2-byte shared store. Not unrolled: it
+ * only runs when the tensor is not aligned for cp.async, and unrolled it was most of the
+ * kernel's code. */
+static void copy_slow(lw *L, const pload *p, const sbuf *st, const LLVMValueRef *idx,
+                      LLVMValueRef off, LLVMValueRef lead, LLVMValueRef rows, LLVMValueRef cols) {
+  const ir_op *op = p->op;
+  const argp *A = &L->args[op->operands[0]->argno];
+  int R = op->operands[0]->ty->rank;
+  ir_kind k = ekind(op->results[0]);
+  LLVMTypeRef et = memty(L, k);
+  LLVMBuilderRef b = L->b;
+  int64_t cpr = st->ld / 8, chunks = st->ld * st->rows / 8;
+  /* this thread's chunks: ceil((chunks - tid) / threads), 0 when tid >= chunks */
+  LLVMValueRef mine = LLVMBuildUDiv(
+      b, LLVMBuildSub(b, ci32(L, chunks + L->threads - 1), L->tid, ""), ci32(L, L->threads), "");
+  LLVMValueRef n = LLVMBuildMul(b, mine, ci32(L, 8), "");
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
+  LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.slow.loop");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.slow.done");
+  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, ci32(L, 0), n, ""), loop, done);
+  LLVMPositionBuilderAtEnd(b, loop);
+  LLVMValueRef t = LLVMBuildPhi(b, L->i32, "t");
+  LLVMValueRef j = LLVMBuildLShr(b, t, ci32(L, 3), "");
+  LLVMValueRef e = LLVMBuildAnd(b, t, ci32(L, 7), "");
+  LLVMValueRef q = LLVMBuildAdd(b, L->tid, LLVMBuildMul(b, j, ci32(L, L->threads), ""), "");
+  LLVMValueRef row = LLVMBuildUDiv(b, q, ci32(L, cpr), "");
+  LLVMValueRef col = LLVMBuildAdd(
+      b, LLVMBuildMul(b, LLVMBuildURem(b, q, ci32(L, cpr), ""), ci32(L, 8), ""), e, "");
+  LLVMValueRef grow = LLVMBuildAdd(b, idx[R - 2], LLVMBuildZExt(b, row, L->i64, ""), "");
+  LLVMValueRef gcol = LLVMBuildAdd(b, idx[R - 1], LLVMBuildZExt(b, col, L->i64, ""), "");
+  LLVMValueRef in = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, grow, rows, ""),
+                                 LLVMBuildICmp(b, LLVMIntULT, gcol, cols, ""), "");
+  in = band(L, in, lead);
+  LLVMValueRef o = LLVMBuildAdd(b, off, LLVMBuildMul(b, grow, A->stride[R - 2], ""), "");
+  o = LLVMBuildAdd(b, o, LLVMBuildMul(b, gcol, A->stride[R - 1], ""), "");
+  LLVMValueRef x =
+      gload(L, LLVMBuildGEP2(b, et, A->ptr, &o, 1, ""), in, k, LLVMConstNull(ty(L, k)));
+  LLVMValueRef dst = sb_ptr(L, st, et, sb_index(L, st, row, col));
+  LLVMSetAlignment(LLVMBuildStore(b, x, dst), (unsigned)esize(k));
+  LLVMValueRef t1 = LLVMBuildAdd(b, t, ci32(L, 1), "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
+  no_unroll(L, LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, t1, n, ""), loop, done));
+  LLVMValueRef zero = ci32(L, 0);
+  LLVMAddIncoming(t, &zero, &pre, 1);
+  LLVMAddIncoming(t, &t1, &latch, 1);
+  LLVMPositionBuilderAtEnd(b, done);
+}
+
 /* Copies the tile of load p (its index operands lowered for the iteration being fetched) into
  * the stage at byte offset dyn of its ring, in 16-byte chunks of 8 elements of a row: chunk
  * q = tid + j * threads is row q / (cols / 8), columns 8 (q % (cols / 8)) + 0..7. When the
  * addresses allow (fast), each chunk is one cp.async with src-size = the bytes inside the
- * tensor (0: zero fill); otherwise 8 predicated element loads and one 16-byte shared store
- * (any strides, masked elements are 0). */
+ * tensor (0: zero fill); otherwise copy_slow (any strides, masked elements are 0). */
 static bool copy_tile(lw *L, pload *p, LLVMValueRef dyn) {
   const ir_op *op = p->op;
   const ir_value *tens = op->operands[0], *tile = op->results[0];
@@ -2537,8 +2723,7 @@ static bool copy_tile(lw *L, pload *p, LLVMValueRef dyn) {
   LLVMValueRef off = ci64(L, 0), lead = NULL;
   for (int d = 0; d < R - 2; d++) {
     LLVMValueRef e = LLVMBuildZExt(b, A->shape[d], L->i64, "");
-    LLVMValueRef c = LLVMBuildICmp(b, LLVMIntULT, idx[d], e, "");
-    lead = lead ? LLVMBuildAnd(b, lead, c, "") : c;
+    lead = band(L, lead, LLVMBuildICmp(b, LLVMIntULT, idx[d], e, ""));
     off = LLVMBuildAdd(b, off, LLVMBuildMul(b, idx[d], A->stride[d], ""), "");
   }
   LLVMValueRef rows = LLVMBuildZExt(b, A->shape[R - 2], L->i64, "");
@@ -2550,62 +2735,48 @@ static bool copy_tile(lw *L, pload *p, LLVMValueRef dyn) {
   LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.slow");
   LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.join");
   LLVMBuildCondBr(b, fast, cpb, slow);
+  LLVMPositionBuilderAtEnd(b, slow);
+  copy_slow(L, p, &st, idx, off, lead, rows, cols);
+  LLVMBuildBr(b, join);
+  LLVMPositionBuilderAtEnd(b, cpb);
   int64_t cpr = st.ld / 8, chunks = st.ld * st.rows / 8;
   LLVMTypeRef et = memty(L, k);
-  for (int path = 0; path < 2; path++) {
-    LLVMPositionBuilderAtEnd(b, path ? slow : cpb);
-    acache *ac = alloc(L, sizeof *ac);
-    for (int64_t first = 0; first < chunks; first += L->threads) {
-      LLVMBasicBlockRef skip = NULL;
-      if (chunks - first < L->threads) /* whole warps: chunks is a multiple of 32 */
-        skip = branch_if(L, LLVMBuildICmp(b, LLVMIntULT, L->tid, ci32(L, chunks - first), ""),
-                         "cp.part");
-      LLVMValueRef q = LLVMBuildAdd(b, L->tid, ci32(L, first), "");
-      LLVMValueRef row = LLVMBuildUDiv(b, q, ci32(L, cpr), "");
-      LLVMValueRef col = LLVMBuildMul(b, LLVMBuildURem(b, q, ci32(L, cpr), ""), ci32(L, 8), "");
-      LLVMValueRef grow = LLVMBuildAdd(b, idx[R - 2], LLVMBuildZExt(b, row, L->i64, ""), "");
-      LLVMValueRef gcol = LLVMBuildAdd(b, idx[R - 1], LLVMBuildZExt(b, col, L->i64, ""), "");
-      LLVMValueRef in = LLVMBuildICmp(b, LLVMIntULT, grow, rows, "");
-      if (lead)
-        in = LLVMBuildAnd(b, in, lead, "");
-      LLVMValueRef o = LLVMBuildAdd(b, off, LLVMBuildMul(b, grow, A->stride[R - 2], ""), "");
-      int64_t *ca = alloc(L, sizeof(int64_t) * (size_t)L->threads);
-      for (int t = 0; t < L->threads; t++) {
-        int64_t cq = t + first < chunks ? t + first : first; /* idle lanes: any chunk */
-        ca[t] = 2 * sb_cindex(&st, cq / cpr, cq % cpr * 8);
-      }
-      LLVMValueRef dst = reuse(L, ac, ca);
-      if (!dst)
-        dst = sb_ptr(L, &st, L->i16, sb_index(L, &st, row, col));
-      remember(L, ac, dst, ca);
-      if (!path) {
-        /* bytes inside the row: 16, or fewer at the end of a row not a multiple of 8 long */
-        in = LLVMBuildAnd(b, in, LLVMBuildICmp(b, LLVMIntULT, gcol, cols, ""), "");
-        LLVMValueRef left = LLVMBuildMul(b, LLVMBuildSub(b, cols, gcol, ""), ci64(L, 2), "");
-        left = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntULT, left, ci64(L, 16), ""), left,
-                               ci64(L, 16), "");
-        LLVMValueRef size =
-            LLVMBuildSelect(b, in, LLVMBuildTrunc(b, left, L->i32, ""), ci32(L, 0), "");
-        o = LLVMBuildSelect(b, in, LLVMBuildAdd(b, o, gcol, ""), ci64(L, 0), ""); /* any address */
-        LLVMValueRef args[3] = {dst, LLVMBuildGEP2(b, et, A->ptr, &o, 1, ""), size};
-        intr(L, b, "llvm.nvvm.cp.async.cg.shared.global.16.s", NULL, 0, args, 3);
-        L->cpasync++;
-      } else {
-        LLVMValueRef v = LLVMGetUndef(LLVMVectorType(et, 8)), zero = LLVMConstNull(ty(L, k));
-        for (int e = 0; e < 8; e++) {
-          LLVMValueRef c = LLVMBuildAdd(b, gcol, ci64(L, e), "");
-          LLVMValueRef ok = LLVMBuildAnd(b, in, LLVMBuildICmp(b, LLVMIntULT, c, cols, ""), "");
-          LLVMValueRef a = LLVMBuildAdd(b, o, LLVMBuildMul(b, c, A->stride[R - 1], ""), "");
-          LLVMValueRef x = gload(L, LLVMBuildGEP2(b, et, A->ptr, &a, 1, ""), ok, k, zero);
-          v = LLVMBuildInsertElement(b, v, x, ci32(L, e), "");
-        }
-        LLVMSetAlignment(LLVMBuildStore(b, v, dst), 16);
-      }
-      if (skip)
-        branch_end(L, skip);
+  acache *ac = alloc(L, sizeof *ac);
+  for (int64_t first = 0; first < chunks; first += L->threads) {
+    LLVMBasicBlockRef skip = NULL;
+    if (chunks - first < L->threads) /* whole warps: chunks is a multiple of 32 */
+      skip = branch_if(L, LLVMBuildICmp(b, LLVMIntULT, L->tid, ci32(L, chunks - first), ""),
+                       "cp.part");
+    LLVMValueRef q = LLVMBuildAdd(b, L->tid, ci32(L, first), "");
+    LLVMValueRef row = LLVMBuildUDiv(b, q, ci32(L, cpr), "");
+    LLVMValueRef col = LLVMBuildMul(b, LLVMBuildURem(b, q, ci32(L, cpr), ""), ci32(L, 8), "");
+    LLVMValueRef grow = LLVMBuildAdd(b, idx[R - 2], LLVMBuildZExt(b, row, L->i64, ""), "");
+    LLVMValueRef gcol = LLVMBuildAdd(b, idx[R - 1], LLVMBuildZExt(b, col, L->i64, ""), "");
+    LLVMValueRef in = band(L, LLVMBuildICmp(b, LLVMIntULT, grow, rows, ""), lead);
+    LLVMValueRef o = LLVMBuildAdd(b, off, LLVMBuildMul(b, grow, A->stride[R - 2], ""), "");
+    int64_t *ca = alloc(L, sizeof(int64_t) * (size_t)L->threads);
+    for (int t = 0; t < L->threads; t++) {
+      int64_t cq = t + first < chunks ? t + first : first; /* idle lanes: any chunk */
+      ca[t] = 2 * sb_cindex(&st, cq / cpr, cq % cpr * 8);
     }
-    LLVMBuildBr(b, join);
+    LLVMValueRef dst = reuse(L, ac, ca);
+    if (!dst)
+      dst = sb_ptr(L, &st, L->i16, sb_index(L, &st, row, col));
+    remember(L, ac, dst, ca);
+    /* bytes inside the row: 16, or fewer at the end of a row not a multiple of 8 long */
+    in = LLVMBuildAnd(b, in, LLVMBuildICmp(b, LLVMIntULT, gcol, cols, ""), "");
+    LLVMValueRef left = LLVMBuildMul(b, LLVMBuildSub(b, cols, gcol, ""), ci64(L, 2), "");
+    left = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntULT, left, ci64(L, 16), ""), left,
+                           ci64(L, 16), "");
+    LLVMValueRef size = LLVMBuildSelect(b, in, LLVMBuildTrunc(b, left, L->i32, ""), ci32(L, 0), "");
+    o = LLVMBuildSelect(b, in, LLVMBuildAdd(b, o, gcol, ""), ci64(L, 0), ""); /* any address */
+    LLVMValueRef args[3] = {dst, LLVMBuildGEP2(b, et, A->ptr, &o, 1, ""), size};
+    intr(L, b, "llvm.nvvm.cp.async.cg.shared.global.16.s", NULL, 0, args, 3);
+    L->cpasync++;
+    if (skip)
+      branch_end(L, skip);
   }
+  LLVMBuildBr(b, join);
   LLVMPositionBuilderAtEnd(b, join);
   return true;
 }
@@ -2643,18 +2814,34 @@ static bool fetch(lw *L, pipe *P, const ir_value *ivv, LLVMValueRef iv, LLVMValu
 }
 
 /* Before a pipelined loop: its rings go below L->sbase, and the first STAGES-1 iterations'
- * tiles are fetched. */
+ * tiles are fetched: by a loop over the stages (not unrolled) when there are several, so the
+ * copy code exists twice (here and in the loop) whatever STAGES is. */
 static bool pipe_prologue(lw *L, pipe *P, const ir_value *iv, LLVMValueRef lo, LLVMValueRef hi,
                           LLVMValueRef step) {
   for (int i = 0; i < P->nld; i++)
     P->ld[i].fast = fast_part(L, &P->ld[i]);
   need_smem(L, P->ring);
   L->sbase += P->ring;
-  for (int s = 0; s < P->stages - 1; s++) {
-    LLVMValueRef ivs = LLVMBuildNSWAdd(L->b, lo, LLVMBuildMul(L->b, step, ci32(L, s), ""), "");
-    if (!fetch(L, P, iv, ivs, hi, ci32(L, s)))
-      return false;
-  }
+  if (P->stages == 2)
+    return fetch(L, P, iv, lo, hi, ci32(L, 0));
+  LLVMBuilderRef b = L->b;
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
+  LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(L->c, L->fn, "prologue");
+  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->c, L->fn, "prologue.end");
+  LLVMBuildBr(b, loop);
+  LLVMPositionBuilderAtEnd(b, loop);
+  LLVMValueRef s = LLVMBuildPhi(b, L->i32, "s");
+  LLVMValueRef ivs = LLVMBuildNSWAdd(b, lo, LLVMBuildMul(b, step, s, ""), "");
+  if (!fetch(L, P, iv, ivs, hi, s))
+    return false;
+  LLVMValueRef s1 = LLVMBuildAdd(b, s, ci32(L, 1), "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
+  no_unroll(L, LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, s1, ci32(L, P->stages - 1), ""),
+                               loop, done));
+  LLVMValueRef zero = ci32(L, 0);
+  LLVMAddIncoming(s, &zero, &pre, 1);
+  LLVMAddIncoming(s, &s1, &latch, 1);
+  LLVMPositionBuilderAtEnd(b, done);
   return true;
 }
 

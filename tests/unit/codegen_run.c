@@ -368,12 +368,24 @@ static bool decode_call(prog *P, LLVMValueRef in, ins *I) {
     const char *s = LLVMGetInlineAsmAsmString(f, &len);
     if (!strncmp(s, "mma.", 4))
       return decode_mma_f8(s, len, I) ? true : fail_decode(P, in, "unknown mma inline asm");
+    /* predicated global accesses: ld (addr, pred, fill...) / st (addr, value..., pred) of
+     * .b8 .. .b64 or .v2/.v4.b32; one access wider than the GEP's element is a vector */
     const char *ld = strstr(s, "ld.global."), *st = strstr(s, "st.global.");
     const char *w = ld ? ld + 10 : st ? st + 10 : NULL;
     if (!w)
       return fail_decode(P, in, "unknown inline asm");
     I->call = ld ? C_LDG : C_STG;
-    I->width = atoi(w + 1) / 8;
+    I->axis = 1; /* words */
+    if (w[0] == 'v') {
+      I->axis = atoi(w + 1);
+      w += 3;
+    }
+    I->width = I->axis * (atoi(w + 1) / 8);
+    if (I->width <= 0 || I->width > 16 || I->n != I->axis + 2)
+      return fail_decode(P, in, "bad global access inline asm");
+    LLVMValueRef addr = LLVMGetOperand(in, 0);
+    if (LLVMIsAGetElementPtrInst(addr))
+      I->idx = I->width > desc(LLVMGetGEPSourceElementType(addr)).size; /* a vector */
     return true;
   }
   size_t len;
@@ -843,14 +855,18 @@ static int call(sim *S, thr *T, const ins *I, V *r, int tid) {
     seti(r, (uint64_t)v, bits);
     return 0;
   }
-  case C_LDG: { /* (addr, pred, fill) */
+  case C_LDG: { /* (addr, pred, fill...): words of 4 bytes side by side (struct fields) */
     uint64_t addr = geti(a, 64);
-    *r = *val(T, &I->o[2]);
+    int ws = I->width / I->axis;
+    memset(r, 0, sizeof *r);
+    for (int j = 0; j < I->axis; j++)
+      memcpy(r->b + j * ws, val(T, &I->o[2 + j])->b, (size_t)ws);
     if (geti(b, 1)) {
       if (!mem_ok(S, addr, I->width))
         return memfail(S, addr, I->width, "global load");
       memset(r, 0, sizeof *r);
       memcpy(r->b, (const void *)(uintptr_t)addr, (size_t)I->width);
+      S->gvec += I->idx;
     }
     return 0;
   }
@@ -860,12 +876,15 @@ static int call(sim *S, thr *T, const ins *I, V *r, int tid) {
   case C_WAIT:
     cp_wait(S, tid, (int)geti(a, 32));
     return 0;
-  case C_STG: { /* (addr, value, pred) */
+  case C_STG: { /* (addr, value..., pred) */
     uint64_t addr = geti(a, 64);
-    if (geti(val(T, &I->o[2]), 1)) {
+    int ws = I->width / I->axis;
+    if (geti(val(T, &I->o[1 + I->axis]), 1)) {
       if (!mem_ok(S, addr, I->width))
         return memfail(S, addr, I->width, "global store");
-      memcpy((void *)(uintptr_t)addr, b->b, (size_t)I->width);
+      for (int j = 0; j < I->axis; j++)
+        memcpy((void *)(uintptr_t)(addr + (uint64_t)(j * ws)), val(T, &I->o[1 + j])->b, (size_t)ws);
+      S->gvec += I->idx;
     }
     return 0;
   }
