@@ -2555,15 +2555,21 @@ static bool plan_pipe(lw *L, const ir_op *op, pipe *P) {
     int rank;
     int64_t sh[IR_MAX_RANK];
     shape_of(t, &rank, sh);
-    int a = tens->argno;
-    if (rank != 2 || !half(ekind(t)) || o->ex[1] || tens->def || a < 0 ||
-        L->k->args[a].kind != ARG_TENSOR || tens->ty->rank < 2 || sh[1] % 8 ||
-        (sh[0] * sh[1] / 8) % LY_WARP || !load_to_dot(L, o, body))
+    int a = tens->argno, es = esize(ekind(t)), ce = 16 / es;
+    const ir_op *cv = load_to_dot(L, o, body);
+    if (rank != 2 || !(half(ekind(t)) || isf8(ekind(t))) || o->ex[1] || tens->def || a < 0 ||
+        L->k->args[a].kind != ARG_TENSOR || tens->ty->rank < 2 || sh[1] % ce ||
+        (sh[0] * sh[1] / ce) % LY_WARP || !cv)
+      continue;
+    /* f8 operands are read K-contiguous (there is no 8-bit ldmatrix.trans): the ring, which
+     * keeps the tensor's row-major orientation, must have K along its rows */
+    bool trans = L->user[t->id]->code == IR_OP_TRANS;
+    if (isf8(ekind(t)) && (layout(L, cv->results[0])->opidx == 0) == trans)
       continue;
     pload *p = &P->ld[P->nld++];
     memset(p, 0, sizeof *p);
     p->op = o;
-    sb_init(L, &p->sb, sh, 1, 0, 2);
+    sb_init(L, &p->sb, sh, 1, 0, es);
     p->bytes = sb_bytes(&p->sb);
   }
   if (!P->nld)
@@ -2609,7 +2615,7 @@ static bool plan_pipe(lw *L, const ir_op *op, pipe *P) {
 }
 
 /* The loop-invariant part of the cp.async condition of load p: 16-byte aligned base, unit
- * last stride, other strides multiples of 8 elements (entry block). */
+ * last stride, other strides multiples of 16 bytes (entry block). */
 static LLVMValueRef fast_part(lw *L, const pload *p) {
   const argp *A = &L->args[p->op->operands[0]->argno];
   int R = p->op->operands[0]->ty->rank;
@@ -2619,7 +2625,7 @@ static LLVMValueRef fast_part(lw *L, const pload *p) {
       LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildAnd(b, pi, ci64(L, 15), ""), ci64(L, 0), "");
   ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntEQ, A->stride[R - 1], ci64(L, 1), ""), "");
   for (int d = 0; d < R - 1; d++) {
-    LLVMValueRef m = LLVMBuildAnd(b, A->stride[d], ci64(L, 7), "");
+    LLVMValueRef m = LLVMBuildAnd(b, A->stride[d], ci64(L, p->sb.ce - 1), "");
     ok = LLVMBuildAnd(b, ok, LLVMBuildICmp(b, LLVMIntEQ, m, ci64(L, 0), ""), "");
   }
   return ok;
@@ -2654,8 +2660,9 @@ static void no_unroll(lw *L, LLVMValueRef br) {
 }
 
 /* The slow path of copy_tile (any strides and base): a loop over this thread's elements,
- * t = 8 j + e for chunk q = tid + j * threads (row q / cpr, column 8 (q % cpr) + e), each a
- * predicated element load (0 outside the tensor) and a 2-byte shared store. Not unrolled: it
+ * t = ce j + e for chunk q = tid + j * threads of ce = 16 / size elements (row q / cpr, column
+ * ce (q % cpr) + e), each a predicated element load (0 outside the tensor) and an element
+ * store to shared memory. Not unrolled: it
  * only runs when the tensor is not aligned for cp.async, and unrolled it was most of the
  * kernel's code. */
 static void copy_slow(lw *L, const pload *p, const sbuf *st, const LLVMValueRef *idx,
@@ -2666,23 +2673,24 @@ static void copy_slow(lw *L, const pload *p, const sbuf *st, const LLVMValueRef 
   ir_kind k = ekind(op->results[0]);
   LLVMTypeRef et = memty(L, k);
   LLVMBuilderRef b = L->b;
-  int64_t cpr = st->ld / 8, chunks = st->ld * st->rows / 8;
+  int ce = st->ce, lce = __builtin_ctz((unsigned)ce);
+  int64_t cpr = st->ld / ce, chunks = st->ld * st->rows / ce;
   /* this thread's chunks: ceil((chunks - tid) / threads), 0 when tid >= chunks */
   LLVMValueRef mine = LLVMBuildUDiv(
       b, LLVMBuildSub(b, ci32(L, chunks + L->threads - 1), L->tid, ""), ci32(L, L->threads), "");
-  LLVMValueRef n = LLVMBuildMul(b, mine, ci32(L, 8), "");
+  LLVMValueRef n = LLVMBuildMul(b, mine, ci32(L, ce), "");
   LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
   LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.slow.loop");
   LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.slow.done");
   LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, ci32(L, 0), n, ""), loop, done);
   LLVMPositionBuilderAtEnd(b, loop);
   LLVMValueRef t = LLVMBuildPhi(b, L->i32, "t");
-  LLVMValueRef j = LLVMBuildLShr(b, t, ci32(L, 3), "");
-  LLVMValueRef e = LLVMBuildAnd(b, t, ci32(L, 7), "");
+  LLVMValueRef j = LLVMBuildLShr(b, t, ci32(L, lce), "");
+  LLVMValueRef e = LLVMBuildAnd(b, t, ci32(L, ce - 1), "");
   LLVMValueRef q = LLVMBuildAdd(b, L->tid, LLVMBuildMul(b, j, ci32(L, L->threads), ""), "");
   LLVMValueRef row = LLVMBuildUDiv(b, q, ci32(L, cpr), "");
   LLVMValueRef col = LLVMBuildAdd(
-      b, LLVMBuildMul(b, LLVMBuildURem(b, q, ci32(L, cpr), ""), ci32(L, 8), ""), e, "");
+      b, LLVMBuildMul(b, LLVMBuildURem(b, q, ci32(L, cpr), ""), ci32(L, ce), ""), e, "");
   LLVMValueRef grow = LLVMBuildAdd(b, idx[R - 2], LLVMBuildZExt(b, row, L->i64, ""), "");
   LLVMValueRef gcol = LLVMBuildAdd(b, idx[R - 1], LLVMBuildZExt(b, col, L->i64, ""), "");
   LLVMValueRef in = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, grow, rows, ""),
@@ -2704,8 +2712,9 @@ static void copy_slow(lw *L, const pload *p, const sbuf *st, const LLVMValueRef 
 }
 
 /* Copies the tile of load p (its index operands lowered for the iteration being fetched) into
- * the stage at byte offset dyn of its ring, in 16-byte chunks of 8 elements of a row: chunk
- * q = tid + j * threads is row q / (cols / 8), columns 8 (q % (cols / 8)) + 0..7. When the
+ * the stage at byte offset dyn of its ring, in 16-byte chunks of ce = 16 / size elements of a
+ * row: chunk q = tid + j * threads is row q / (cols / ce), columns ce (q % (cols / ce)) + 0..
+ * ce-1. When the
  * addresses allow (fast), each chunk is one cp.async with src-size = the bytes inside the
  * tensor (0: zero fill); otherwise copy_slow (any strides, masked elements are 0). */
 static bool copy_tile(lw *L, pload *p, LLVMValueRef dyn) {
@@ -2728,9 +2737,10 @@ static bool copy_tile(lw *L, pload *p, LLVMValueRef dyn) {
   }
   LLVMValueRef rows = LLVMBuildZExt(b, A->shape[R - 2], L->i64, "");
   LLVMValueRef cols = LLVMBuildZExt(b, A->shape[R - 1], L->i64, "");
-  LLVMValueRef col7 = LLVMBuildAnd(b, idx[R - 1], ci64(L, 7), "");
+  int ce = st.ce, es = st.es;
+  LLVMValueRef cmis = LLVMBuildAnd(b, idx[R - 1], ci64(L, ce - 1), "");
   LLVMValueRef fast =
-      LLVMBuildAnd(b, p->fast, LLVMBuildICmp(b, LLVMIntEQ, col7, ci64(L, 0), ""), "");
+      LLVMBuildAnd(b, p->fast, LLVMBuildICmp(b, LLVMIntEQ, cmis, ci64(L, 0), ""), "");
   LLVMBasicBlockRef cpb = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.async");
   LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.slow");
   LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.join");
@@ -2739,7 +2749,7 @@ static bool copy_tile(lw *L, pload *p, LLVMValueRef dyn) {
   copy_slow(L, p, &st, idx, off, lead, rows, cols);
   LLVMBuildBr(b, join);
   LLVMPositionBuilderAtEnd(b, cpb);
-  int64_t cpr = st.ld / 8, chunks = st.ld * st.rows / 8;
+  int64_t cpr = st.ld / ce, chunks = st.ld * st.rows / ce;
   LLVMTypeRef et = memty(L, k);
   acache *ac = alloc(L, sizeof *ac);
   for (int64_t first = 0; first < chunks; first += L->threads) {
@@ -2749,7 +2759,7 @@ static bool copy_tile(lw *L, pload *p, LLVMValueRef dyn) {
                        "cp.part");
     LLVMValueRef q = LLVMBuildAdd(b, L->tid, ci32(L, first), "");
     LLVMValueRef row = LLVMBuildUDiv(b, q, ci32(L, cpr), "");
-    LLVMValueRef col = LLVMBuildMul(b, LLVMBuildURem(b, q, ci32(L, cpr), ""), ci32(L, 8), "");
+    LLVMValueRef col = LLVMBuildMul(b, LLVMBuildURem(b, q, ci32(L, cpr), ""), ci32(L, ce), "");
     LLVMValueRef grow = LLVMBuildAdd(b, idx[R - 2], LLVMBuildZExt(b, row, L->i64, ""), "");
     LLVMValueRef gcol = LLVMBuildAdd(b, idx[R - 1], LLVMBuildZExt(b, col, L->i64, ""), "");
     LLVMValueRef in = band(L, LLVMBuildICmp(b, LLVMIntULT, grow, rows, ""), lead);
@@ -2757,15 +2767,15 @@ static bool copy_tile(lw *L, pload *p, LLVMValueRef dyn) {
     int64_t *ca = alloc(L, sizeof(int64_t) * (size_t)L->threads);
     for (int t = 0; t < L->threads; t++) {
       int64_t cq = t + first < chunks ? t + first : first; /* idle lanes: any chunk */
-      ca[t] = 2 * sb_cindex(&st, cq / cpr, cq % cpr * 8);
+      ca[t] = es * sb_cindex(&st, cq / cpr, cq % cpr * ce);
     }
     LLVMValueRef dst = reuse(L, ac, ca);
     if (!dst)
-      dst = sb_ptr(L, &st, L->i16, sb_index(L, &st, row, col));
+      dst = sb_ptr(L, &st, et, sb_index(L, &st, row, col));
     remember(L, ac, dst, ca);
-    /* bytes inside the row: 16, or fewer at the end of a row not a multiple of 8 long */
+    /* bytes inside the row: 16, or fewer at the end of a row not a multiple of ce long */
     in = LLVMBuildAnd(b, in, LLVMBuildICmp(b, LLVMIntULT, gcol, cols, ""), "");
-    LLVMValueRef left = LLVMBuildMul(b, LLVMBuildSub(b, cols, gcol, ""), ci64(L, 2), "");
+    LLVMValueRef left = LLVMBuildMul(b, LLVMBuildSub(b, cols, gcol, ""), ci64(L, es), "");
     left = LLVMBuildSelect(b, LLVMBuildICmp(b, LLVMIntULT, left, ci64(L, 16), ""), left,
                            ci64(L, 16), "");
     LLVMValueRef size = LLVMBuildSelect(b, in, LLVMBuildTrunc(b, left, L->i32, ""), ci32(L, 0), "");

@@ -376,7 +376,8 @@ static void check_pointer_ops(const char *ptxas) {
 
 /* tests/ptx/matmul_f8.tile (f8 matmul) for every f8 kind pair and several configs on sm_89,
  * sm_90 and sm_90a (the default on all three, the others on one each, to keep the test short):
- * the PTX has ISA 8.4, ldmatrix and the f8 mma with the operand kinds, and ptxas accepts it; a
+ * the PTX has ISA 8.4, ldmatrix, cp.async (A pipelined, unless STAGES=1) and the f8 mma with
+ * the operand kinds, and ptxas accepts it; a
  * bf16 matmul for sm_89 keeps ISA 8.0 (8.4 only where f8 mma needs it). */
 static void check_f8(const char *ptxas) {
   static const struct {
@@ -386,6 +387,7 @@ static void check_f8(const char *ptxas) {
       {"TA=f8e5m2,TB=f8e5m2,BM=128,BN=128,BK=128,WARPS=8", {"sm_90a"}},
       {"TA=f8e4m3,TB=f8e5m2,BM=16,BN=16,BK=32,WARPS=1", {"sm_89"}},
       {"TA=f8e5m2,TB=f8e4m3,BM=32,BN=128,BK=64,WARPS=2", {"sm_90"}},
+      {"TA=f8e4m3,TB=f8e4m3,STAGES=1", {"sm_89"}},
   };
   char *text = slurp(TILEC_SOURCE_DIR "/tests/ptx/matmul_f8.tile");
   if (!CHECK(text != NULL))
@@ -418,6 +420,11 @@ static void check_f8(const char *ptxas) {
       CHECK_CONTAINS(out.ptx, ".version 8.4");
       CHECK_CONTAINS(out.ptx, "ldmatrix.sync.aligned");
       CHECK_CONTAINS(out.ptx, want);
+      /* A (K-contiguous) is pipelined with cp.async unless STAGES=1 */
+      if (!CHECK((strstr(set, "STAGES=1") == NULL) ==
+                 (strstr(out.ptx, "cp.async.cg.shared.global") != NULL)))
+        fprintf(stderr, "  matmul_f8 %s %s: cp.async %s\n", set, *t,
+                strstr(set, "STAGES=1") ? "where STAGES=1" : "missing");
       if (ptxas && !CHECK(run_ptxas(ptxas, *t, out.ptx, log, sizeof log) == 0))
         fprintf(stderr, "  matmul_f8 %s %s: ptxas failed:\n%.1000s\n", set, *t, log);
       cg_output_free(&out);

@@ -1749,6 +1749,7 @@ static const char mm8t_tile[] =
     "  BN = 64 in [16, 32, 64, 128]\n"
     "  BK = 64 in [32, 64, 128]\n"
     "  WARPS = 4 in [1, 2, 4, 8]\n"
+    "  STAGES = 3 in [1, 2, 3, 4]\n"
     "}\n"
     "args (%A: tensor<TA>[M, K], %B: tensor<TB>[N, K], %C: out tensor<f32>[M, N])\n"
     "grid (cdiv(M, BM) * cdiv(N, BN))\n"
@@ -1805,23 +1806,33 @@ static void f8_cases(void) {
   char *mm8_tile = slurp(TILEC_SOURCE_DIR "/tests/ptx/matmul_f8.tile");
   if (!CHECK(mm8_tile != NULL))
     return;
+  /* cp: the copies of the K-contiguous operands go through cp.async (K a multiple of 16,
+   * 16-byte aligned rows); odd K takes the element-copy loop into the same rings */
   const struct {
     const char *tile, *name, *shape, *set, *arch;
+    bool cp;
   } fc[] = {
-      {mm8_tile, "mm8", "M=70,N=50,K=100", "TA=f8e4m3,TB=f8e4m3", "sm_89"},
-      {mm8_tile, "mm8", "M=70,N=50,K=100", "TA=f8e5m2,TB=f8e5m2,BM=32,BN=32,BK=32,WARPS=2",
-       "sm_90a"},
+      {mm8_tile, "mm8", "M=70,N=50,K=100", "TA=f8e4m3,TB=f8e4m3", "sm_89", false},
+      {mm8_tile, "mm8", "M=70,N=50,K=96", "TA=f8e5m2,TB=f8e5m2,BM=32,BN=32,BK=32,WARPS=2", "sm_90a",
+       true},
       {mm8_tile, "mm8", "M=33,N=72,K=160", "TA=f8e4m3,TB=f8e5m2,BM=16,BN=64,BK=128,WARPS=1",
-       "sm_90"},
-      {mm8_tile, "mm8", "M=130,N=20,K=64", "TA=f8e5m2,TB=f8e4m3,BM=128,BN=16,WARPS=8", "sm_89"},
-      {mm8t_tile, "mm8t", "M=70,N=50,K=100", "TA=f8e4m3,TB=f8e4m3", "sm_90a"},
-      {dual8_tile, "dual8", "M=30,N=40", "", "sm_89"},
-      {dual8_tile, "dual8", "M=64,N=64", "BM=64,BN=64,WARPS=4", "sm_90"},
+       "sm_90", true},
+      {mm8_tile, "mm8", "M=130,N=20,K=64", "TA=f8e5m2,TB=f8e4m3,BM=128,BN=16,WARPS=8,STAGES=1",
+       "sm_89", false},
+      {mm8t_tile, "mm8t", "M=70,N=50,K=100", "TA=f8e4m3,TB=f8e4m3", "sm_90a", false},
+      {mm8t_tile, "mm8t", "M=70,N=50,K=112", "TA=f8e4m3,TB=f8e4m3,STAGES=4", "sm_90a", true},
+      {dual8_tile, "dual8", "M=30,N=40", "", "sm_89", false},
+      {dual8_tile, "dual8", "M=64,N=64", "BM=64,BN=64,WARPS=4", "sm_90", false},
       {mm8t_tile, "mm8t", "M=45,N=64,K=96", "TA=f8e4m3,TB=f8e5m2,BM=32,BN=64,BK=32,WARPS=2",
-       "sm_89"},
+       "sm_89", true},
   };
-  for (size_t i = 0; i < sizeof fc / sizeof fc[0]; i++)
+  for (size_t i = 0; i < sizeof fc / sizeof fc[0]; i++) {
+    memset(&bank, 0, sizeof bank);
     run_text_case(fc[i].name, fc[i].tile, fc[i].shape, fc[i].set, fc[i].arch);
+    if (!CHECK(fc[i].cp == (bank.cp_accesses > 0)))
+      fprintf(stderr, "  %s %s %s: %lld cp.async accesses, expected %s\n", fc[i].name, fc[i].shape,
+              fc[i].set, bank.cp_accesses, fc[i].cp ? "some" : "none");
+  }
   free(mm8_tile);
 }
 
