@@ -1147,13 +1147,20 @@ done:
   return s;
 }
 
+/* The start of at_db_merge and at_db_prune: zeroes their statistics (size bytes at stats), fails
+ * with AT_ERR_ARG and null_msg unless args_ok, and begins the transaction on db. */
+static at_status begin_counted(at_db *db, bool args_ok, const char *null_msg, void *stats,
+                               size_t size, at_err *e) {
+  memset(stats, 0, size);
+  if (!args_ok)
+    return at_fail(e, AT_ERR_ARG, "%s", null_msg);
+  return at_db_begin(db, e);
+}
+
 at_status at_db_merge(at_db *dst, at_db *src, at_merge_stats *stats, at_err *e) {
   at_merge_stats local;
   at_merge_stats *st = stats ? stats : &local;
-  memset(st, 0, sizeof *st);
-  if (!dst || !src)
-    return at_fail(e, AT_ERR_ARG, "at_db_merge: no database");
-  at_status s = at_db_begin(dst, e);
+  at_status s = begin_counted(dst, dst && src, "at_db_merge: no database", st, sizeof *st, e);
   if (s)
     return s;
   sqlite3_stmt *q = NULL, *ins = NULL;
@@ -1218,10 +1225,7 @@ static at_status prune_bad_blobs(at_db *db, int *removed, at_err *e) {
 at_status at_db_prune(at_db *db, const at_prune *p, at_prune_stats *stats, at_err *e) {
   at_prune_stats local;
   at_prune_stats *st = stats ? stats : &local;
-  memset(st, 0, sizeof *st);
-  if (!db || !p)
-    return at_fail(e, AT_ERR_ARG, "at_db_prune: a NULL argument");
-  at_status s = at_db_begin(db, e);
+  at_status s = begin_counted(db, db && p, "at_db_prune: a NULL argument", st, sizeof *st, e);
   if (s)
     return s;
   sqlite3_stmt *q = NULL;

@@ -168,15 +168,40 @@ static int flush_json(at_buf *b) {
   return EXIT_OK;
 }
 
-static int cmd_list(const db_opts *o, at_db *db) {
-  at_key_list kl;
+/* The start of `db list` and `db show`: the keys matching o->pattern into *kl, and *b (JSON
+ * output) opened with json_head when o->json. Returns EXIT_OK, and then the caller ends with
+ * end_listing, or the exit code after printing the error (nothing to free). */
+static int begin_listing(const db_opts *o, at_db *db, const char *json_head, at_key_list *kl,
+                         at_buf *b) {
   at_err e;
-  at_status s = at_db_keys(db, &o->pattern, &kl, &e);
+  at_status s = at_db_keys(db, &o->pattern, kl, &e);
   if (s)
     return cli_die(env_code(s), "%s", e.msg);
-  at_buf b = {0};
+  *b = (at_buf){0};
   if (o->json)
-    at_buf_puts(&b, "{\"keys\": [");
+    at_buf_puts(b, json_head);
+  return EXIT_OK;
+}
+
+/* The end of `db list` and `db show`: when o->json and rc is EXIT_OK, closes the JSON array
+ * (empty unless `any`) and prints it. Frees kl and b; returns rc, or the exit code of a failed
+ * print. */
+static int end_listing(const db_opts *o, int rc, bool any, at_key_list *kl, at_buf *b) {
+  if (o->json && rc == EXIT_OK) {
+    at_buf_puts(b, any ? "\n]}\n" : "]}\n");
+    rc = flush_json(b);
+  }
+  at_buf_free(b);
+  at_key_list_free(kl);
+  return rc;
+}
+
+static int cmd_list(const db_opts *o, at_db *db) {
+  at_key_list kl;
+  at_buf b;
+  int rc = begin_listing(o, db, "{\"keys\": [", &kl, &b);
+  if (rc)
+    return rc;
   for (int i = 0; i < kl.n; i++) {
     const at_key_info *k = &kl.k[i];
     if (o->json) {
@@ -212,14 +237,7 @@ static int cmd_list(const db_opts *o, at_db *db) {
       fputs("no winner", stdout);
     putchar('\n');
   }
-  int rc = EXIT_OK;
-  if (o->json) {
-    at_buf_puts(&b, kl.n ? "\n]}\n" : "]}\n");
-    rc = flush_json(&b);
-  }
-  at_buf_free(&b);
-  at_key_list_free(&kl);
-  return rc;
+  return end_listing(o, EXIT_OK, kl.n > 0, &kl, &b);
 }
 
 static void show_row(const at_result *r) {
@@ -243,18 +261,16 @@ static void show_row(const at_result *r) {
 
 static int cmd_show(const db_opts *o, at_db *db) {
   at_key_list kl;
-  at_err e;
-  at_status s = at_db_keys(db, &o->pattern, &kl, &e);
-  if (s)
-    return cli_die(env_code(s), "%s", e.msg);
-  at_buf b = {0};
-  int rc = EXIT_OK;
-  if (o->json)
-    at_buf_puts(&b, "{\"rows\": [");
+  at_buf b;
+  int rc = begin_listing(o, db, "{\"rows\": [", &kl, &b);
+  if (rc)
+    return rc;
   int nrows = 0;
   for (int i = 0; i < kl.n && !rc; i++) {
     at_rows rows;
-    if ((s = at_db_list(db, &kl.k[i].key, &rows, &e))) {
+    at_err e;
+    at_status s = at_db_list(db, &kl.k[i].key, &rows, &e);
+    if (s) {
       rc = cli_die(env_code(s), "%s", e.msg);
       break;
     }
@@ -279,13 +295,7 @@ static int cmd_show(const db_opts *o, at_db *db) {
     }
     at_rows_free(&rows);
   }
-  if (o->json && !rc) {
-    at_buf_puts(&b, nrows ? "\n]}\n" : "]}\n");
-    rc = flush_json(&b);
-  }
-  at_buf_free(&b);
-  at_key_list_free(&kl);
-  return rc;
+  return end_listing(o, rc, nrows > 0, &kl, &b);
 }
 
 /* `tilec db best KERNEL --shape ...`: the winners of the problem's bucket (one per device and

@@ -10,10 +10,11 @@
  * default config of each kernel has no spill stores or loads on sm_90a. Items run on worker threads
  * (cg_lower is thread-safe); the checks run on the main thread. Also: the errors of what is not
  * lowered, and the IR->PTX time of the default matmul config (median of 20, printed). The sweep is
- * split in two tests so that each stays within the unit-test timeout on a loaded machine: this file
- * (unit.codegen) sweeps matmul, bsmatmul and bsattention and runs the other checks;
- * codegen_attention.c (unit.codegen_attention) defines CODEGEN_ATTENTION and includes this file to
- * sweep attention, whose configs take ptxas the longest.
+ * split into parts so that each stays well within the unit-test timeout on a loaded
+ * machine: each config names its part, codegen_PART.c (unit.codegen_PART) defines CODEGEN_PART
+ * "PART" and includes this file to sweep that part's configs; this file (unit.codegen) sweeps the
+ * configs of part "" (matmul and bsmatmul) and runs the other checks, among them that every
+ * built-in kernel has at least 6 configs and every part its test.
  */
 #include "codegen/codegen.h"
 #include "compiler/gpu.h"
@@ -34,50 +35,49 @@
 
 extern char **environ;
 
-#ifndef CODEGEN_ATTENTION
-#define CODEGEN_ATTENTION 0
+/* The part of the sweep this test runs: unit.codegen_PART sweeps the configs whose part is PART;
+ * unit.codegen (PART "") sweeps the rest and runs every other check. */
+#ifndef CODEGEN_PART
+#define CODEGEN_PART ""
 #endif
-
-/* Whether this test sweeps the configs of kernel. */
-static bool in_part(const char *kernel) {
-  return (strcmp(kernel, "attention") == 0) == CODEGEN_ATTENTION;
-}
 
 static const char *const all_targets[] = {"sm_80", "sm_86", "sm_89", "sm_90", "sm_90a", NULL};
 static const char *const few_targets[] = {"sm_80", "sm_90a", NULL};
 
-/* One config of one kernel; `big` configs are compiled for few_targets only. */
+/* One config of one kernel; `big` configs are compiled for few_targets only. `part` names the
+ * test that sweeps it (see CODEGEN_PART): the parts take a similar time (20-40 s of CPU each). */
 typedef struct config {
   const char *kernel, *set;
   bool big, is_default;
+  const char *part;
 } config;
 
 static const config configs[] = {
-    {"matmul", "BM=16,BN=16,BK=16,WARPS=1,STAGES=1", false, false},
-    {"matmul", "", false, true},
-    {"matmul", "BM=16,BN=128,BK=32,WARPS=2", false, false},
-    {"matmul", "BM=256,BN=32,BK=16,WARPS=4,TA=f16,TC=f32", false, false},
-    {"matmul", "BM=64,BN=64,BK=64,WARPS=8,TC=f16", false, false},
-    {"matmul", "BM=256,BN=128,BK=32,WARPS=8", true, false},
-    {"matmul", "BM=128,BN=256,BK=32,WARPS=8,TA=f16", true, false},
-    {"attention", "BM=16,BN=16,WARPS=1,STAGES=1", false, false},
-    {"attention", "", false, true},
-    {"attention", "BM=128,BN=64,WARPS=4,causal=1", false, false},
-    {"attention", "BM=32,BN=128,WARPS=2,D=128,T=f16", true, false}, /* 128 KiB of rings */
-    {"attention", "BM=64,BN=32,WARPS=8", false, false},
-    {"attention", "BM=128,BN=128,WARPS=8,D=128,STAGES=1", true, false},
-    {"bsattention", "BM=16,BN=16,WARPS=1,STAGES=1", false, false},
-    {"bsattention", "", false, true},
-    {"bsattention", "BM=128,BN=32,WARPS=4,T=f16", false, false},
-    {"bsattention", "BM=32,BN=64,WARPS=2,D=128", false, false},
-    {"bsattention", "BM=64,BN=128,WARPS=8", false, false},
-    {"bsattention", "BM=128,BN=128,WARPS=8,D=128,STAGES=1", true, false},
-    {"bsmatmul", "BM=16,WARPS=1,BS=16,STAGES=1", false, false},
-    {"bsmatmul", "", false, true},
-    {"bsmatmul", "BM=32,BS=64,WARPS=2,TC=f32", false, false},
-    {"bsmatmul", "BM=128,BS=16,WARPS=4,T=f16", false, false},
-    {"bsmatmul", "BM=64,BS=128,WARPS=8", false, false},
-    {"bsmatmul", "BM=128,BS=128,WARPS=8,STAGES=1", true, false},
+    {"matmul", "BM=16,BN=16,BK=16,WARPS=1,STAGES=1", false, false, ""},
+    {"matmul", "", false, true, ""},
+    {"matmul", "BM=16,BN=128,BK=32,WARPS=2", false, false, ""},
+    {"matmul", "BM=256,BN=32,BK=16,WARPS=4,TA=f16,TC=f32", false, false, ""},
+    {"matmul", "BM=64,BN=64,BK=64,WARPS=8,TC=f16", false, false, ""},
+    {"matmul", "BM=256,BN=128,BK=32,WARPS=8", true, false, ""},
+    {"matmul", "BM=128,BN=256,BK=32,WARPS=8,TA=f16", true, false, ""},
+    {"attention", "BM=16,BN=16,WARPS=1,STAGES=1", false, false, "attention"},
+    {"attention", "", false, true, "attention"},
+    {"attention", "BM=128,BN=64,WARPS=4,causal=1", false, false, "attention"},
+    {"attention", "BM=32,BN=128,WARPS=2,D=128,T=f16", true, false, "attention"}, /* 128 KiB rings */
+    {"attention", "BM=64,BN=32,WARPS=8", false, false, "attention"},
+    {"attention", "BM=128,BN=128,WARPS=8,D=128,STAGES=1", true, false, "attention"},
+    {"bsattention", "BM=16,BN=16,WARPS=1,STAGES=1", false, false, "bsattention"},
+    {"bsattention", "", false, true, "bsattention"},
+    {"bsattention", "BM=128,BN=32,WARPS=4,T=f16", false, false, "bsattention"},
+    {"bsattention", "BM=32,BN=64,WARPS=2,D=128", false, false, "bsattention_d128"},
+    {"bsattention", "BM=64,BN=128,WARPS=8", false, false, "bsattention"},
+    {"bsattention", "BM=128,BN=128,WARPS=8,D=128,STAGES=1", true, false, "bsattention_d128"},
+    {"bsmatmul", "BM=16,WARPS=1,BS=16,STAGES=1", false, false, ""},
+    {"bsmatmul", "", false, true, ""},
+    {"bsmatmul", "BM=32,BS=64,WARPS=2,TC=f32", false, false, ""},
+    {"bsmatmul", "BM=128,BS=16,WARPS=4,T=f16", false, false, ""},
+    {"bsmatmul", "BM=64,BS=128,WARPS=8", false, false, ""},
+    {"bsmatmul", "BM=128,BS=128,WARPS=8,STAGES=1", true, false, ""},
 };
 
 enum { NCONFIGS = sizeof configs / sizeof configs[0], MAX_ITEMS = NCONFIGS * 5 };
@@ -271,6 +271,33 @@ static void check_items(item *items, int n) {
     if (it->ptxas_rc == 0 && (!strcmp(it->arch, "sm_90a")))
       fprintf(stderr, "  %-11s %-42s %-6s %3d registers, spills %d/%d bytes, smem %d bytes\n",
               it->c->kernel, set, it->arch, it->regs, it->spill_stores, it->spill_loads, it->smem);
+  }
+}
+
+/* Every built-in kernel has at least 6 configs in the table, and every part named in the table
+ * has its test, tests/unit/codegen_PART.c, that selects it (so every config is swept). */
+static void check_parts(void) {
+  for (const struct tilec_builtin_source *s = tilec_builtin_sources; s->name; s++) {
+    int n = 0;
+    for (int c = 0; c < NCONFIGS; c++)
+      n += strcmp(configs[c].kernel, s->name) == 0;
+    if (!CHECK(n >= 6))
+      fprintf(stderr, "  %s: %d configs in the sweep, want at least 6\n", s->name, n);
+  }
+  for (int c = 0; c < NCONFIGS; c++) {
+    const char *part = configs[c].part;
+    bool seen = false;
+    for (int e = 0; e < c && !seen; e++)
+      seen = strcmp(configs[e].part, part) == 0;
+    if (seen || !part[0])
+      continue;
+    char path[512], want[128];
+    snprintf(path, sizeof path, "%s/tests/unit/codegen_%s.c", TILEC_SOURCE_DIR, part);
+    snprintf(want, sizeof want, "#define CODEGEN_PART \"%s\"", part);
+    char *text = slurp(path);
+    if (!CHECK(text && strstr(text, want)))
+      fprintf(stderr, "  part %s is not swept: %s lacks '%s'\n", part, path, want);
+    free(text);
   }
 }
 
@@ -499,8 +526,10 @@ int main(void) {
   pthread_mutex_init(&q.mu, NULL);
   for (int c = 0; c < NCONFIGS; c++)
     for (const char *const *t = configs[c].big ? few_targets : all_targets;
-         *t && in_part(configs[c].kernel); t++)
+         *t && !strcmp(configs[c].part, CODEGEN_PART); t++)
       items[q.n++] = (item){.c = &configs[c], .arch = *t};
+  if (!CHECK(q.n > 0))
+    fprintf(stderr, "  no config of the table is in part '%s'\n", CODEGEN_PART);
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   int nthreads = ncpu < 1 ? 1 : ncpu > 8 ? 8 : (int)ncpu;
   pthread_t th[8];
@@ -512,8 +541,9 @@ int main(void) {
   check_items(items, q.n);
   if (!q.ptxas)
     fprintf(stderr, "note: no ptxas found; the PTX was not assembled\n");
-  if (CODEGEN_ATTENTION)
+  if (CODEGEN_PART[0])
     return TEST_MAIN_END();
+  check_parts();
 
   char err[256];
   cg_output out;

@@ -548,9 +548,11 @@ static void test_control(void) {
     E(CAST, S(IR_I32), w));
   E(STORE_PTR, NULL, E(ADDPTR, ir_type_ptr(ar, S(IR_I32)), out, ci(5, IR_I32)),
     E(SHR, S(IR_I32), ci(-20, IR_I32), ci(2, IR_I32)));
+  /* each program writes its own two i64 elements: programs never store to one element */
   ir_value *O64 = irb_ptr_arg(bld, "O64", S(IR_I64));
-  E(STORE_PTR, NULL, O64, E(SHR, S(IR_I64), ci(-20, IR_I64), ci(2, IR_I64)));
-  E(STORE_PTR, NULL, E(ADDPTR, ir_type_ptr(ar, S(IR_I64)), O64, ci(1, IR_I32)),
+  ir_value *out64 = E(ADDPTR, ir_type_ptr(ar, S(IR_I64)), O64, E(MUL, S(IR_I32), p, ci(2, IR_I32)));
+  E(STORE_PTR, NULL, out64, E(SHR, S(IR_I64), ci(-20, IR_I64), ci(2, IR_I64)));
+  E(STORE_PTR, NULL, E(ADDPTR, ir_type_ptr(ar, S(IR_I64)), out64, ci(1, IR_I32)),
     E(SHL, S(IR_I64), ci(3, IR_I64), ci(62, IR_I64)));
   E(STORE_PTR, NULL, E(ADDPTR, ir_type_ptr(ar, S(IR_I32)), out, ci(6, IR_I32)),
     E(MUL, S(IR_I32), ci(65536, IR_I32), ci(65537, IR_I32)));
@@ -562,11 +564,13 @@ static void test_control(void) {
   int32_t o[24];
   for (int i = 0; i < 24; i++)
     o[i] = -99;
-  int64_t o64[2] = {0, 0};
-  ir_argval args[5] = {ptrarg(o, 24), iscalar(0), iscalar(10), iscalar(3), ptrarg(o64, 2)};
+  int64_t o64[6] = {0};
+  ir_argval args[5] = {ptrarg(o, 24), iscalar(0), iscalar(10), iscalar(3), ptrarg(o64, 6)};
   CHECK_EQ_INT(IR_OK, run(k, args, 5, 1));
-  CHECK_EQ_INT(-5, o64[0]);
-  CHECK_EQ_INT(INT64_MIN + (INT64_C(1) << 62), o64[1]); /* 3 << 62 wraps */
+  for (int i = 0; i < 6; i += 2) {
+    CHECK_EQ_INT(-5, o64[i]);
+    CHECK_EQ_INT(INT64_MIN + (INT64_C(1) << 62), o64[i + 1]); /* 3 << 62 wraps */
+  }
   CHECK_EQ_INT(7 + 0 + 3 + 6 + 9, o[0]);
   CHECK_EQ_INT(100, o[1]); /* 4 trips: swapped an even number of times */
   CHECK_EQ_INT(-1, o[2]);
@@ -579,6 +583,17 @@ static void test_control(void) {
   CHECK_EQ_INT(-5, o[5]);
   CHECK_EQ_INT(65536, o[6]); /* 2^32 + 2^16 wraps to 2^16 */
   CHECK_EQ_INT(4 - 10, o[7]);
+  /* 2 threads write the same as 1 (each program its own elements, so no data race) */
+  int32_t o1[24];
+  int64_t o64_1[6];
+  memcpy(o1, o, sizeof o);
+  memcpy(o64_1, o64, sizeof o64);
+  for (int i = 0; i < 24; i++)
+    o[i] = -99;
+  memset(o64, 0, sizeof o64);
+  CHECK_EQ_INT(IR_OK, run(k, args, 5, 2));
+  CHECK_EQ_INT(0, memcmp(o1, o, sizeof o));
+  CHECK_EQ_INT(0, memcmp(o64_1, o64, sizeof o64));
   /* 3 trips: odd number of swaps */
   args[2] = iscalar(9);
   CHECK_EQ_INT(IR_OK, run(k, args, 5, 1));
@@ -591,8 +606,13 @@ static void test_control(void) {
   CHECK_EQ_INT(7, o[0]);
   CHECK_EQ_INT(100, o[1]);
   args[2] = iscalar(-5);
+  for (int i = 0; i < 24; i++)
+    o[i] = -99;
   CHECK_EQ_INT(IR_OK, run(k, args, 5, 2));
-  CHECK_EQ_INT(7, o[16]);
+  for (int pr = 0; pr < 3; pr++) {
+    CHECK_EQ_INT(7, o[8 * pr]);
+    CHECK_EQ_INT(100, o[8 * pr + 1]);
+  }
   /* a non-positive step is an error */
   args[3] = iscalar(0);
   CHECK_EQ_INT(IR_ERR_RUNTIME, run(k, args, 5, 1));
