@@ -39,11 +39,12 @@ int cg_emit_test_ptx(const char *arch, char **ptx_out, char *err, size_t errcap)
 struct cc_gpu;
 
 enum {
-  CG_EMIT_LLVM = 1,   /* fill cg_output.llvm with the module's text */
-  CG_EMIT_PTX = 2,    /* fill cg_output.ptx */
-  CG_NO_OPT = 4,      /* skip the O3 pipeline (the LLVM text is then the lowering's own) */
-  CG_OPT_FAST = 8,    /* a short pass list instead of O3: ~2.5x less optimizer work, +2-7% SASS */
-  CG_NO_SWIZZLE = 16, /* plain row-major dot operand buffers (tests: bank conflicts come back) */
+  CG_EMIT_LLVM = 1,    /* fill cg_output.llvm with the module's text */
+  CG_EMIT_PTX = 2,     /* fill cg_output.ptx */
+  CG_NO_OPT = 4,       /* skip the optimizer (the LLVM text is then the lowering's own) */
+  CG_OPT_FAST = 8,     /* a short pass list instead of O3: ~2.5x less optimizer work, +2-7% SASS */
+  CG_NO_SWIZZLE = 16,  /* plain row-major dot operand buffers (tests: bank conflicts come back) */
+  CG_OPT_LLVM_O3 = 32, /* LLVM's whole default<O3> instead of tilec's trimmed O3 (comparisons) */
 };
 
 /* What a compiled kernel needs at launch, and where the compile time went. */

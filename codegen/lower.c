@@ -12,7 +12,7 @@
  * STAGES deep with cp.async into rings of such buffers. The algorithms are those of
  * docs/codegen.md, which the GPU-IR simulator (compiler/gpusim.c) implements as well (all but
  * ldmatrix, the swizzle and the pipelining, which only change where data waits).
- * Pipeline: cc_gpu_build -> cg_lower: lower -> LLVMVerifyModule -> default<O3> -> NVPTX -> PTX.
+ * Pipeline: cc_gpu_build -> cg_lower: lower -> LLVMVerifyModule -> O3 (o3_passes) -> NVPTX -> PTX.
  */
 #include "codegen.h"
 #include "lower.h"
@@ -3251,6 +3251,66 @@ static char *dupmem(const char *p, size_t n) {
   return s;
 }
 
+/* The default optimizer: LLVM 19's default<O3> for NVPTX as `opt -print-pipeline-passes` spells
+ * it, minus what does nothing for one kernel with no calls (coroutines, OpenMP, call-site and
+ * called-value passes, control-height reduction, loop distribution/vectorization/load
+ * elimination, float2int, profile and remark passes) and minus 5 of its 8 instcombine runs
+ * (the 2nd and the last four): instcombine was 57 % of O3's time on the default matmul. On the
+ * default configs of the four kernels it gives the PTX of default<O3> (byte for byte for three,
+ * 2 lines apart for bsattention), and the same ptxas registers, spills and SASS count on 27
+ * config x target pairs, with 26-30 % less optimizer work (docs/codegen.md, "Compile time"). */
+#define SCFG                                                                                       \
+  "simplifycfg<bonus-inst-threshold=1;no-forward-switch-cond;switch-range-to-icmp;"                \
+  "no-switch-to-lookup;keep-loops;no-hoist-common-insts;no-sink-common-insts;"                     \
+  "speculate-blocks;simplify-cond-branch;no-speculate-unpredictables>"
+#define SCFG_EARLY                                                                                 \
+  "simplifycfg<bonus-inst-threshold=1;no-forward-switch-cond;"                                     \
+  "no-switch-range-to-icmp;no-switch-to-lookup;keep-loops;no-hoist-common-insts;"                  \
+  "no-sink-common-insts;speculate-blocks;simplify-cond-branch;"                                    \
+  "no-speculate-unpredictables>"
+#define SCFG_SINK                                                                                  \
+  "simplifycfg<bonus-inst-threshold=1;no-forward-switch-cond;switch-range-to-icmp;"                \
+  "no-switch-to-lookup;keep-loops;hoist-common-insts;sink-common-insts;"                           \
+  "speculate-blocks;simplify-cond-branch;no-speculate-unpredictables>"
+#define SCFG_LATE                                                                                  \
+  "simplifycfg<bonus-inst-threshold=1;no-forward-switch-cond;switch-range-to-icmp;"                \
+  "no-switch-to-lookup;keep-loops;no-hoist-common-insts;no-sink-common-insts;"                     \
+  "speculate-blocks;simplify-cond-branch;speculate-unpredictables>"
+#define SCFG_VEC                                                                                   \
+  "simplifycfg<bonus-inst-threshold=1;forward-switch-cond;switch-range-to-icmp;"                   \
+  "switch-to-lookup;no-keep-loops;hoist-common-insts;sink-common-insts;"                           \
+  "speculate-blocks;simplify-cond-branch;no-speculate-unpredictables>"
+#define INSTCOMBINE "instcombine<max-iterations=1;no-use-loop-info;no-verify-fixpoint>"
+
+static const char o3_passes[] =
+    "forceattrs,function(nvvm-reflect,nvvm-intr-range),inferattrs,"
+    "function<eager-inv>(lower-expect," SCFG_EARLY
+    ",sroa<modify-cfg>,early-cse<>),ipsccp,globalopt,function<eager-inv>(mem2reg," INSTCOMBINE
+    "," SCFG "),always-inline,require<globals-aa>,function(invalidate<aa>),"
+    "require<profile-summary>,cgscc(devirt<4>(inline,"
+    "function-attrs<skip-non-recursive-function-attrs>,argpromotion,"
+    "function<eager-inv;no-rerun>(sroa<modify-cfg>,early-cse<memssa>,"
+    "speculative-execution<only-if-divergent-target>,jump-threading,"
+    "correlated-propagation," SCFG ",aggressive-instcombine,tailcallelim," SCFG
+    ",reassociate,constraint-elimination,loop-mssa(loop-instsimplify,"
+    "loop-simplifycfg,licm<no-allowspeculation>,"
+    "loop-rotate<header-duplication;no-prepare-for-lto>,licm<allowspeculation>,"
+    "simple-loop-unswitch<nontrivial;trivial>)," SCFG "," INSTCOMBINE
+    ",loop(loop-idiom,indvars,simple-loop-unswitch<nontrivial;trivial>,loop-deletion,"
+    "loop-unroll-full),sroa<modify-cfg>,vector-combine,"
+    "mldst-motion<no-split-footer-bb>,gvn<>,sccp,bdce," INSTCOMBINE
+    ",jump-threading,correlated-propagation,adce,memcpyopt,dse,move-auto-init,"
+    "loop-mssa(licm<allowspeculation>)," SCFG_SINK
+    "),function-attrs,function(require<should-not-run-function-passes>))),"
+    "deadargelim,globalopt,globaldce,elim-avail-extern,rpo-function-attrs,"
+    "recompute-globalsaa,function<eager-inv>(lower-constant-intrinsics,"
+    "loop(loop-rotate<header-duplication;no-prepare-for-lto>,loop-deletion),"
+    "inject-tli-mappings,infer-alignment," SCFG_VEC
+    ",slp-vectorizer,vector-combine,loop-unroll<O3>,transform-warning,"
+    "sroa<preserve-cfg>,infer-alignment,loop-mssa(licm<allowspeculation>),"
+    "alignment-from-assumptions,loop-sink,instsimplify,div-rem-pairs,tailcallelim," SCFG_LATE
+    "),globaldce,constmerge,function(annotation-remarks)";
+
 /* CG_OPT_FAST: the lowering's IR is straight-line and already unrolled; what it needs is
  * common subexpressions, folding and loop-invariant code motion (measured in docs/codegen.md). */
 static const char fast_passes[] =
@@ -3360,8 +3420,11 @@ int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output
   dump_module(g->k->name, dump_n, "llvm", L.m);
   if (!(flags & CG_NO_OPT)) {
     po = LLVMCreatePassBuilderOptions();
-    LLVMErrorRef perr =
-        LLVMRunPasses(L.m, flags & CG_OPT_FAST ? fast_passes : "default<O3>", tm, po);
+    LLVMErrorRef perr = LLVMRunPasses(L.m,
+                                      flags & CG_OPT_FAST      ? fast_passes
+                                      : flags & CG_OPT_LLVM_O3 ? "default<O3>"
+                                                               : o3_passes,
+                                      tm, po);
     if (perr) {
       char *emsg = LLVMGetErrorMessage(perr);
       snprintf(err, errcap, "LLVM O3 pipeline failed: %s", emsg ? emsg : "?");

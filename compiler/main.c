@@ -42,7 +42,7 @@ static int usage(FILE *f) {
         "  check FILE.tile                        parse and verify; diagnostics\n"
         "  print KERNEL|FILE.tile                 canonical text\n"
         "  compile KERNEL|FILE.tile [--set K=V,...] [--shape K=V,...] [--dtype T]\n"
-        "          [--arch sm_XX] [--opt o3|fast|none] --emit ir|spec|gpu|llvm|ptx|cubin\n"
+        "          [--arch sm_XX] [--opt o3|llvm-o3|fast|none] --emit ir|spec|gpu|llvm|ptx|cubin\n"
         "          [-o OUT]\n"
         "  run KERNEL|FILE.tile --shape K=V,... [--set K=V,...] [--dtype bf16|f16]\n"
         "          [--interp | --gpu [--arch sm_XX] [--reps N]] [--check] [--seed N]\n"
@@ -53,7 +53,7 @@ static int usage(FILE *f) {
         "                                         search the fastest config; tuning DB\n"
         "  export --device KEY -o OUT.c [--db PATH] [--kernels K,...] [--kernel-file N=PATH]\n"
         "                                         tuned cubins as C for an engine (+ OUT.h)\n"
-        "  bench compile KERNEL|FILE.tile [--set ...] [--arch sm_XX] [--opt o3|fast|none]\n"
+        "  bench compile KERNEL|FILE.tile [--set ...] [--arch sm_XX] [--opt o3|llvm-o3|fast|none]\n"
         "          [--reps N]\n"
         "                                         median time of each compile phase\n"
         "  bench launch KERNEL|FILE.tile --shape ... [--set ...] [--reps N]\n"
@@ -314,16 +314,19 @@ static int write_binary(const char *path, const void *data, size_t size) {
   return fclose(f) ? cli_die(EXIT_FAIL, "cannot write %s: %s", path, strerror(errno)) : EXIT_OK;
 }
 
-/* The cg_lower flags of --opt: o3 (the default), fast (a short pass list) or none. */
+/* The cg_lower flags of --opt: o3 (the default: tilec's trimmed O3), llvm-o3 (LLVM's whole
+ * default<O3>), fast (a short pass list) or none. */
 static int opt_flags(const opts *o, unsigned *flags) {
   if (!o->opt || !strcmp(o->opt, "o3"))
     *flags = 0;
+  else if (!strcmp(o->opt, "llvm-o3"))
+    *flags = CG_OPT_LLVM_O3;
   else if (!strcmp(o->opt, "fast"))
     *flags = CG_OPT_FAST;
   else if (!strcmp(o->opt, "none"))
     *flags = CG_NO_OPT;
   else
-    return cli_die(EXIT_FAIL, "--opt %s: expected o3, fast or none", o->opt);
+    return cli_die(EXIT_FAIL, "--opt %s: expected o3, llvm-o3, fast or none", o->opt);
   return EXIT_OK;
 }
 

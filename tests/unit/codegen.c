@@ -475,6 +475,49 @@ static void check_f8(const char *ptxas) {
   }
 }
 
+/* tilec's trimmed O3 (the default) against LLVM's whole default<O3>: for the default config of
+ * every built-in kernel on sm_90a, the same registers, spills and shared memory from ptxas, and
+ * at most a few PTX lines apart (identical PTX for most kernels when this was written). */
+static void check_o3(const char *ptxas) {
+  static const char *const kernels[] = {"matmul", "attention", "bsattention", "bsmatmul"};
+  for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++) {
+    char err[256], log[2][8192];
+    ir_kernel *k, *spec;
+    cc_gpu g;
+    cg_output out[2];
+    if (!CHECK(build_gpu(kernels[i], "", &k, &spec, &g, err, sizeof err) == 0)) {
+      fprintf(stderr, "  %s: %s\n", kernels[i], err);
+      continue;
+    }
+    for (int v = 0; v < 2; v++)
+      if (!CHECK(cg_lower(&g, "sm_90a", CG_EMIT_PTX | (v ? CG_OPT_LLVM_O3 : 0), &out[v], err,
+                          sizeof err) == 0))
+        fprintf(stderr, "  %s: %s\n", kernels[i], err);
+    int differ = 0;
+    for (const char *a = out[0].ptx, *b = out[1].ptx; a && b && *a && *b;) {
+      size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
+      differ += la != lb || memcmp(a, b, la);
+      a += la + (a[la] != 0), b += lb + (b[lb] != 0);
+    }
+    if (!CHECK(differ <= 16))
+      fprintf(stderr, "  %s: %d PTX lines differ between o3 and llvm-o3\n", kernels[i], differ);
+    if (ptxas && out[0].ptx && out[1].ptx) {
+      for (int v = 0; v < 2; v++)
+        CHECK_EQ_INT(0, run_ptxas(ptxas, "sm_90a", out[v].ptx, log[v], sizeof log[v]));
+      int r0 = after(log[0], "Used "), r1 = after(log[1], "Used ");
+      int s0 = before(log[0], "bytes spill stores"), s1 = before(log[1], "bytes spill stores");
+      if (!CHECK(r0 > 0 && r0 == r1 && s0 == s1))
+        fprintf(stderr, "  %s: o3 %d registers, %d spill bytes; llvm-o3 %d, %d\n", kernels[i], r0,
+                s0, r1, s1);
+    }
+    for (int v = 0; v < 2; v++)
+      cg_output_free(&out[v]);
+    cc_gpu_free(&g);
+    ir_kernel_free(spec);
+    ir_kernel_free(k);
+  }
+}
+
 static double now_ms(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -566,6 +609,7 @@ int main(void) {
   check_errors();
   check_pointer_ops(q.ptxas);
   check_f8(q.ptxas);
+  check_o3(q.ptxas);
   time_default_matmul();
   return TEST_MAIN_END();
 }
