@@ -1482,6 +1482,123 @@ static void elem_access(lw *L, bacc *G, bool store, tv *t, ir_kind k, LLVMValueR
   }
 }
 
+/* Marks the loop whose latch branch is br as not to be unrolled (llvm.loop.unroll.disable):
+ * a rarely taken path kept small. */
+static void no_unroll(lw *L, LLVMValueRef br) {
+  static const char dis[] = "llvm.loop.unroll.disable";
+  LLVMMetadataRef name = LLVMMDStringInContext2(L->c, dis, sizeof dis - 1);
+  LLVMMetadataRef opt = LLVMMDNodeInContext2(L->c, &name, 1);
+  LLVMMetadataRef self = LLVMTemporaryMDNode(L->c, NULL, 0);
+  LLVMMetadataRef ops[2] = {self, opt};
+  LLVMMetadataRef id = LLVMMDNodeInContext2(L->c, ops, 2);
+  LLVMMetadataReplaceAllUsesWith(self, id); /* the loop ID refers to itself; frees self */
+  LLVMSetMetadata(br, LLVMGetMDKindIDInContext(L->c, "llvm.loop", 9),
+                  LLVMMetadataAsValue(L->c, id));
+}
+
+/* A counted loop i = 0, 1, ... (not unrolled), for rarely taken code kept small: loop_begin
+ * opens it at the builder (entered only if `enter`, when not NULL) and returns i (i32);
+ * loop_end closes it after iteration i when i + 1 reaches n and leaves the builder after it. */
+typedef struct cloop {
+  LLVMBasicBlockRef pre, body, done;
+  LLVMValueRef i;
+} cloop;
+
+static LLVMValueRef loop_begin(lw *L, cloop *c, const char *name, LLVMValueRef enter) {
+  LLVMBuilderRef b = L->b;
+  char done[64];
+  snprintf(done, sizeof done, "%s.done", name);
+  c->pre = LLVMGetInsertBlock(b);
+  c->body = LLVMAppendBasicBlockInContext(L->c, L->fn, name);
+  c->done = LLVMAppendBasicBlockInContext(L->c, L->fn, done);
+  if (enter)
+    LLVMBuildCondBr(b, enter, c->body, c->done);
+  else
+    LLVMBuildBr(b, c->body);
+  LLVMPositionBuilderAtEnd(b, c->body);
+  return c->i = LLVMBuildPhi(b, L->i32, "i");
+}
+
+static void loop_end(lw *L, cloop *c, LLVMValueRef n) {
+  LLVMBuilderRef b = L->b;
+  LLVMValueRef i1 = LLVMBuildAdd(b, c->i, ci32(L, 1), "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
+  no_unroll(L, LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, i1, n, ""), c->body, c->done));
+  LLVMValueRef zero = ci32(L, 0);
+  LLVMAddIncoming(c->i, &zero, &c->pre, 1);
+  LLVMAddIncoming(c->i, &i1, &latch, 1);
+  LLVMPositionBuilderAtEnd(b, c->done);
+}
+
+/* Whether register parts are linear in the bits of the register index (rpart of register i =
+ * the sum of rpart of 1 << b over the set bits b of i), as in blocked and MMA layouts. */
+static bool rlinear(const linfo *li) {
+  int n = li->a.nregs;
+  if (n < 2 || (n & (n - 1)))
+    return false;
+  for (int i = 0; i < n; i++)
+    for (int d = 0; d < li->rank; d++) {
+      int64_t v = 0;
+      for (int b = 0; 1 << b < n; b++)
+        v += (i >> b & 1) ? rpart(li, 1 << b, d) : 0;
+      if (v != rpart(li, i, d))
+        return false;
+    }
+  return true;
+}
+
+/* The element path as a loop over the registers, for the fallback of the vector path (a tensor
+ * not aligned for it: rare, so code size matters more than speed): the registers go through a
+ * local array, and iteration i computes register i's coordinates from the bits of i (rlinear)
+ * and makes one predicated access. Unrolled, this path was a quarter of matmul's code. */
+static void elem_loop(lw *L, bacc *G, bool store, tv *t, ir_kind k, LLVMValueRef fill) {
+  linfo *li = G->li;
+  LLVMBuilderRef b = L->b;
+  LLVMTypeRef et = memty(L, k);
+  int n = t->n;
+  LLVMValueRef buf = LLVMBuildAlloca(L->pb, LLVMArrayType(et, (unsigned)n), "regs");
+  LLVMSetAlignment(buf, 16);
+  int vw = 16 / esize(k) < n ? 16 / esize(k) : n; /* 16-byte stores into the array */
+  LLVMTypeRef vt = LLVMVectorType(et, (unsigned)vw);
+  for (int i = 0; store && i < n; i += vw) {
+    LLVMValueRef ci = ci32(L, i), v = LLVMGetUndef(vt);
+    for (int j = 0; j < vw; j++)
+      v = LLVMBuildInsertElement(b, v, tomem(L, t->r[i + j], k), ci32(L, j), "");
+    LLVMSetAlignment(LLVMBuildStore(b, v, LLVMBuildGEP2(b, et, buf, &ci, 1, "")),
+                     (unsigned)(vw * esize(k)));
+  }
+  cloop cl;
+  LLVMValueRef i = loop_begin(L, &cl, "elem.loop", NULL);
+  LLVMValueRef o = G->off, p = G->ok;
+  for (int j = 0; j < G->r; j++) {
+    LLVMValueRef c = tpart(L, li, j);
+    for (int bit = 0; 1 << bit < n; bit++) {
+      int64_t w = rpart(li, 1 << bit, j);
+      if (!w)
+        continue;
+      LLVMValueRef on = LLVMBuildAnd(b, LLVMBuildLShr(b, i, ci32(L, bit), ""), ci32(L, 1), "");
+      c = LLVMBuildAdd(b, c, LLVMBuildMul(b, on, ci32(L, w), ""), "");
+    }
+    int td = G->R - G->r + j;
+    LLVMValueRef pos = LLVMBuildAdd(b, G->idx[td], LLVMBuildZExt(b, c, L->i64, ""), "");
+    p = band(L, p, LLVMBuildICmp(b, LLVMIntULT, pos, G->ext[td], ""));
+    o = LLVMBuildAdd(b, o, LLVMBuildMul(b, pos, G->A->stride[td], ""), "");
+  }
+  LLVMValueRef ptr = LLVMBuildGEP2(b, et, G->A->ptr, &o, 1, "");
+  LLVMValueRef slot = LLVMBuildGEP2(b, et, buf, &i, 1, "");
+  if (store) {
+    LLVMValueRef v = frommem(L, LLVMBuildLoad2(b, et, slot, ""), k);
+    gstore(L, ptr, band(L, p, owner(L, li, 0)), k, v);
+  } else {
+    LLVMBuildStore(b, tomem(L, gload(L, ptr, p, k, fill), k), slot);
+  }
+  loop_end(L, &cl, ci32(L, n));
+  for (int r = 0; !store && r < n; r++) {
+    LLVMValueRef cr = ci32(L, r);
+    t->r[r] = frommem(L, LLVMBuildLoad2(b, et, LLVMBuildGEP2(b, et, buf, &cr, 1, ""), ""), k);
+  }
+}
+
 /* Whether the vector path applies at run time (uniform over the CTA): unit last stride; base,
  * other strides, the last index and the last extent v-aligned. Edges are masked per run. */
 static LLVMValueRef vec_cond(lw *L, const argp *A, int R, int v, ir_kind k, const LLVMValueRef *idx,
@@ -1567,7 +1684,10 @@ static bool lower_block_access(lw *L, const ir_op *op, bool store) {
   LLVMBuildBr(b, join);
   LLVMPositionBuilderAtEnd(b, sbb);
   bacc_init(L, &G, A, li, R, idx, ext, ok, off, k, false);
-  elem_access(L, &G, store, t, k, fill);
+  if (t->n >= 64 && !li->anywrap && rlinear(li))
+    elem_loop(L, &G, store, t, k, fill);
+  else
+    elem_access(L, &G, store, t, k, fill);
   sbb = LLVMGetInsertBlock(b);
   LLVMBuildBr(b, join);
   LLVMPositionBuilderAtEnd(b, join);
@@ -2645,20 +2765,6 @@ static void branch_end(lw *L, LLVMBasicBlockRef join) {
   LLVMPositionBuilderAtEnd(L->b, join);
 }
 
-/* Marks the loop whose latch branch is br as not to be unrolled (llvm.loop.unroll.disable):
- * a rarely taken path kept small. */
-static void no_unroll(lw *L, LLVMValueRef br) {
-  static const char dis[] = "llvm.loop.unroll.disable";
-  LLVMMetadataRef name = LLVMMDStringInContext2(L->c, dis, sizeof dis - 1);
-  LLVMMetadataRef opt = LLVMMDNodeInContext2(L->c, &name, 1);
-  LLVMMetadataRef self = LLVMTemporaryMDNode(L->c, NULL, 0);
-  LLVMMetadataRef ops[2] = {self, opt};
-  LLVMMetadataRef id = LLVMMDNodeInContext2(L->c, ops, 2);
-  LLVMMetadataReplaceAllUsesWith(self, id); /* the loop ID refers to itself; frees self */
-  LLVMSetMetadata(br, LLVMGetMDKindIDInContext(L->c, "llvm.loop", 9),
-                  LLVMMetadataAsValue(L->c, id));
-}
-
 /* The slow path of copy_tile (any strides and base): a loop over this thread's elements,
  * t = ce j + e for chunk q = tid + j * threads of ce = 16 / size elements (row q / cpr, column
  * ce (q % cpr) + e), each a predicated element load (0 outside the tensor) and an element
@@ -2679,12 +2785,9 @@ static void copy_slow(lw *L, const pload *p, const sbuf *st, const LLVMValueRef 
   LLVMValueRef mine = LLVMBuildUDiv(
       b, LLVMBuildSub(b, ci32(L, chunks + L->threads - 1), L->tid, ""), ci32(L, L->threads), "");
   LLVMValueRef n = LLVMBuildMul(b, mine, ci32(L, ce), "");
-  LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
-  LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.slow.loop");
-  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.slow.done");
-  LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, ci32(L, 0), n, ""), loop, done);
-  LLVMPositionBuilderAtEnd(b, loop);
-  LLVMValueRef t = LLVMBuildPhi(b, L->i32, "t");
+  cloop cl;
+  LLVMValueRef t =
+      loop_begin(L, &cl, "cp.slow.loop", LLVMBuildICmp(b, LLVMIntULT, ci32(L, 0), n, ""));
   LLVMValueRef j = LLVMBuildLShr(b, t, ci32(L, lce), "");
   LLVMValueRef e = LLVMBuildAnd(b, t, ci32(L, ce - 1), "");
   LLVMValueRef q = LLVMBuildAdd(b, L->tid, LLVMBuildMul(b, j, ci32(L, L->threads), ""), "");
@@ -2702,13 +2805,7 @@ static void copy_slow(lw *L, const pload *p, const sbuf *st, const LLVMValueRef 
       gload(L, LLVMBuildGEP2(b, et, A->ptr, &o, 1, ""), in, k, LLVMConstNull(ty(L, k)));
   LLVMValueRef dst = sb_ptr(L, st, et, sb_index(L, st, row, col));
   LLVMSetAlignment(LLVMBuildStore(b, x, dst), (unsigned)esize(k));
-  LLVMValueRef t1 = LLVMBuildAdd(b, t, ci32(L, 1), "");
-  LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
-  no_unroll(L, LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, t1, n, ""), loop, done));
-  LLVMValueRef zero = ci32(L, 0);
-  LLVMAddIncoming(t, &zero, &pre, 1);
-  LLVMAddIncoming(t, &t1, &latch, 1);
-  LLVMPositionBuilderAtEnd(b, done);
+  loop_end(L, &cl, n);
 }
 
 /* Copies the tile of load p (its index operands lowered for the iteration being fetched) into
@@ -2834,24 +2931,12 @@ static bool pipe_prologue(lw *L, pipe *P, const ir_value *iv, LLVMValueRef lo, L
   L->sbase += P->ring;
   if (P->stages == 2)
     return fetch(L, P, iv, lo, hi, ci32(L, 0));
-  LLVMBuilderRef b = L->b;
-  LLVMBasicBlockRef pre = LLVMGetInsertBlock(b);
-  LLVMBasicBlockRef loop = LLVMAppendBasicBlockInContext(L->c, L->fn, "prologue");
-  LLVMBasicBlockRef done = LLVMAppendBasicBlockInContext(L->c, L->fn, "prologue.end");
-  LLVMBuildBr(b, loop);
-  LLVMPositionBuilderAtEnd(b, loop);
-  LLVMValueRef s = LLVMBuildPhi(b, L->i32, "s");
-  LLVMValueRef ivs = LLVMBuildNSWAdd(b, lo, LLVMBuildMul(b, step, s, ""), "");
+  cloop cl;
+  LLVMValueRef s = loop_begin(L, &cl, "prologue", NULL);
+  LLVMValueRef ivs = LLVMBuildNSWAdd(L->b, lo, LLVMBuildMul(L->b, step, s, ""), "");
   if (!fetch(L, P, iv, ivs, hi, s))
     return false;
-  LLVMValueRef s1 = LLVMBuildAdd(b, s, ci32(L, 1), "");
-  LLVMBasicBlockRef latch = LLVMGetInsertBlock(b);
-  no_unroll(L, LLVMBuildCondBr(b, LLVMBuildICmp(b, LLVMIntULT, s1, ci32(L, P->stages - 1), ""),
-                               loop, done));
-  LLVMValueRef zero = ci32(L, 0);
-  LLVMAddIncoming(s, &zero, &pre, 1);
-  LLVMAddIncoming(s, &s1, &latch, 1);
-  LLVMPositionBuilderAtEnd(b, done);
+  loop_end(L, &cl, ci32(L, P->stages - 1));
   return true;
 }
 

@@ -111,6 +111,7 @@ typedef struct prog {
   int *vals;
   size_t cap;
   uint64_t smem;
+  int64_t frame; /* bytes of local memory per thread (the allocas, 16-aligned each) */
   char err[512];
 } prog;
 
@@ -552,6 +553,17 @@ static bool decode(prog *P, LLVMValueRef fn) {
       case LLVMExtractElement:
       case LLVMRet:
         break;
+      case LLVMAlloca: { /* [n x T] or T in this thread's frame: I->idx = offset */
+        LLVMTypeRef at = LLVMGetAllocatedType(in);
+        int64_t size = LLVMGetTypeKind(at) == LLVMArrayTypeKind
+                           ? (int64_t)LLVMGetArrayLength2(at) * desc(LLVMGetElementType(at)).size
+                           : desc(at).size;
+        if (size <= 0)
+          return fail_decode(P, in, "alloca of an unsupported type");
+        I->idx = (unsigned)P->frame;
+        P->frame += (size + 15) / 16 * 16;
+        break;
+      }
       default:
         return fail_decode(P, in, "unsupported instruction");
       }
@@ -588,7 +600,7 @@ typedef struct sim {
   prog *P;
   int threads;
   uint32_t ctaid[3], nctaid[3];
-  range mem[IR_MAX_ARGS + 1];
+  range mem[IR_MAX_ARGS + 2]; /* the arguments, shared memory, local memory */
   int nmem;
   char err[512];
   long long steps;
@@ -600,7 +612,8 @@ typedef struct sim {
   int *shadow; /* per shared-memory byte: 0, PENDING | tid, LANDED | tid (written, unpublished) */
   struct cpy *cps; /* cp.async copies not yet landed */
   int ncps, capcps;
-  int *groups; /* per thread: cp.async groups committed so far */
+  int *groups;          /* per thread: cp.async groups committed so far */
+  unsigned char *local; /* threads x P->frame bytes: each thread's allocas */
 } sim;
 
 /* One cp.async in flight: issued by tid, in commit group `group` (-1: not committed yet). */
@@ -618,6 +631,13 @@ static bool mem_ok(sim *S, uint64_t a, int size) {
     if (a >= S->mem[i].lo && a + (uint64_t)size <= S->mem[i].hi)
       return true;
   return false;
+}
+
+/* Whether a is in global memory (not shared, not a thread's local array). */
+static bool is_global(const sim *S, uint64_t a) {
+  uint64_t lo = (uint64_t)(uintptr_t)S->local;
+  uint64_t hi = lo + (uint64_t)S->threads * (uint64_t)S->P->frame;
+  return (a < S->P->smem || a >= S->P->smem + S->smem_bytes) && (a < lo || a >= hi);
 }
 
 static int memfail(sim *S, uint64_t a, int size, const char *what) {
@@ -907,6 +927,9 @@ static int step(sim *S, thr *T, int tid) {
   case LLVMRet:
     T->state = DONE;
     return 0;
+  case LLVMAlloca:
+    seti(&r, (uint64_t)(uintptr_t)(S->local + (size_t)tid * (size_t)P->frame + I->idx), 64);
+    break;
   case LLVMBr:
     enter(S, T, I->succ[I->n && !geti(a, 1) ? 1 : 0]);
     return 0;
@@ -1016,7 +1039,7 @@ static int step(sim *S, thr *T, int tid) {
       return memfail(S, addr, I->t.size, "load");
     if (pending(S, addr, I->t.size, tid, false))
       return -1;
-    S->gvec += I->t.k == T_VEC && (addr < P->smem || addr >= P->smem + S->smem_bytes);
+    S->gvec += I->t.k == T_VEC && is_global(S, addr);
     memcpy(r.b, (const void *)(uintptr_t)addr, (size_t)I->t.size);
     break;
   }
@@ -1027,7 +1050,7 @@ static int step(sim *S, thr *T, int tid) {
     if (pending(S, addr, I->t0.size, tid, true))
       return -1;
     bool shared = addr >= P->smem && addr < P->smem + S->smem_bytes;
-    S->gvec += I->t0.k == T_VEC && !shared;
+    S->gvec += I->t0.k == T_VEC && is_global(S, addr);
     for (int i = 0; shared && i < I->t0.size; i++)
       S->shadow[addr + (uint64_t)i - P->smem] = LANDED | tid;
     memcpy((void *)(uintptr_t)addr, a->b, (size_t)I->t0.size);
@@ -1287,7 +1310,10 @@ static int run_cta(sim *S, thr *th, const V *params) {
 
 /* Shared-memory accesses of ldmatrix and cp.async, and their bank conflicts, summed over the
  * kernels run since the last reset. */
-static struct { long long ldm_accesses, ldm_conflicts, cp_accesses, cp_conflicts, gvec; } bank;
+static struct {
+  long long ldm_accesses, ldm_conflicts, cp_accesses, cp_conflicts, gvec;
+  long long elem_loops; /* element-path loops (the vector path's fallback) in the lowered IR */
+} bank;
 
 /* Runs the kernel (LLVM IR text ll, entry `name`) over its grid on p's host buffers. */
 static int run_kernel(const char *ll, const char *name, const ir_kernel *k, kn_problem *p,
@@ -1357,6 +1383,9 @@ static int run_kernel(const char *ll, const char *name, const ir_kernel *k, kn_p
   S.threads = threads;
   S.smem_bytes = (uint64_t)smem_bytes;
   S.shadow = calloc((size_t)smem_bytes + 1, sizeof(int));
+  S.local = calloc((size_t)threads * (size_t)P.frame + 1, 1);
+  S.mem[S.nmem++] = (range){(uint64_t)(uintptr_t)S.local,
+                            (uint64_t)(uintptr_t)S.local + (uint64_t)threads * (uint64_t)P.frame};
   S.groups = calloc((size_t)threads, sizeof(int));
   S.phitmp = calloc((size_t)P.nins + 1, sizeof(V));
   th = calloc((size_t)threads, sizeof *th);
@@ -1389,6 +1418,7 @@ done:
   free(th);
   free(S.phitmp);
   free(S.shadow);
+  free(S.local);
   free(S.groups);
   free(S.cps);
   free(smem);
@@ -1451,6 +1481,8 @@ static void run_case(const char *kernel, const char *shape_spec, const char *set
     fprintf(stderr, "  %s: %s\n", what, err);
     goto done;
   }
+  for (const char *e = out.llvm; (e = strstr(e, "\nelem.loop")); e++)
+    bank.elem_loops++;
   if (!CHECK(run_kernel(out.llvm, out.name, spec, &p, out.stats.threads, out.stats.smem_bytes, err,
                         sizeof err) == 0)) {
     fprintf(stderr, "  %s: %s\n", what, err);
@@ -1888,11 +1920,17 @@ static void pipeline_paths(void) {
       {"matmul", "M=40,N=72,K=48,transb=1", "BM=32,BN=64,BK=16,WARPS=4,STAGES=4", true, true},
       {"matmul", "M=64,N=64,K=64", "BM=32,BN=32,BK=16,WARPS=2,STAGES=1", false, true},
       {"bsmatmul", "M=70,N=64,K=96,block=32", "BM=32,WARPS=2,STAGES=4", true, true},
+      /* odd N: B copied by the element loop, C stored by elem_loop (64 registers a thread) */
+      {"matmul", "M=64,N=63,K=64", "BM=64,BN=128,BK=32,WARPS=4", true, false},
+      /* odd K, not pipelined: A loaded by elem_loop (64 registers a thread), C vectors */
+      {"matmul", "M=70,N=64,K=63", "BM=128,BN=64,BK=64,WARPS=4,STAGES=1", false, true},
       {"attention", "H=2,S=70,SKV=90,D=64,causal=1", "BM=32,BN=16,WARPS=2,STAGES=3", true, true},
   };
+  long long loops = 0;
   for (size_t i = 0; i < sizeof pc / sizeof pc[0]; i++) {
     memset(&bank, 0, sizeof bank);
     run_case(pc[i].kernel, pc[i].shape, pc[i].set, NULL, 0);
+    loops += bank.elem_loops;
     if (!CHECK(pc[i].cp == (bank.cp_accesses > 0)))
       fprintf(stderr, "  %s %s %s: %lld cp.async accesses, expected %s\n", pc[i].kernel,
               pc[i].shape, pc[i].set, bank.cp_accesses, pc[i].cp ? "some" : "none");
@@ -1900,6 +1938,7 @@ static void pipeline_paths(void) {
       fprintf(stderr, "  %s %s %s: %lld vector global accesses, expected %s\n", pc[i].kernel,
               pc[i].shape, pc[i].set, bank.gvec, pc[i].vec ? "some" : "none");
   }
+  CHECK(loops > 0); /* the odd-shape cases above ran the element-path loop (elem_loop) */
 }
 
 int main(int argc, char **argv) {
