@@ -773,8 +773,9 @@ static LLVMValueRef scdiv(LLVMBuilderRef b, LLVMValueRef x, LLVMValueRef y) {
   LLVMTypeRef t = LLVMTypeOf(x);
   LLVMValueRef z = LLVMConstNull(t);
   LLVMValueRef q = sdivrem(b, x, y, false), m = sdivrem(b, x, y, true);
-  LLVMValueRef same = LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildICmp(b, LLVMIntSLT, x, z, ""),
-                                    LLVMBuildICmp(b, LLVMIntSLT, y, z, ""), "");
+  LLVMValueRef xneg = LLVMBuildICmp(b, LLVMIntSLT, x, z, ""); /* one per statement: C leaves */
+  LLVMValueRef yneg = LLVMBuildICmp(b, LLVMIntSLT, y, z, ""); /* argument order unspecified */
+  LLVMValueRef same = LLVMBuildICmp(b, LLVMIntEQ, xneg, yneg, "");
   LLVMValueRef up = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntNE, m, z, ""), same, "");
   return LLVMBuildAdd(b, q, LLVMBuildZExt(b, up, t, ""), "");
 }
@@ -1090,7 +1091,8 @@ static LLVMValueRef compare(lw *L, int pred, LLVMValueRef x, LLVMValueRef y, ir_
   if (isflt(k)) {
     static const LLVMRealPredicate fp[] = {LLVMRealOEQ, LLVMRealUNE, LLVMRealOLT,
                                            LLVMRealOLE, LLVMRealOGT, LLVMRealOGE};
-    return LLVMBuildFCmp(L->b, fp[pred], up(L, x, k), up(L, y, k), "");
+    LLVMValueRef ux = up(L, x, k), uy = up(L, y, k);
+    return LLVMBuildFCmp(L->b, fp[pred], ux, uy, "");
   }
   static const LLVMIntPredicate sp[] = {LLVMIntEQ,  LLVMIntNE,  LLVMIntSLT,
                                         LLVMIntSLE, LLVMIntSGT, LLVMIntSGE};
@@ -1910,9 +1912,9 @@ static LLVMValueRef shfl(lw *L, LLVMValueRef v, int m, ir_kind k) {
     LLVMValueRef lo = shfl32(L, LLVMBuildTrunc(b, x, L->i32, ""), m);
     LLVMValueRef hi =
         shfl32(L, LLVMBuildTrunc(b, LLVMBuildLShr(b, x, ci64(L, 32), ""), L->i32, ""), m);
-    LLVMValueRef r =
-        LLVMBuildOr(b, LLVMBuildZExt(b, lo, L->i64, ""),
-                    LLVMBuildShl(b, LLVMBuildZExt(b, hi, L->i64, ""), ci64(L, 32), ""), "");
+    LLVMValueRef lo64 = LLVMBuildZExt(b, lo, L->i64, "");
+    LLVMValueRef r = LLVMBuildOr(
+        b, lo64, LLVMBuildShl(b, LLVMBuildZExt(b, hi, L->i64, ""), ci64(L, 32), ""), "");
     return k == IR_F64 ? LLVMBuildBitCast(b, r, L->f64, "") : r;
   }
   }
@@ -2208,8 +2210,8 @@ static void sb_store(lw *L, const sbuf *s, linfo *li, LLVMValueRef *regs, const 
       continue;
     }
     int v = sb_vec(s, li, r, li->a.nregs - r, skip);
-    LLVMValueRef idx = sb_index(L, s, coord(L, li, r, s->sd), coord(L, li, r, s->cd));
-    LLVMValueRef val = regs[r];
+    LLVMValueRef row = coord(L, li, r, s->sd), col = coord(L, li, r, s->cd);
+    LLVMValueRef idx = sb_index(L, s, row, col), val = regs[r];
     if (v > 1) {
       val = LLVMGetUndef(LLVMVectorType(et, (unsigned)v));
       for (int j = 0; j < v; j++)
@@ -2223,7 +2225,8 @@ static void sb_store(lw *L, const sbuf *s, linfo *li, LLVMValueRef *regs, const 
 
 /* Register r of layout li (element kind k) loaded from s. */
 static LLVMValueRef sb_load(lw *L, const sbuf *s, linfo *li, int r, ir_kind k) {
-  LLVMValueRef idx = sb_index(L, s, coord(L, li, r, s->sd), coord(L, li, r, s->cd));
+  LLVMValueRef row = coord(L, li, r, s->sd), col = coord(L, li, r, s->cd);
+  LLVMValueRef idx = sb_index(L, s, row, col);
   LLVMValueRef ld = LLVMBuildLoad2(L->b, ty(L, k), sb_ptr(L, s, ty(L, k), idx), "");
   LLVMSetAlignment(ld, (unsigned)s->es);
   return ld;
@@ -2796,8 +2799,8 @@ static void copy_slow(lw *L, const pload *p, const sbuf *st, const LLVMValueRef 
       b, LLVMBuildMul(b, LLVMBuildURem(b, q, ci32(L, cpr), ""), ci32(L, ce), ""), e, "");
   LLVMValueRef grow = LLVMBuildAdd(b, idx[R - 2], LLVMBuildZExt(b, row, L->i64, ""), "");
   LLVMValueRef gcol = LLVMBuildAdd(b, idx[R - 1], LLVMBuildZExt(b, col, L->i64, ""), "");
-  LLVMValueRef in = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, grow, rows, ""),
-                                 LLVMBuildICmp(b, LLVMIntULT, gcol, cols, ""), "");
+  LLVMValueRef rin = LLVMBuildICmp(b, LLVMIntULT, grow, rows, "");
+  LLVMValueRef in = LLVMBuildAnd(b, rin, LLVMBuildICmp(b, LLVMIntULT, gcol, cols, ""), "");
   in = band(L, in, lead);
   LLVMValueRef o = LLVMBuildAdd(b, off, LLVMBuildMul(b, grow, A->stride[R - 2], ""), "");
   o = LLVMBuildAdd(b, o, LLVMBuildMul(b, gcol, A->stride[R - 1], ""), "");
