@@ -6,7 +6,7 @@
 # kernel with --gpu --check at small and odd shapes; then timings at the DESIGN.md shapes. Each
 # run's JSON goes to $OUT (default ./gpu-out); the last lines printed are a short table.
 set -uo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
 BUILD=${BUILD_DIR:-build}
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
@@ -97,6 +97,15 @@ run bsmm_4096_25 bsmatmul --shape M=4096,N=4096,K=4096,block=64,density=0.25 --r
 "$TILEC" bench launch matmul --shape M=128,N=128,K=128 --set BM=64,BN=64 \
   >"$OUT/bench_launch.txt" 2>&1 || echo "bench launch failed" >>"$OUT/bench_launch.txt"
 add_row "$(tr '\n' ' ' <"$OUT/bench_launch.txt")"
+
+# compile time on this machine's CPU (DESIGN.md's IR -> PTX target is an H200-host number):
+# median of 10 compilations of each default config, per phase; details in bench_compile.txt
+for k in matmul attention bsattention bsmatmul; do
+  "$TILEC" bench compile "$k" --reps 10 >>"$OUT/bench_compile.txt" 2>&1 ||
+    echo "bench compile $k failed (exit $?)" >>"$OUT/bench_compile.txt"
+done
+add_row "$(grep -E '^[a-z]+ for |IR -> PTX total|PTX -> cubin' "$OUT/bench_compile.txt" | tr -s ' ' |
+  paste -sd' ')"
 
 # tuning sweeps (the autotuner issue): matmul 4096^3, a decode shape, attention; each limited
 # in time; the database is private to this run, in $OUT (--db: a path given is not subject to
