@@ -7,14 +7,8 @@
 set -euo pipefail
 tilec=$1
 src=$2
-nvdisasm=${TILEC_NVDISASM:-}
-if [[ -z $nvdisasm ]]; then
-  for c in "${CUDA_HOME:-/usr/local/cuda}/bin/nvdisasm" \
-    $(python3 -c 'import nvidia, os; print(*(os.path.join(p, "cu13/bin/nvdisasm") for p in nvidia.__path__))' 2>/dev/null); do
-    [[ -x $c ]] && nvdisasm=$c && break
-  done
-fi
-[[ -n $nvdisasm && -x $nvdisasm ]] || { echo "nvdisasm not found: skipped"; exit 77; }
+# shellcheck source=tests/cli/nvdisasm.sh
+source "$(dirname "$0")/nvdisasm.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0

@@ -1089,6 +1089,26 @@ static int step(sim *S, thr *T, int tid) {
   return 0;
 }
 
+/* D = A B + C of one m16n8kK mma (A 16 x K row-major, B K x 8 row-major), summed in double and
+ * rounded once to f32, into the D fragments of the 32 lanes (register i of lane l = 4g + t holds
+ * row g + 8 (i >> 1), column 2t + (i & 1)). */
+static void mma_store(thr *W, const ins *I, const double *A, const double *B, double C[16][8],
+                      int K) {
+  for (int l = 0; l < 32; l++) {
+    int g = l / 4, t = l % 4;
+    V r;
+    memset(&r, 0, sizeof r);
+    for (int i = 0; i < 4; i++) {
+      int row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
+      double s = C[row][col];
+      for (int kk = 0; kk < K; kk++)
+        s += A[row * K + kk] * B[kk * 8 + col];
+      setf_raw(r.b + 4 * i, s, T_F32);
+    }
+    W[l].r[I->dst] = r;
+  }
+}
+
 /* mma.sync.aligned.m16n8k16.row.col.f32.{bf16,f16}: the fragments of the 32 lanes of a warp as
  * the PTX ISA defines them (groupID g = lane / 4, threadID_in_group t = lane % 4). */
 static void mma(sim *S, thr *W, const ins *I) {
@@ -1110,19 +1130,7 @@ static void mma(sim *S, thr *W, const ins *I) {
     for (int i = 0; i < 4; i++)
       C[g + 8 * (i >> 1)][2 * t + (i & 1)] = getf(val(&W[l], &I->o[6 + i]), T_F32);
   }
-  for (int l = 0; l < 32; l++) {
-    int g = l / 4, t = l % 4;
-    V r;
-    memset(&r, 0, sizeof r);
-    for (int i = 0; i < 4; i++) {
-      int row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
-      double s = C[row][col];
-      for (int kk = 0; kk < 16; kk++)
-        s += A[row][kk] * B[kk][col];
-      setf_raw(r.b + 4 * i, s, T_F32);
-    }
-    W[l].r[I->dst] = r;
-  }
+  mma_store(W, I, &A[0][0], &B[0][0], C, 16);
   (void)S;
 }
 
@@ -1148,19 +1156,7 @@ static void mma_f8(thr *W, const ins *I) {
     for (int i = 0; i < 4; i++)
       C[g + 8 * (i >> 1)][2 * t + (i & 1)] = getf(val(&W[l], &I->o[6 + i]), T_F32);
   }
-  for (int l = 0; l < 32; l++) {
-    int g = l / 4, t = l % 4;
-    V r;
-    memset(&r, 0, sizeof r);
-    for (int i = 0; i < 4; i++) {
-      int row = g + 8 * (i >> 1), col = 2 * t + (i & 1);
-      double s = C[row][col];
-      for (int kk = 0; kk < 32; kk++)
-        s += A[row][kk] * B[kk][col];
-      setf_raw(r.b + 4 * i, s, T_F32);
-    }
-    W[l].r[I->dst] = r;
-  }
+  mma_store(W, I, &A[0][0], &B[0][0], C, 32);
 }
 
 /* ldmatrix.sync.aligned.m8n8.x{n}[.trans].b16, as the PTX ISA defines it: lane 8i + j gives
