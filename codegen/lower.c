@@ -632,10 +632,41 @@ static LLVMValueRef pidx(lw *L, splan *p, int r) {
   return idx ? idx : ci32(L, 0);
 }
 
+/* vwidth of a plan that is not affine (a wrapped dim with a stride): the index of register
+ * r + j must be that of register r plus j, and the index of r a multiple of v, in every thread
+ * (checked for each one, as ccoord wraps them). */
+static int64_t cindex(const splan *p, int t, int r) {
+  int64_t c[IR_MAX_RANK], x = 0;
+  ccoord(p->li, t, r, c);
+  for (int d = 0; d < p->li->rank; d++)
+    x += c[d] * p->st[d];
+  return x;
+}
+
+static int vwidth_wrap(const splan *p, int r, int left, ir_kind k, int64_t base, const bool *skip) {
+  int threads = 1 << p->li->a.nbits;
+  for (int v = 16 / esize(k); v >= 2; v /= 2) {
+    bool ok = v <= left;
+    for (int j = 1; j < v && ok; j++)
+      ok = !(skip && skip[r + j]);
+    for (int t = 0; t < threads && ok; t++) {
+      int64_t x = cindex(p, t, r);
+      ok = (base + x) % v == 0;
+      for (int j = 1; j < v && ok; j++)
+        ok = cindex(p, t, r + j) == x + j;
+    }
+    if (ok)
+      return v;
+  }
+  return 1;
+}
+
 /* Registers r .. r+v-1 form one aligned vector access (largest v of at most 16 bytes). */
 static int vwidth(const splan *p, int r, int left, ir_kind k, int64_t base, const bool *skip) {
-  if (!p->affine || k == IR_PTR)
+  if (k == IR_PTR)
     return 1;
+  if (!p->affine)
+    return vwidth_wrap(p, r, left, k, base, skip);
   int64_t c0 = plc(p, r);
   for (int v = 16 / esize(k); v >= 2; v /= 2) {
     if (v > left || (c0 + base) % v || p->align % v)
@@ -1143,6 +1174,20 @@ static bool lower_elementwise(lw *L, const ir_op *op) {
       return false;
   tv *out = def(L, res);
   LLVMValueRef a[3];
+  if (op->code == IR_OP_CAST && ekind(op->operands[0]) == IR_F32 && half(ekind(res)) &&
+      out->n % 2 == 0) {
+    /* f32 -> f16/bf16 two registers at a time: one cvt.rn.{b}f16x2.f32 on sm_80+ */
+    LLVMTypeRef v2 = LLVMVectorType(L->f32, 2), h2 = LLVMVectorType(ty(L, ekind(res)), 2);
+    for (int i = 0; i < out->n; i += 2) {
+      LLVMValueRef v = LLVMGetUndef(v2);
+      for (int j = 0; j < 2; j++)
+        v = LLVMBuildInsertElement(L->b, v, reg(L, op->operands[0], i + j), ci32(L, j), "");
+      LLVMValueRef h = LLVMBuildFPTrunc(L->b, v, h2, "");
+      for (int j = 0; j < 2; j++)
+        out->r[i + j] = LLVMBuildExtractElement(L->b, h, ci32(L, j), "");
+    }
+    return true;
+  }
   for (int i = 0; i < out->n; i++) {
     for (int j = 0; j < op->nopnd && j < 3; j++)
       a[j] = reg(L, op->operands[j], i);
@@ -1287,9 +1332,10 @@ static int gvec(const linfo *li, ir_kind k) {
 /* ---- block loads and stores ---------------------------------------------------------- */
 
 /* pred ? *addr : fill, or if (pred) *addr = val, for a run of v elements of kind k as one
- * predicated vector access of 4, 8 or 16 bytes (ld/st.global[.v2|.v4].b32). */
+ * predicated vector access of 4, 8 or 16 bytes (ld/st.global[.v2|.v4].b32). A load also gives
+ * the run as one <v x memty> vector in *run when run is not NULL. */
 static void gvec_access(lw *L, LLVMValueRef addr, LLVMValueRef pred, ir_kind k, int v, bool store,
-                        LLVMValueRef *vals) {
+                        LLVMValueRef *vals, LLVMValueRef *run) {
   LLVMBuilderRef b = L->b;
   LLVMTypeRef et = memty(L, k);
   int words = v * esize(k) / 4;
@@ -1342,6 +1388,8 @@ static void gvec_access(lw *L, LLVMValueRef addr, LLVMValueRef pred, ir_kind k, 
                                    "");
   }
   got = LLVMBuildBitCast(b, got, vt, "");
+  if (run)
+    *run = got;
   for (int j = 0; j < v; j++)
     vals[j] = frommem(L, LLVMBuildExtractElement(b, got, ci32(L, j), ""), k);
 }
@@ -1433,8 +1481,8 @@ static const brow *brow_of(lw *L, bacc *G, int i) {
 
 /* The vector path: runs of v registers, each one predicated vector access (a run is wholly
  * inside or outside the tensor: the runtime test guarantees v-aligned positions and a last
- * extent that is a multiple of v). */
-static void vec_access(lw *L, bacc *G, bool store, tv *t, int v, ir_kind k) {
+ * extent that is a multiple of v). A load also gives run i / v as vector runs[i / v]. */
+static void vec_access(lw *L, bacc *G, bool store, tv *t, int v, ir_kind k, LLVMValueRef *runs) {
   int last = G->r - 1;
   for (int i = 0; i < t->n; i += v) {
     const brow *w = brow_of(L, G, i);
@@ -1442,7 +1490,8 @@ static void vec_access(lw *L, bacc *G, bool store, tv *t, int v, ir_kind k) {
     bpos(L, G, last, c);
     LLVMValueRef co = ci64(L, c);
     LLVMValueRef ptr = c ? LLVMBuildGEP2(L->b, G->et, w->ptr, &co, 1, "") : w->ptr;
-    gvec_access(L, ptr, band(L, w->pred, G->in[last][c]), k, v, store, t->r + i);
+    gvec_access(L, ptr, band(L, w->pred, G->in[last][c]), k, v, store, t->r + i,
+                runs ? &runs[i / v] : NULL);
   }
 }
 
@@ -1670,6 +1719,7 @@ static bool lower_block_access(lw *L, const ir_op *op, bool store) {
     return true;
   }
   LLVMValueRef *vout = alloc(L, sizeof(LLVMValueRef) * (size_t)t->n);
+  LLVMValueRef *runs = store ? NULL : alloc(L, sizeof(LLVMValueRef) * (size_t)(t->n / v));
   if (!store)
     for (int i = 0; i < t->n; i++)
       vout[i] = fill;
@@ -1681,7 +1731,7 @@ static bool lower_block_access(lw *L, const ir_op *op, bool store) {
   bacc_init(L, &G, A, li, R, idx, ext, ok, off, k, true);
   tv vt = *t;
   vt.r = store ? t->r : vout;
-  vec_access(L, &G, store, &vt, v, k);
+  vec_access(L, &G, store, &vt, v, k, runs);
   vbb = LLVMGetInsertBlock(b);
   LLVMBuildBr(b, join);
   LLVMPositionBuilderAtEnd(b, sbb);
@@ -1690,16 +1740,27 @@ static bool lower_block_access(lw *L, const ir_op *op, bool store) {
     elem_loop(L, &G, store, t, k, fill);
   else
     elem_access(L, &G, store, t, k, fill);
+  /* A loaded run joins as one vector phi (what the SLP vectorizer made of per-element phis:
+   * the run stays in its 32-bit registers through the join). */
+  LLVMTypeRef rt = LLVMVectorType(memty(L, k), (unsigned)v);
+  LLVMValueRef *eruns = store ? NULL : alloc(L, sizeof(LLVMValueRef) * (size_t)(t->n / v));
+  for (int i = 0; i < t->n && !store; i += v) {
+    LLVMValueRef e = LLVMGetUndef(rt);
+    for (int j = 0; j < v; j++)
+      e = LLVMBuildInsertElement(b, e, tomem(L, t->r[i + j], k), ci32(L, j), "");
+    eruns[i / v] = e;
+  }
   sbb = LLVMGetInsertBlock(b);
   LLVMBuildBr(b, join);
   LLVMPositionBuilderAtEnd(b, join);
-  for (int i = 0; i < t->n && !store; i++) {
-    LLVMValueRef phi = LLVMBuildPhi(b, ty(L, k), "");
-    LLVMValueRef in[2] = {vout[i], t->r[i]};
+  for (int i = 0; i < t->n && !store; i += v) {
+    LLVMValueRef in[2] = {runs[i / v], eruns[i / v]};
     LLVMBasicBlockRef from[2] = {vbb, sbb};
-    LLVMAddIncoming(phi, in, from, 2);
-    t->r[i] = phi;
+    runs[i / v] = LLVMBuildPhi(b, rt, "");
+    LLVMAddIncoming(runs[i / v], in, from, 2);
   }
+  for (int i = 0; i < t->n && !store; i++)
+    t->r[i] = frommem(L, LLVMBuildExtractElement(b, runs[i / v], ci32(L, i % v), ""), k);
   return true;
 }
 
@@ -3346,7 +3407,11 @@ static char *dupmem(const char *p, size_t n) {
  * (the 2nd and the last four): instcombine was 57 % of O3's time on the default matmul. On the
  * default configs of the four kernels it gives the PTX of default<O3> (byte for byte for three,
  * 2 lines apart for bsattention), and the same ptxas registers, spills and SASS count on 27
- * config x target pairs, with 26-30 % less optimizer work (docs/codegen.md, "Compile time"). */
+ * config x target pairs, with 26-30 % less optimizer work (docs/codegen.md, "Compile time").
+ * Nor does it run the SLP vectorizer (and the vector-combine after it): it was a third of the
+ * optimizer's time, spent on the lowering's build-vectors, and what it found the lowering now
+ * emits itself (paired f32 -> f16/bf16 conversions, loaded runs joined as vectors, vector
+ * shared-memory accesses of wrapped layouts). */
 #define SCFG                                                                                       \
   "simplifycfg<bonus-inst-threshold=1;no-forward-switch-cond;switch-range-to-icmp;"                \
   "no-switch-to-lookup;keep-loops;no-hoist-common-insts;no-sink-common-insts;"                     \
@@ -3393,8 +3458,7 @@ static const char o3_passes[] =
     "deadargelim,globalopt,globaldce,elim-avail-extern,rpo-function-attrs,"
     "recompute-globalsaa,function<eager-inv>(lower-constant-intrinsics,"
     "loop(loop-rotate<header-duplication;no-prepare-for-lto>,loop-deletion),"
-    "inject-tli-mappings,infer-alignment," SCFG_VEC
-    ",slp-vectorizer,vector-combine,loop-unroll<O3>,transform-warning,"
+    "inject-tli-mappings,infer-alignment," SCFG_VEC ",loop-unroll<O3>,transform-warning,"
     "sroa<preserve-cfg>,infer-alignment,loop-mssa(licm<allowspeculation>),"
     "alignment-from-assumptions,loop-sink,instsimplify,div-rem-pairs,tailcallelim," SCFG_LATE
     "),globaldce,constmerge,function(annotation-remarks)";

@@ -1014,7 +1014,13 @@ static int step(sim *S, thr *T, int tid) {
     break;
   case LLVMFPTrunc:
   case LLVMFPExt:
-    setf(&r, getf(a, I->t0.k), I->t.k);
+    if (I->t.k == T_VEC) { /* elementwise (the paired f32 -> f16/bf16 conversion) */
+      int es0 = I->t0.size / I->t0.n, es = I->t.size / I->t.n;
+      for (int e = 0; e < I->t.n; e++)
+        setf_raw(r.b + e * es, getf_raw(a->b + e * es0, I->t0.ek), I->t.ek);
+    } else {
+      setf(&r, getf(a, I->t0.k), I->t.k);
+    }
     break;
   case LLVMSIToFP:
     setf(&r, (double)gets(a, I->t0.bits), I->t.k);
