@@ -211,6 +211,47 @@ static LLVMValueRef frommem(lw *L, LLVMValueRef v, ir_kind k) {
   return k == IR_I1 ? LLVMBuildICmp(L->b, LLVMIntNE, v, LLVMConstNull(L->i8), "") : v;
 }
 
+/* The vector <n x memty(k)> of registers r[0 .. n). Where consecutive registers are all the
+ * elements of one vector in order (the paired conversions give <2 x half/bfloat>), that vector
+ * is reused and the pieces concatenated (shufflevector), not rebuilt element by element: the
+ * optimizer and instruction selection would spend time undoing the extract/insert pairs. */
+static LLVMValueRef vec_of(lw *L, LLVMValueRef *r, int n, ir_kind k) {
+  LLVMTypeRef et = k == IR_I1 ? L->i8 : ty(L, k);
+  LLVMValueRef piece[16];
+  int m = 0, w = 0;
+  for (int i = 0; i < n && n <= 16 && m >= 0;) {
+    LLVMValueRef src = LLVMIsAExtractElementInst(r[i]) ? LLVMGetOperand(r[i], 0) : NULL;
+    int sw = src ? (int)LLVMGetVectorSize(LLVMTypeOf(src)) : 0;
+    if (!src || LLVMTypeOf(r[i]) != et || (w && sw != w) || i + sw > n) {
+      m = -1;
+      break;
+    }
+    for (int j = 0; j < sw && m >= 0; j++) {
+      LLVMValueRef e = r[i + j], ix = LLVMIsAExtractElementInst(e) ? LLVMGetOperand(e, 1) : NULL;
+      if (!ix || LLVMGetOperand(e, 0) != src || !LLVMIsAConstantInt(ix) ||
+          LLVMConstIntGetZExtValue(ix) != (unsigned long long)j)
+        m = -1;
+    }
+    if (m >= 0)
+      piece[m++] = src, w = sw, i += sw;
+  }
+  if (m > 0 && !(m & (m - 1))) {
+    for (; m > 1; m /= 2, w *= 2) {
+      LLVMValueRef mask[16];
+      for (int j = 0; j < 2 * w; j++)
+        mask[j] = ci32(L, j);
+      for (int j = 0; j < m / 2; j++)
+        piece[j] = LLVMBuildShuffleVector(L->b, piece[2 * j], piece[2 * j + 1],
+                                          LLVMConstVector(mask, (unsigned)(2 * w)), "");
+    }
+    return piece[0];
+  }
+  LLVMValueRef v = LLVMGetUndef(LLVMVectorType(et, (unsigned)n));
+  for (int j = 0; j < n; j++)
+    v = LLVMBuildInsertElement(L->b, v, tomem(L, r[j], k), ci32(L, j), "");
+  return v;
+}
+
 /* A call of the intrinsic `name`, overloaded on ovl[0 .. novl). */
 static LLVMValueRef intr(lw *L, LLVMBuilderRef b, const char *name, LLVMTypeRef *ovl, int novl,
                          LLVMValueRef *args, int nargs) {
@@ -710,13 +751,7 @@ static void sstore(lw *L, splan *p, LLVMValueRef *regs, const bool *skip, ir_kin
     }
     int v = vwidth(p, r, first + count - r, k, base, skip);
     LLVMValueRef ptr = sptr(L, et, byte_off, pidx(L, p, r)), val, st;
-    if (v == 1) {
-      val = tomem(L, regs[r], k);
-    } else {
-      val = LLVMGetUndef(LLVMVectorType(et, (unsigned)v));
-      for (int j = 0; j < v; j++)
-        val = LLVMBuildInsertElement(L->b, val, tomem(L, regs[r + j], k), ci32(L, j), "");
-    }
+    val = v == 1 ? tomem(L, regs[r], k) : vec_of(L, regs + r, v, k);
     st = LLVMBuildStore(L->b, val, ptr);
     LLVMSetAlignment(st, (unsigned)(v * esize(k)));
     r += v;
@@ -1343,9 +1378,10 @@ static void gvec_access(lw *L, LLVMValueRef addr, LLVMValueRef pred, ir_kind k, 
   LLVMTypeRef wt = words > 1 ? LLVMVectorType(L->i32, (unsigned)words) : L->i32;
   static const char *const vsuf[] = {"", "", ".v2", "", ".v4"};
   char text[96], cons[64], *tp = text, *cp = cons;
-  LLVMValueRef args[8], vec = LLVMGetUndef(vt);
-  for (int j = 0; j < v; j++)
-    vec = LLVMBuildInsertElement(b, vec, tomem(L, vals[j], k), ci32(L, j), "");
+  LLVMValueRef args[8], vec = store ? vec_of(L, vals, v, k) : LLVMGetUndef(vt);
+  if (!store)
+    for (int j = 0; j < v; j++)
+      vec = LLVMBuildInsertElement(b, vec, tomem(L, vals[j], k), ci32(L, j), "");
   LLVMValueRef w = LLVMBuildBitCast(b, vec, wt, "");
   const char *open = words > 1 ? "{" : "", *close = words > 1 ? "}" : "";
   if (store) {
@@ -1610,11 +1646,8 @@ static void elem_loop(lw *L, bacc *G, bool store, tv *t, ir_kind k, LLVMValueRef
   LLVMValueRef buf = LLVMBuildAlloca(L->pb, LLVMArrayType(et, (unsigned)n), "regs");
   LLVMSetAlignment(buf, 16);
   int vw = 16 / esize(k) < n ? 16 / esize(k) : n; /* 16-byte stores into the array */
-  LLVMTypeRef vt = LLVMVectorType(et, (unsigned)vw);
   for (int i = 0; store && i < n; i += vw) {
-    LLVMValueRef ci = ci32(L, i), v = LLVMGetUndef(vt);
-    for (int j = 0; j < vw; j++)
-      v = LLVMBuildInsertElement(b, v, tomem(L, t->r[i + j], k), ci32(L, j), "");
+    LLVMValueRef ci = ci32(L, i), v = vec_of(L, t->r + i, vw, k);
     LLVMSetAlignment(LLVMBuildStore(b, v, LLVMBuildGEP2(b, et, buf, &ci, 1, "")),
                      (unsigned)(vw * esize(k)));
   }
@@ -1745,10 +1778,7 @@ static bool lower_block_access(lw *L, const ir_op *op, bool store) {
   LLVMTypeRef rt = LLVMVectorType(memty(L, k), (unsigned)v);
   LLVMValueRef *eruns = store ? NULL : alloc(L, sizeof(LLVMValueRef) * (size_t)(t->n / v));
   for (int i = 0; i < t->n && !store; i += v) {
-    LLVMValueRef e = LLVMGetUndef(rt);
-    for (int j = 0; j < v; j++)
-      e = LLVMBuildInsertElement(b, e, tomem(L, t->r[i + j], k), ci32(L, j), "");
-    eruns[i / v] = e;
+    eruns[i / v] = vec_of(L, t->r + i, v, k);
   }
   sbb = LLVMGetInsertBlock(b);
   LLVMBuildBr(b, join);
@@ -2273,11 +2303,8 @@ static void sb_store(lw *L, const sbuf *s, linfo *li, LLVMValueRef *regs, const 
     int v = sb_vec(s, li, r, li->a.nregs - r, skip);
     LLVMValueRef row = coord(L, li, r, s->sd), col = coord(L, li, r, s->cd);
     LLVMValueRef idx = sb_index(L, s, row, col), val = regs[r];
-    if (v > 1) {
-      val = LLVMGetUndef(LLVMVectorType(et, (unsigned)v));
-      for (int j = 0; j < v; j++)
-        val = LLVMBuildInsertElement(L->b, val, regs[r + j], ci32(L, j), "");
-    }
+    if (v > 1)
+      val = vec_of(L, regs + r, v, k);
     LLVMValueRef st = LLVMBuildStore(L->b, val, sb_ptr(L, s, et, idx));
     LLVMSetAlignment(st, (unsigned)(s->es * v));
     r += v;
@@ -2296,11 +2323,7 @@ static LLVMValueRef sb_load(lw *L, const sbuf *s, linfo *li, int r, ir_kind k) {
 /* kwidth(k) registers r[0..] as one b32 operand of mma: <2 x half> for f16, i32 for bf16 and f8
  * (4 bytes, the first in the low byte). */
 static LLVMValueRef pack(lw *L, LLVMValueRef *r, ir_kind k) {
-  int n = kwidth(k);
-  LLVMTypeRef et = ty(L, k), vt = LLVMVectorType(et, (unsigned)n);
-  LLVMValueRef v = LLVMGetUndef(vt);
-  for (int i = 0; i < n; i++)
-    v = LLVMBuildInsertElement(L->b, v, r[i], ci32(L, i), "");
+  LLVMValueRef v = vec_of(L, r, kwidth(k), k);
   return k == IR_F16 ? v : LLVMBuildBitCast(L->b, v, L->i32, "");
 }
 

@@ -553,6 +553,15 @@ static bool decode(prog *P, LLVMValueRef fn) {
       case LLVMExtractElement:
       case LLVMRet:
         break;
+      case LLVMShuffleVector: { /* the mask in inb (-1: undefined element) */
+        int m = (int)LLVMGetNumMaskElements(in);
+        I->inb = calloc((size_t)m, sizeof *I->inb);
+        for (int e = 0; e < m; e++) {
+          int x = LLVMGetMaskValue(in, (unsigned)e);
+          I->inb[e] = x == LLVMGetUndefMaskElem() ? -1 : x;
+        }
+        break;
+      }
       case LLVMAlloca: { /* [n x T] or T in this thread's frame: I->idx = offset */
         LLVMTypeRef at = LLVMGetAllocatedType(in);
         int64_t size = LLVMGetTypeKind(at) == LLVMArrayTypeKind
@@ -1071,6 +1080,14 @@ static int step(sim *S, thr *T, int tid) {
   case LLVMExtractElement: {
     int es = I->t0.size / I->t0.n;
     memcpy(r.b, a->b + geti(b, 32) * (uint64_t)es, (size_t)es);
+    break;
+  }
+  case LLVMShuffleVector: {
+    int es = I->t.size / I->t.n, n0 = I->t0.n;
+    memset(r.b, 0, sizeof r.b);
+    for (int e = 0; e < I->t.n; e++)
+      if (I->inb[e] >= 0)
+        memcpy(r.b + e * es, (I->inb[e] < n0 ? a : b)->b + (I->inb[e] % n0) * es, (size_t)es);
     break;
   }
   case LLVMExtractValue:
