@@ -102,6 +102,7 @@ typedef struct lw {
   int sm;      /* the target's SM version (89 for sm_89) */
   bool f8_mma; /* an f8 mma was emitted: the PTX needs ISA 8.4 */
   bool no_swizzle;
+  bool aligned;      /* CG_ALIGNED: the tensor arguments keep the alignment promise */
   int64_t sbase;     /* shared memory below this holds the rings of enclosing pipelined loops */
   struct pipe *pipe; /* the pipelined loop whose body is being lowered, or NULL */
   int stages;        /* the kernel's STAGES tunable (1: no pipelining) */
@@ -250,6 +251,56 @@ static LLVMValueRef vec_of(lw *L, LLVMValueRef *r, int n, ir_kind k) {
   for (int j = 0; j < n; j++)
     v = LLVMBuildInsertElement(L->b, v, tomem(L, r[j], k), ci32(L, j), "");
   return v;
+}
+
+/* A lower bound on the trailing zero bits of integer v (how many low bits are surely 0), from
+ * constants, multiplications, shifts, additions, extensions and loop counters (a phi whose
+ * other incoming values are the phi plus or minus something); 0 when unknown. */
+static int known_tz(LLVMValueRef v, int depth) {
+  if (LLVMIsAConstantInt(v)) {
+    unsigned long long c = LLVMConstIntGetZExtValue(v);
+    return c ? __builtin_ctzll(c) : 64;
+  }
+  if (depth > 8 || !LLVMIsAInstruction(v))
+    return 0;
+  LLVMValueRef a = LLVMGetNumOperands(v) > 0 ? LLVMGetOperand(v, 0) : NULL;
+  LLVMValueRef b = LLVMGetNumOperands(v) > 1 ? LLVMGetOperand(v, 1) : NULL;
+  int x, y;
+  switch (LLVMGetInstructionOpcode(v)) {
+  case LLVMMul:
+    x = known_tz(a, depth + 1) + known_tz(b, depth + 1);
+    return x < 64 ? x : 64;
+  case LLVMShl:
+    if (!LLVMIsAConstantInt(b))
+      return 0;
+    x = known_tz(a, depth + 1) + (int)LLVMConstIntGetZExtValue(b);
+    return x < 64 ? x : 64;
+  case LLVMAdd:
+  case LLVMSub:
+  case LLVMOr:
+    x = known_tz(a, depth + 1), y = known_tz(b, depth + 1);
+    return x < y ? x : y;
+  case LLVMZExt:
+  case LLVMSExt:
+    return known_tz(a, depth + 1);
+  case LLVMPHI: {
+    int m = 64;
+    for (unsigned i = 0; i < LLVMCountIncoming(v) && m; i++) {
+      LLVMValueRef in = LLVMGetIncomingValue(v, i);
+      LLVMOpcode op = LLVMIsAInstruction(in) ? LLVMGetInstructionOpcode(in) : LLVMRet;
+      if ((op == LLVMAdd || op == LLVMSub) && LLVMGetOperand(in, 0) == v)
+        x = known_tz(LLVMGetOperand(in, 1), depth + 1);
+      else if (op == LLVMAdd && LLVMGetOperand(in, 1) == v)
+        x = known_tz(LLVMGetOperand(in, 0), depth + 1);
+      else
+        x = known_tz(in, depth + 1);
+      m = x < m ? x : m;
+    }
+    return m;
+  }
+  default:
+    return 0;
+  }
 }
 
 /* A call of the intrinsic `name`, overloaded on ovl[0 .. novl). */
@@ -1688,10 +1739,12 @@ static void elem_loop(lw *L, bacc *G, bool store, tv *t, ir_kind k, LLVMValueRef
 static LLVMValueRef vec_cond(lw *L, const argp *A, int R, int v, ir_kind k, const LLVMValueRef *idx,
                              const LLVMValueRef *ext) {
   LLVMBuilderRef b = L->b;
+  LLVMValueRef vm = ci64(L, v - 1);
+  if (L->aligned) /* base, strides and extent keep the promise: only the index is left */
+    return LLVMBuildICmp(b, LLVMIntEQ, LLVMBuildAnd(b, idx[R - 1], vm, ""), ci64(L, 0), "");
   LLVMValueRef pi = LLVMBuildPtrToInt(b, A->ptr, L->i64, "");
   LLVMValueRef m = LLVMBuildAnd(b, pi, ci64(L, v * esize(k) - 1), "");
   LLVMValueRef c = LLVMBuildICmp(b, LLVMIntEQ, A->stride[R - 1], ci64(L, 1), "");
-  LLVMValueRef vm = ci64(L, v - 1);
   m = LLVMBuildOr(b, m, LLVMBuildAnd(b, idx[R - 1], vm, ""), "");
   m = LLVMBuildOr(b, m, LLVMBuildAnd(b, ext[R - 1], vm, ""), "");
   for (int d = 0; d < R - 1; d++)
@@ -1749,6 +1802,14 @@ static bool lower_block_access(lw *L, const ir_op *op, bool store) {
   if (v == 1) {
     bacc_init(L, &G, A, li, R, idx, ext, ok, off, k, false);
     elem_access(L, &G, store, t, k, fill);
+    return true;
+  }
+  if (L->aligned && known_tz(idx[R - 1], 0) >= __builtin_ctz((unsigned)v)) {
+    bacc_init(L, &G, A, li, R, idx, ext, ok, off, k, true); /* always the vector path */
+    if (!store)
+      for (int i = 0; i < t->n; i++)
+        t->r[i] = fill;
+    vec_access(L, &G, store, t, v, k, NULL);
     return true;
   }
   LLVMValueRef *vout = alloc(L, sizeof(LLVMValueRef) * (size_t)t->n);
@@ -2824,6 +2885,8 @@ static bool plan_pipe(lw *L, const ir_op *op, pipe *P) {
 /* The loop-invariant part of the cp.async condition of load p: 16-byte aligned base, unit
  * last stride, other strides multiples of 16 bytes (entry block). */
 static LLVMValueRef fast_part(lw *L, const pload *p) {
+  if (L->aligned)
+    return LLVMConstInt(L->i1, 1, 0);
   const argp *A = &L->args[p->op->operands[0]->argno];
   int R = p->op->operands[0]->ty->rank;
   LLVMBuilderRef b = L->pb;
@@ -2922,17 +2985,20 @@ static bool copy_tile(lw *L, pload *p, LLVMValueRef dyn) {
   LLVMValueRef rows = LLVMBuildZExt(b, A->shape[R - 2], L->i64, "");
   LLVMValueRef cols = LLVMBuildZExt(b, A->shape[R - 1], L->i64, "");
   int ce = st.ce, es = st.es;
-  LLVMValueRef cmis = LLVMBuildAnd(b, idx[R - 1], ci64(L, ce - 1), "");
-  LLVMValueRef fast =
-      LLVMBuildAnd(b, p->fast, LLVMBuildICmp(b, LLVMIntEQ, cmis, ci64(L, 0), ""), "");
-  LLVMBasicBlockRef cpb = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.async");
-  LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.slow");
-  LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.join");
-  LLVMBuildCondBr(b, fast, cpb, slow);
-  LLVMPositionBuilderAtEnd(b, slow);
-  copy_slow(L, p, &st, idx, off, lead, rows, cols);
-  LLVMBuildBr(b, join);
-  LLVMPositionBuilderAtEnd(b, cpb);
+  LLVMBasicBlockRef join = NULL;
+  if (!L->aligned || known_tz(idx[R - 1], 0) < __builtin_ctz((unsigned)ce)) {
+    LLVMValueRef cmis = LLVMBuildAnd(b, idx[R - 1], ci64(L, ce - 1), "");
+    LLVMValueRef fast =
+        LLVMBuildAnd(b, p->fast, LLVMBuildICmp(b, LLVMIntEQ, cmis, ci64(L, 0), ""), "");
+    LLVMBasicBlockRef cpb = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.async");
+    LLVMBasicBlockRef slow = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.slow");
+    join = LLVMAppendBasicBlockInContext(L->c, L->fn, "cp.join");
+    LLVMBuildCondBr(b, fast, cpb, slow);
+    LLVMPositionBuilderAtEnd(b, slow);
+    copy_slow(L, p, &st, idx, off, lead, rows, cols);
+    LLVMBuildBr(b, join);
+    LLVMPositionBuilderAtEnd(b, cpb);
+  } /* else the aligned variant with a 16-byte aligned index: cp.async only */
   int64_t cpr = st.ld / ce, chunks = st.ld * st.rows / ce;
   LLVMTypeRef et = memty(L, k);
   acache *ac = alloc(L, sizeof *ac);
@@ -2970,8 +3036,10 @@ static bool copy_tile(lw *L, pload *p, LLVMValueRef dyn) {
     if (skip)
       branch_end(L, skip);
   }
-  LLVMBuildBr(b, join);
-  LLVMPositionBuilderAtEnd(b, join);
+  if (join) {
+    LLVMBuildBr(b, join);
+    LLVMPositionBuilderAtEnd(b, join);
+  }
   return true;
 }
 
@@ -3554,6 +3622,7 @@ int cg_lower(const struct cc_gpu *g, const char *arch, unsigned flags, cg_output
   L.k = g->k;
   L.d = &d;
   L.no_swizzle = flags & CG_NO_SWIZZLE;
+  L.aligned = flags & CG_ALIGNED;
   L.sm = t->sm;
   L.arena = ir_arena_new();
   L.c = LLVMContextCreate();

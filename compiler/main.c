@@ -42,7 +42,8 @@ static int usage(FILE *f) {
         "  check FILE.tile                        parse and verify; diagnostics\n"
         "  print KERNEL|FILE.tile                 canonical text\n"
         "  compile KERNEL|FILE.tile [--set K=V,...] [--shape K=V,...] [--dtype T]\n"
-        "          [--arch sm_XX] [--opt o3|llvm-o3|fast|none] --emit ir|spec|gpu|llvm|ptx|cubin\n"
+        "          [--arch sm_XX] [--opt o3|llvm-o3|fast|none] [--aligned] --emit "
+        "ir|spec|gpu|llvm|ptx|cubin\n"
         "          [-o OUT]\n"
         "  run KERNEL|FILE.tile --shape K=V,... [--set K=V,...] [--dtype bf16|f16]\n"
         "          [--interp | --gpu [--arch sm_XX] [--reps N]] [--check] [--seed N]\n"
@@ -53,7 +54,8 @@ static int usage(FILE *f) {
         "                                         search the fastest config; tuning DB\n"
         "  export --device KEY -o OUT.c [--db PATH] [--kernels K,...] [--kernel-file N=PATH]\n"
         "                                         tuned cubins as C for an engine (+ OUT.h)\n"
-        "  bench compile KERNEL|FILE.tile [--set ...] [--arch sm_XX] [--opt o3|llvm-o3|fast|none]\n"
+        "  bench compile KERNEL|FILE.tile [--set ...] [--arch sm_XX] [--opt o3|llvm-o3|fast|none] "
+        "[--aligned]\n"
         "          [--reps N]\n"
         "                                         median time of each compile phase\n"
         "  bench launch KERNEL|FILE.tile --shape ... [--set ...] [--reps N]\n"
@@ -117,7 +119,7 @@ static int load(const char *what, ir_kernel **k) {
 
 typedef struct {
   const char *kernel, *set, *shape, *dtype, *emit, *out, *save, *arch, *opt;
-  bool check, json, interp, gpu;
+  bool check, json, interp, gpu, aligned;
   uint64_t seed;
   int threads;
   int reps;      /* timed GPU launches, or compilations of `bench compile` */
@@ -155,6 +157,8 @@ static int parse_opts(int argc, char **argv, opts *o) {
       o->interp = true;
     else if (!strcmp(a, "--gpu"))
       o->gpu = true;
+    else if (!strcmp(a, "--aligned"))
+      o->aligned = true;
     else if (!strcmp(a, "--seed") || !strcmp(a, "--threads") || !strcmp(a, "--reps")) {
       char *end;
       if (i + 1 >= argc)
@@ -315,7 +319,7 @@ static int write_binary(const char *path, const void *data, size_t size) {
 }
 
 /* The cg_lower flags of --opt: o3 (the default: tilec's trimmed O3), llvm-o3 (LLVM's whole
- * default<O3>), fast (a short pass list) or none. */
+ * default<O3>), fast (a short pass list) or none; and of --aligned (CG_ALIGNED). */
 static int opt_flags(const opts *o, unsigned *flags) {
   if (!o->opt || !strcmp(o->opt, "o3"))
     *flags = 0;
@@ -327,6 +331,8 @@ static int opt_flags(const opts *o, unsigned *flags) {
     *flags = CG_NO_OPT;
   else
     return cli_die(EXIT_FAIL, "--opt %s: expected o3, llvm-o3, fast or none", o->opt);
+  if (o->aligned)
+    *flags |= CG_ALIGNED;
   return EXIT_OK;
 }
 

@@ -146,6 +146,28 @@ static rt_status check_tensor(const ir_kernel *k, int a, const rt_argval *v, con
   return RT_OK;
 }
 
+bool rt_args_aligned(const ir_kernel *k, const rt_argval *args, int nargs) {
+  if (!k || !args || nargs != k->nargs)
+    return false;
+  for (int a = 0; a < nargs; a++) {
+    const rt_argval *x = &args[a];
+    if (x->kind != k->args[a].kind)
+      return false;
+    if (x->kind != ARG_TENSOR)
+      continue;
+    const ir_type *t = k->args[a].value->ty;
+    int64_t es = t->elem->kind == IR_I1 ? 1 : ir_kind_bits(t->elem->kind) / 8;
+    int r = x->rank;
+    if (r < 1 || r > IR_MAX_RANK || x->dptr % 16 || x->stride[r - 1] != 1 ||
+        x->shape[r - 1] * es % 16)
+      return false;
+    for (int d = 0; d < r - 1; d++)
+      if (x->stride[d] * es % 16)
+        return false;
+  }
+  return true;
+}
+
 rt_status rt_params_pack(const ir_kernel *k, const rt_argval *args, int nargs, rt_params *out,
                          rt_err *e) {
   out->count = 0;

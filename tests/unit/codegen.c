@@ -478,6 +478,56 @@ static void check_f8(const char *ptxas) {
 /* tilec's trimmed O3 (the default) against LLVM's whole default<O3>: for the default config of
  * every built-in kernel on sm_90a, the same registers, spills and shared memory from ptxas, and
  * at most a few PTX lines apart (identical PTX for most kernels when this was written). */
+static int lines(const char *s) {
+  int n = 0;
+  for (; s && *s; s++)
+    n += *s == '\n';
+  return n;
+}
+
+/* The aligned variant (CG_ALIGNED) of every default: ptxas accepts it without spills, it is
+ * smaller than the generic one (no fallback paths) and needs at most 8 more registers. */
+static void check_aligned(const char *ptxas) {
+  static const char *const kernels[] = {"matmul", "attention", "bsattention", "bsmatmul"};
+  static const char *const arches[] = {"sm_80", "sm_89", "sm_90a"};
+  for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++) {
+    char err[256], log[2][8192];
+    ir_kernel *k, *spec;
+    cc_gpu g;
+    if (!CHECK(build_gpu(kernels[i], "", &k, &spec, &g, err, sizeof err) == 0)) {
+      fprintf(stderr, "  %s: %s\n", kernels[i], err);
+      continue;
+    }
+    for (size_t a = 0; a < sizeof arches / sizeof arches[0]; a++) {
+      cg_output out[2];
+      bool ok = true;
+      for (int v = 0; v < 2; v++)
+        if (!CHECK(cg_lower(&g, arches[a], CG_EMIT_PTX | (v ? CG_ALIGNED : 0), &out[v], err,
+                            sizeof err) == 0)) {
+          fprintf(stderr, "  %s %s: %s\n", kernels[i], arches[a], err);
+          ok = false;
+        }
+      if (ok && !CHECK(lines(out[1].ptx) < lines(out[0].ptx)))
+        fprintf(stderr, "  %s %s: aligned %d PTX lines, generic %d\n", kernels[i], arches[a],
+                lines(out[1].ptx), lines(out[0].ptx));
+      if (ok && ptxas) {
+        for (int v = 0; v < 2; v++)
+          CHECK_EQ_INT(0, run_ptxas(ptxas, arches[a], out[v].ptx, log[v], sizeof log[v]));
+        int r0 = after(log[0], "Used "), r1 = after(log[1], "Used ");
+        int s1 = before(log[1], "bytes spill stores");
+        if (!CHECK(r1 > 0 && r1 <= r0 + 8 && s1 == 0))
+          fprintf(stderr, "  %s %s: aligned %d registers, %d spill bytes; generic %d\n", kernels[i],
+                  arches[a], r1, s1, r0);
+      }
+      for (int v = 0; v < 2; v++)
+        cg_output_free(&out[v]);
+    }
+    cc_gpu_free(&g);
+    ir_kernel_free(spec);
+    ir_kernel_free(k);
+  }
+}
+
 static void check_o3(const char *ptxas) {
   static const char *const kernels[] = {"matmul", "attention", "bsattention", "bsmatmul"};
   for (size_t i = 0; i < sizeof kernels / sizeof kernels[0]; i++) {
@@ -610,6 +660,7 @@ int main(void) {
   check_pointer_ops(q.ptxas);
   check_f8(q.ptxas);
   check_o3(q.ptxas);
+  check_aligned(q.ptxas);
   time_default_matmul();
   return TEST_MAIN_END();
 }

@@ -649,9 +649,11 @@ static bool is_global(const sim *S, uint64_t a) {
   return (a < S->P->smem || a >= S->P->smem + S->smem_bytes) && (a < lo || a >= hi);
 }
 
+/* A failed access: outside every buffer, or not aligned to its size (a fault on the GPU). */
 static int memfail(sim *S, uint64_t a, int size, const char *what) {
-  snprintf(S->err, sizeof S->err, "%s of %d bytes at %#llx is outside every buffer", what, size,
-           (unsigned long long)a);
+  snprintf(S->err, sizeof S->err, "%s of %d bytes at %#llx is %s", what, size,
+           (unsigned long long)a,
+           size > 0 && a % (uint64_t)size ? "not aligned to its size" : "outside every buffer");
   return -1;
 }
 
@@ -891,7 +893,7 @@ static int call(sim *S, thr *T, const ins *I, V *r, int tid) {
     for (int j = 0; j < I->axis; j++)
       memcpy(r->b + j * ws, val(T, &I->o[2 + j])->b, (size_t)ws);
     if (geti(b, 1)) {
-      if (!mem_ok(S, addr, I->width))
+      if (!mem_ok(S, addr, I->width) || addr % (uint64_t)I->width)
         return memfail(S, addr, I->width, "global load");
       memset(r, 0, sizeof *r);
       memcpy(r->b, (const void *)(uintptr_t)addr, (size_t)I->width);
@@ -909,7 +911,7 @@ static int call(sim *S, thr *T, const ins *I, V *r, int tid) {
     uint64_t addr = geti(a, 64);
     int ws = I->width / I->axis;
     if (geti(val(T, &I->o[1 + I->axis]), 1)) {
-      if (!mem_ok(S, addr, I->width))
+      if (!mem_ok(S, addr, I->width) || addr % (uint64_t)I->width)
         return memfail(S, addr, I->width, "global store");
       for (int j = 0; j < I->axis; j++)
         memcpy((void *)(uintptr_t)(addr + (uint64_t)(j * ws)), val(T, &I->o[1 + j])->b, (size_t)ws);
@@ -1050,7 +1052,7 @@ static int step(sim *S, thr *T, int tid) {
     break;
   case LLVMLoad: {
     uint64_t addr = geti(a, 64);
-    if (!mem_ok(S, addr, I->t.size))
+    if (!mem_ok(S, addr, I->t.size) || addr % (uint64_t)I->t.size)
       return memfail(S, addr, I->t.size, "load");
     if (pending(S, addr, I->t.size, tid, false))
       return -1;
@@ -1060,7 +1062,7 @@ static int step(sim *S, thr *T, int tid) {
   }
   case LLVMStore: {
     uint64_t addr = geti(b, 64);
-    if (!mem_ok(S, addr, I->t0.size))
+    if (!mem_ok(S, addr, I->t0.size) || addr % (uint64_t)I->t0.size)
       return memfail(S, addr, I->t0.size, "store");
     if (pending(S, addr, I->t0.size, tid, true))
       return -1;
@@ -1335,6 +1337,28 @@ static struct {
 } bank;
 
 /* Runs the kernel (LLVM IR text ll, entry `name`) over its grid on p's host buffers. */
+/* The problem's arguments as launch arguments (host addresses as device ones). */
+static void rt_args(const kn_problem *p, rt_argval *av) {
+  memset(av, 0, sizeof(rt_argval) * IR_MAX_ARGS);
+  for (int a = 0; a < p->nargs; a++) {
+    const ir_argval *x = &p->args[a];
+    av[a].kind = x->kind;
+    av[a].dptr = (uint64_t)(uintptr_t)x->data;
+    av[a].rank = x->rank;
+    memcpy(av[a].shape, x->shape, sizeof x->shape);
+    memcpy(av[a].stride, x->stride, sizeof x->stride);
+    av[a].scalar = x->scalar;
+  }
+}
+
+/* The aligned variant's tests must keep its promise (rt_args_aligned). */
+static void check_promise(const ir_kernel *spec, const kn_problem *p, const char *what) {
+  rt_argval av[IR_MAX_ARGS];
+  rt_args(p, av);
+  if (!CHECK(rt_args_aligned(spec, av, p->nargs)))
+    fprintf(stderr, "  %s: the test's arguments break the alignment promise\n", what);
+}
+
 static int run_kernel(const char *ll, const char *name, const ir_kernel *k, kn_problem *p,
                       int threads, int smem_bytes, char *err, size_t cap) {
   LLVMContextRef ctx = LLVMContextCreate();
@@ -1360,16 +1384,10 @@ static int run_kernel(const char *ll, const char *name, const ir_kernel *k, kn_p
     goto done;
   }
   rt_argval av[IR_MAX_ARGS];
-  memset(av, 0, sizeof av);
+  rt_args(p, av);
   S.nmem = 0;
   for (int a = 0; a < p->nargs; a++) {
     const ir_argval *x = &p->args[a];
-    av[a].kind = x->kind;
-    av[a].dptr = (uint64_t)(uintptr_t)x->data;
-    av[a].rank = x->rank;
-    memcpy(av[a].shape, x->shape, sizeof x->shape);
-    memcpy(av[a].stride, x->stride, sizeof x->stride);
-    av[a].scalar = x->scalar;
     if (x->kind != ARG_SCALAR) {
       const ir_type *t = k->args[a].value->ty;
       int64_t es = t->elem->kind == IR_I1 ? 1 : ir_kind_bits(t->elem->kind) / 8;
@@ -1502,6 +1520,11 @@ static void run_case(const char *kernel, const char *shape_spec, const char *set
   }
   for (const char *e = out.llvm; (e = strstr(e, "\nelem.loop")); e++)
     bank.elem_loops++;
+  if (flags & CG_ALIGNED) { /* the arguments keep the promise; no fallback path was built */
+    check_promise(spec, &p, what);
+    if (!CHECK(!strstr(out.llvm, "\nelem") && !strstr(out.llvm, "\ncp.slow")))
+      fprintf(stderr, "  %s: the aligned variant has a fallback path\n", what);
+  }
   if (!CHECK(run_kernel(out.llvm, out.name, spec, &p, out.stats.threads, out.stats.smem_bytes, err,
                         sizeof err) == 0)) {
     fprintf(stderr, "  %s: %s\n", what, err);
@@ -1530,7 +1553,7 @@ done:
  * on the IR interpreter and on the lowering; every output must agree (integers exactly, floats
  * to a relative 1e-5 of the output's largest magnitude). */
 static void run_text_case(const char *name, const char *text, const char *shape_spec,
-                          const char *set, const char *arch) {
+                          const char *set, const char *arch, unsigned flags) {
   char err[4096], what[512];
   snprintf(what, sizeof what, "%s --shape %s --set %s", name, shape_spec, set);
   ir_kernel *k = NULL, *spec = NULL;
@@ -1570,7 +1593,9 @@ static void run_text_case(const char *name, const char *text, const char *shape_
     goto done;
   }
   have = 3;
-  if (!CHECK(cg_lower(&g, arch, CG_EMIT_LLVM | CG_NO_OPT, &out, err, sizeof err) == 0) ||
+  if (flags & CG_ALIGNED)
+    check_promise(spec, &p2, what);
+  if (!CHECK(cg_lower(&g, arch, CG_EMIT_LLVM | CG_NO_OPT | flags, &out, err, sizeof err) == 0) ||
       !CHECK(run_kernel(out.llvm, out.name, spec, &p2, out.stats.threads, out.stats.smem_bytes, err,
                         sizeof err) == 0)) {
     fprintf(stderr, "  %s: %s\n", what, err);
@@ -1769,6 +1794,26 @@ static const char ops2_tile[] =
     "  store %B[%z, %z], %d\n"
     "}\n";
 
+/* A load at an index the compiler cannot prove aligned (pid * BLOCK + s): in the aligned variant
+ * it keeps its run-time test and element path. s = 3 must take that path (a vector load there
+ * is misaligned, which the simulator reports as the GPU would fault); s = 8 may not. */
+static const char shift_tile[] = "kernel shift\n"
+                                 "tunables {\n"
+                                 "  BLOCK = 128 in [64, 128]\n"
+                                 "  WARPS = 1 in [1, 2]\n"
+                                 "}\n"
+                                 "args (%X: tensor<f32>[N], %Y: out tensor<f32>[N], s: i32)\n"
+                                 "grid (cdiv(N, BLOCK))\n"
+                                 "{\n"
+                                 "  %pid = program_id 0 : i32\n"
+                                 "  %bs = const BLOCK : i32\n"
+                                 "  %off = mul %pid, %bs : i32\n"
+                                 "  %sh = const s : i32\n"
+                                 "  %src = add %off, %sh : i32\n"
+                                 "  %x = load %X[%src] fill 2.5 : tile<BLOCK, f32>\n"
+                                 "  store %Y[%off], %x\n"
+                                 "}\n";
+
 static const char axpy_tile[] = "kernel axpy\n"
                                 "tunables {\n"
                                 "  BLOCK = 128 in [128, 256, 512]\n"
@@ -1879,7 +1924,7 @@ static void f8_cases(void) {
   };
   for (size_t i = 0; i < sizeof fc / sizeof fc[0]; i++) {
     memset(&bank, 0, sizeof bank);
-    run_text_case(fc[i].name, fc[i].tile, fc[i].shape, fc[i].set, fc[i].arch);
+    run_text_case(fc[i].name, fc[i].tile, fc[i].shape, fc[i].set, fc[i].arch, 0);
     if (!CHECK(fc[i].cp == (bank.cp_accesses > 0)))
       fprintf(stderr, "  %s %s %s: %lld cp.async accesses, expected %s\n", fc[i].name, fc[i].shape,
               fc[i].set, bank.cp_accesses, fc[i].cp ? "some" : "none");
@@ -1990,32 +2035,55 @@ int main(int argc, char **argv) {
     if (f)
       fclose(f);
     text[n] = 0;
-    run_text_case(argv[1], text, argv[2], argv[3], "sm_90a");
+    run_text_case(argv[1], text, argv[2], argv[3], "sm_90a", 0);
     return TEST_MAIN_END();
   }
   static const char *const score_sets[] = {"BM=32,BN=32,WARPS=1", "BM=32,BN=32,WARPS=2",
                                            "BM=64,BN=16,WARPS=4", "BM=16,BN=64,WARPS=8"};
   for (size_t i = 0; i < sizeof score_sets / sizeof score_sets[0]; i++)
     if (argc < 2 || !strcmp(argv[1], "scores"))
-      run_text_case("scores", scores_tile, "S=40,SKV=70,NB=3", score_sets[i], "sm_80");
+      run_text_case("scores", scores_tile, "S=40,SKV=70,NB=3", score_sets[i], "sm_80", 0);
   static const char *const ops1_sets[] = {"BLOCK=32,WARPS=1", "BLOCK=64,WARPS=4",
                                           "BLOCK=128,WARPS=8", "BLOCK=256,WARPS=2"};
   for (size_t i = 0; i < sizeof ops1_sets / sizeof ops1_sets[0]; i++)
     if (argc < 2 || !strcmp(argv[1], "ops"))
-      run_text_case("ops1", ops1_tile, "N=300,G=10,alpha=0.75,n=5", ops1_sets[i], "sm_80");
+      run_text_case("ops1", ops1_tile, "N=300,G=10,alpha=0.75,n=5", ops1_sets[i], "sm_80", 0);
   /* N = 300: the vector path masks the edge runs (their lanes keep the fill); N = 301 is not a
    * multiple of the run, so the element path reads the edge */
   if (argc < 2 || !strcmp(argv[1], "ops"))
-    run_text_case("ops1", ops1_tile, "N=301,G=10,alpha=0.75,n=5", "BLOCK=128,WARPS=2", "sm_90a");
+    run_text_case("ops1", ops1_tile, "N=301,G=10,alpha=0.75,n=5", "BLOCK=128,WARPS=2", "sm_90a", 0);
   static const char *const ops2_sets[] = {"WARPS=1", "WARPS=2", "WARPS=4", "WARPS=8"};
   for (size_t i = 0; i < sizeof ops2_sets / sizeof ops2_sets[0]; i++)
     if (argc < 2 || !strcmp(argv[1], "ops"))
-      run_text_case("ops2", ops2_tile, "M=50,K=13", ops2_sets[i], "sm_80");
+      run_text_case("ops2", ops2_tile, "M=50,K=13", ops2_sets[i], "sm_80", 0);
   if (argc < 2 || !strcmp(argv[1], "ops"))
-    run_text_case("axpy", axpy_tile, "N=1000,alpha=0.5", "BLOCK=128", "sm_80");
+    run_text_case("axpy", axpy_tile, "N=1000,alpha=0.5", "BLOCK=128", "sm_80", 0);
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
     if (argc < 2 || strstr(cases[i].kernel, argv[1]))
       run_case(cases[i].kernel, cases[i].shape, cases[i].set, cases[i].dtype, 0);
+  /* the aligned variant (CG_ALIGNED): last extents multiples of 16 bytes, edge tiles in every
+   * dim; run_case checks that the arguments keep the promise and that no fallback was built */
+  static const struct {
+    const char *kernel, *shape, *set, *dtype;
+  } aligned[] = {
+      {"matmul", "M=70,N=56,K=40", "BM=32,BN=32,BK=16,WARPS=1", NULL},
+      {"matmul", "M=100,N=72,K=48", "BM=64,BN=32,BK=16,WARPS=4,TC=f32", "f16"},
+      {"matmul", "M=130,N=104,K=64", "", NULL},
+      {"attention", "H=2,S=40,D=64", "BM=16,BN=16,WARPS=1", NULL},
+      {"attention", "H=2,HKV=1,S=56,SKV=72,D=64,causal=1", "BM=32,BN=32,WARPS=2", "f16"},
+      {"attention", "B=2,H=1,S=72,D=128", "BM=64,BN=32,WARPS=4", NULL},
+      {"bsattention", "H=2,S=72,mask=sliding:32", "BM=32,BN=32,WARPS=2", NULL},
+      {"bsattention", "H=1,S=136,mask=causal", "", NULL},
+      {"bsmatmul", "M=70,N=64,K=96,block=32", "BM=32,WARPS=2", NULL},
+      {"bsmatmul", "M=130,N=104,K=64", "", NULL},
+  };
+  for (size_t i = 0; i < sizeof aligned / sizeof aligned[0]; i++)
+    if (argc < 2 || !strcmp(argv[1], "aligned"))
+      run_case(aligned[i].kernel, aligned[i].shape, aligned[i].set, aligned[i].dtype, CG_ALIGNED);
+  if (argc < 2 || !strcmp(argv[1], "aligned")) {
+    run_text_case("shift", shift_tile, "N=296,s=3", "BLOCK=128", "sm_80", CG_ALIGNED);
+    run_text_case("shift", shift_tile, "N=296,s=8", "BLOCK=64", "sm_90a", CG_ALIGNED);
+  }
   if (argc < 2 || !strcmp(argv[1], "f8"))
     f8_cases();
   if (argc < 2 || !strcmp(argv[1], "bank"))
