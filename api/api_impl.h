@@ -48,6 +48,7 @@ struct tilec_kernel {
   char entry[128];
   tilec_kernel_origin origin;
   double load_ms;
+  bool aligned; /* the aligned variant: launches check rt_args_aligned */
 };
 
 /* A request key's kernel key (the request memo). */

@@ -10,6 +10,7 @@
  * A launch packs arguments with rt_params_pack and enqueues cuLaunchKernel; it takes no lock.
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "api/api_impl.h"
 #include "autotune/bucket.h"
 #include "autotune/compile.h"
+#include "codegen/codegen.h"
 #include "kernels/builtin_sources.h"
 #include "kernels/problem.h"
 
@@ -41,6 +43,11 @@ static const char *builtin_text(const char *name) {
   return NULL;
 }
 
+/* The request's flags (0 from a caller built before the field existed). */
+static unsigned req_flags(const tilec_kernel_request *r) {
+  return r->size >= offsetof(tilec_kernel_request, flags) + sizeof r->flags ? r->flags : 0;
+}
+
 /* The request's memo key: what identifies the kernel, then the problem and the config. */
 static tilec_status request_key(const tilec_kernel_request *r, char *buf, size_t cap, uint64_t *h) {
   int n;
@@ -56,7 +63,7 @@ static tilec_status request_key(const tilec_kernel_request *r, char *buf, size_t
     n = snprintf(buf, cap, "i:%s", r->ir->hash);
   if (n < 0 || (size_t)n >= cap)
     return api_fail(TILEC_ERR_ARG, "tilec_kernel_get: kernel name too long");
-  int m = snprintf(buf + n, cap - (size_t)n, "|%s|%s|%s", shape, dtype, cfg);
+  int m = snprintf(buf + n, cap - (size_t)n, "|%s|%s|%s|%x", shape, dtype, cfg, req_flags(r));
   if (m < 0 || (size_t)(n + m) >= cap)
     return api_fail(TILEC_ERR_ARG, "tilec_kernel_get: shape, dtype and config too long");
   *h = api_hash(buf, (size_t)(n + m), API_HASH_SEED);
@@ -70,9 +77,13 @@ static tilec_status check_request(const tilec_context *ctx, const tilec_kernel_r
   *out = NULL;
   if (!ctx || !r)
     return api_fail(TILEC_ERR_ARG, "tilec_kernel_get: ctx and req are required");
-  tilec_status s = api_check_size("tilec_kernel_request", r->size, sizeof *r, sizeof *r);
+  tilec_status s = api_check_size("tilec_kernel_request", r->size,
+                                  offsetof(tilec_kernel_request, flags), sizeof *r);
   if (s)
     return s;
+  if (req_flags(r) & ~(unsigned)TILEC_KERNEL_ALIGNED)
+    return api_fail(TILEC_ERR_ARG, "tilec_kernel_get: unknown flags %#x",
+                    req_flags(r) & ~(unsigned)TILEC_KERNEL_ALIGNED);
   int n = !!r->kernel + !!r->source + !!r->ir;
   if (n != 1)
     return api_fail(TILEC_ERR_ARG,
@@ -90,6 +101,7 @@ typedef struct miss {
   char *bucket;
   char tun[512];        /* the tunables' config text (the database's config column) */
   char compile_key[65]; /* the stored cubin of the database's row, or "" */
+  bool aligned;         /* TILEC_KERNEL_ALIGNED: the aligned variant */
   tilec_kernel_origin origin;
   ir_kernel *spec;
   char kkey[2048];
@@ -313,7 +325,8 @@ static tilec_status specialize(tilec_context *ctx, miss *m) {
   if (is)
     return api_fail(is == IR_ERR_CONFIG || is == IR_ERR_LIMIT ? TILEC_ERR_SHAPE : TILEC_ERR_COMPILE,
                     "%s", d.msg);
-  int n = snprintf(m->kkey, sizeof m->kkey, "%s|%s|", m->hash, ctx->arch);
+  int n = snprintf(m->kkey, sizeof m->kkey, "%s|%s%s|", m->hash, ctx->arch,
+                   m->aligned ? "|aligned" : "");
   n += config_text(&m->cfg, m->kkey + n, sizeof m->kkey - (size_t)n);
   if (n >= (int)sizeof m->kkey)
     return api_fail(TILEC_ERR_ARG, "config too long");
@@ -344,9 +357,10 @@ static tilec_status get_image(tilec_context *ctx, miss *m, tilec_kernel *k, void
   at_err e = {0};
   char key[65] = "";
   *compiled = false;
-  if (m->compile_key[0])
+  if (m->compile_key[0] && !m->aligned) /* the row's cubin is the generic code */
     snprintf(key, sizeof key, "%s", m->compile_key);
-  else if (at_compile_key(m->hash, m->tun, ctx->arch, ctx->toolchain, key, &e))
+  else if (at_compile_key_variant(m->hash, m->tun, ctx->arch, ctx->toolchain,
+                                  m->aligned ? "aligned" : NULL, key, &e))
     return api_fail(api_from_at(e.status), "%s", e.msg);
   if (ctx->db) {
     char *meta = NULL;
@@ -364,7 +378,8 @@ static tilec_status get_image(tilec_context *ctx, miss *m, tilec_kernel *k, void
       return api_fail(TILEC_ERR_DB, "database blob: %s", e.msg);
   }
   at_compiled c;
-  at_status st = at_compile(m->k, &m->cfg, ctx->arch, ctx->model.smem_per_block, &c, &e);
+  at_status st = at_compile_flags(m->k, &m->cfg, ctx->arch, ctx->model.smem_per_block,
+                                  m->aligned ? CG_ALIGNED : 0, &c, &e);
   if (st) {
     at_compiled_free(&c);
     return api_fail(api_from_at(st), "%s", e.msg);
@@ -462,6 +477,7 @@ static tilec_status build_kernel(tilec_context *ctx, miss *m, tilec_kernel **out
     goto fail;
   }
   k->origin = m->origin == TILEC_ORIGIN_DB && compiled ? TILEC_ORIGIN_DB_COMPILED : m->origin;
+  k->aligned = m->aligned;
   for (int i = 0; i < m->spec->nargs; i++) {
     const ir_arg *a = &m->spec->args[i];
     bool is_const = a->kind == ARG_SCALAR && m->k->syms[m->k->args[i].sym].kind == SYM_CONST;
@@ -511,6 +527,7 @@ tilec_status tilec_kernel_get(tilec_context *ctx, const tilec_kernel_request *re
   pthread_mutex_unlock(&ctx->mu);
 
   miss m = {0};
+  m.aligned = req_flags(req) & TILEC_KERNEL_ALIGNED;
   if ((s = load_ir(req, &m)) || (s = problem(req, &m)) || (s = choose_config(ctx, req, rkey, &m)) ||
       (s = specialize(ctx, &m)))
     goto done;
@@ -562,7 +579,8 @@ void tilec_kernel_release(tilec_kernel *k) {
 tilec_status tilec_kernel_info_get(const tilec_kernel *k, tilec_kernel_info *info) {
   if (!k || !info)
     return api_fail(TILEC_ERR_ARG, "tilec_kernel_info_get: kernel and info are required");
-  tilec_status s = api_check_size("tilec_kernel_info", info->size, sizeof *info, sizeof *info);
+  tilec_status s = api_check_size("tilec_kernel_info", info->size,
+                                  offsetof(tilec_kernel_info, flags), sizeof *info);
   if (s)
     return s;
   info->name = k->name;
@@ -574,6 +592,8 @@ tilec_status tilec_kernel_info_get(const tilec_kernel *k, tilec_kernel_info *inf
   info->threads = (int)k->launch.block[0];
   info->smem_bytes = (int)k->launch.smem;
   info->load_ms = k->load_ms;
+  if (info->size >= offsetof(tilec_kernel_info, flags) + sizeof info->flags)
+    info->flags = k->aligned ? TILEC_KERNEL_ALIGNED : 0;
   return TILEC_OK;
 }
 
@@ -659,6 +679,13 @@ static tilec_status pack(const tilec_kernel *k, const tilec_arg *args, int nargs
   tilec_status s = to_rt(k, args, nargs, v);
   if (s)
     return s;
+  int bad;
+  if (k->aligned && !rt_args_aligned(k->spec, v, k->spec->nargs, &bad))
+    return api_fail(TILEC_ERR_ARG,
+                    "kernel '%s' is the aligned variant (TILEC_KERNEL_ALIGNED) and tensor '%s' "
+                    "breaks its promise: address, strides and last extent must be multiples of "
+                    "16 bytes and the last stride 1",
+                    k->name, bad >= 0 ? k->spec->args[bad].name : "?");
   rt_status rs = rt_params_pack(k->spec, v, k->spec->nargs, p, &e);
   return rs ? api_fail(api_from_rt(rs), "%s", e.msg) : TILEC_OK;
 }

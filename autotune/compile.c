@@ -40,6 +40,11 @@ static void set(at_compiled *c, at_run status, const char *msg) {
 
 at_status at_compile(const ir_kernel *k, const ir_config *cfg, const char *arch, int smem_limit,
                      at_compiled *out, at_err *e) {
+  return at_compile_flags(k, cfg, arch, smem_limit, 0, out, e);
+}
+
+at_status at_compile_flags(const ir_kernel *k, const ir_config *cfg, const char *arch,
+                           int smem_limit, unsigned cg_flags, at_compiled *out, at_err *e) {
   memset(out, 0, sizeof *out);
   out->regs = out->spills = -1;
   if (!k || !cfg || !arch)
@@ -61,7 +66,7 @@ at_status at_compile(const ir_kernel *k, const ir_config *cfg, const char *arch,
     set(out, AT_RUN_COMPILE, d.msg);
     goto done;
   }
-  if (cg_lower(&g, arch, CG_EMIT_PTX, &o, err, sizeof err)) {
+  if (cg_lower(&g, arch, CG_EMIT_PTX | (cg_flags & CG_ALIGNED), &o, err, sizeof err)) {
     set(out, AT_RUN_COMPILE, err);
     goto done;
   }

@@ -34,6 +34,11 @@ typedef struct at_compiled {
 at_status at_compile(const ir_kernel *k, const ir_config *cfg, const char *arch, int smem_limit,
                      at_compiled *out, at_err *e);
 
+/* at_compile with code generator flags: CG_ALIGNED builds the aligned variant (codegen.h; its
+ * launches must keep the alignment promise, rt_args_aligned); other bits are ignored. */
+at_status at_compile_flags(const ir_kernel *k, const ir_config *cfg, const char *arch,
+                           int smem_limit, unsigned cg_flags, at_compiled *out, at_err *e);
+
 void at_compiled_free(at_compiled *c); /* NULL-safe; leaves c zeroed */
 
 /* The kernel's identity in the tuning database (hex SHA-256, out has 65 bytes): its canonical

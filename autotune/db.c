@@ -938,14 +938,21 @@ oom:
 
 at_status at_compile_key(const char *ir_hash, const char *config, const char *arch,
                          const char *toolchain, char out[65], at_err *e) {
+  return at_compile_key_variant(ir_hash, config, arch, toolchain, NULL, out, e);
+}
+
+at_status at_compile_key_variant(const char *ir_hash, const char *config, const char *arch,
+                                 const char *toolchain, const char *variant, char out[65],
+                                 at_err *e) {
   out[0] = 0;
   if (!ir_hash || !config || !arch || !toolchain)
     return at_fail(e, AT_ERR_ARG, "at_compile_key: a NULL argument");
   static const char tag[] = "tilec compile key v1";
-  const char *parts[] = {tag, ir_hash, config, arch, toolchain};
+  const char *parts[] = {tag, ir_hash, config, arch, toolchain, variant};
+  int n = variant && variant[0] ? 6 : 5;
   at_sha256_ctx c;
   at_sha256_init(&c);
-  for (int i = 0; i < 5; i++)
+  for (int i = 0; i < n; i++)
     at_sha256_update(&c, parts[i], strlen(parts[i]) + 1); /* with the NUL: a separator */
   unsigned char d[32];
   at_sha256_final(&c, d);

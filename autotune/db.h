@@ -169,6 +169,12 @@ void at_db_rollback(at_db *db);
 at_status at_compile_key(const char *ir_hash, const char *config, const char *arch,
                          const char *toolchain, char out[65], at_err *e);
 
+/* The compile key of a variant of the code ("aligned": CG_ALIGNED); NULL or "" is the generic
+ * code, whose key is at_compile_key's (so stored cubins keep their keys). */
+at_status at_compile_key_variant(const char *ir_hash, const char *config, const char *arch,
+                                 const char *toolchain, const char *variant, char out[65],
+                                 at_err *e);
+
 /* Compiled images: stored with SHA-256 and size (and meta, and the time) in one row, so the
  * data and its metadata are written in the same transaction; replaces an existing entry. A
  * read verifies size and hash and returns AT_MISS (the message says why) on any mismatch — the

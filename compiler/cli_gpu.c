@@ -87,8 +87,20 @@ static int session_open(session *s, const cc_gpu *g, kn_problem *p, const char *
     goto fail;
   }
   memcpy(r->arch, arch, strlen(arch) + 1);
+  s->nargs = p->nargs;
+  for (int i = 0; i < p->nargs; i++) {
+    s->args[i].kind = p->args[i].kind;
+    s->args[i].scalar = p->args[i].scalar;
+    s->args[i].rank = p->args[i].rank;
+    for (int d = 0; d < p->args[i].rank; d++) {
+      s->args[i].shape[d] = p->args[i].shape[d];
+      s->args[i].stride[d] = p->args[i].stride[d];
+    }
+  }
+  /* device allocations are 256-byte aligned: the shapes and strides decide the variant */
+  r->aligned = rt_args_aligned(g->k, s->args, s->nargs, NULL);
   double t0 = now_ms();
-  if (cg_lower(g, r->arch, CG_EMIT_PTX, &out, err, errcap))
+  if (cg_lower(g, r->arch, CG_EMIT_PTX | (r->aligned ? CG_ALIGNED : 0), &out, err, errcap))
     goto fail;
   if ((st = rt_nvjitlink_ptx(out.ptx, strlen(out.ptx), r->arch, NULL, 0, &cubin, &e))) {
     rc = rt_fail(st, &e, err, errcap);
@@ -106,16 +118,6 @@ static int session_open(session *s, const cc_gpu *g, kn_problem *p, const char *
     r->regs = attrs.num_regs;
     r->local_bytes = attrs.local_bytes;
   }
-  s->nargs = p->nargs;
-  for (int i = 0; i < p->nargs; i++) {
-    s->args[i].kind = p->args[i].kind;
-    s->args[i].scalar = p->args[i].scalar;
-    s->args[i].rank = p->args[i].rank;
-    for (int d = 0; d < p->args[i].rank; d++) {
-      s->args[i].shape[d] = p->args[i].shape[d];
-      s->args[i].stride[d] = p->args[i].stride[d];
-    }
-  }
   for (int b = 0; b < p->nbufs; b++) { /* inputs copied, outputs poisoned */
     const kn_buf *kb = &p->bufs[b];
     size_t bytes = buf_bytes(kb);
@@ -128,6 +130,10 @@ static int session_open(session *s, const cc_gpu *g, kn_problem *p, const char *
     for (int i = 0; i < p->nargs; i++) /* the argument whose host data is this buffer */
       if (p->args[i].kind != ARG_SCALAR && p->args[i].data == kb->data)
         s->args[i].dptr = s->dptr[b];
+  }
+  if (r->aligned && !rt_args_aligned(g->k, s->args, s->nargs, NULL)) {
+    snprintf(err, errcap, "internal error: a device allocation is not 16-byte aligned");
+    goto fail;
   }
   if ((st = rt_params_pack(g->k, s->args, s->nargs, &s->params, &e))) {
     rc = rt_fail(st, &e, err, errcap);

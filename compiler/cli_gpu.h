@@ -16,17 +16,19 @@ typedef struct cli_gpu_result {
   char key[192];    /* the tuning-DB device key */
   char arch[16];    /* the target the kernel was compiled for */
   int threads, smem_bytes, regs, local_bytes;
+  bool aligned;      /* the aligned variant (CG_ALIGNED): the problem's tensors keep its promise */
   double compile_ms; /* GPU IR -> PTX -> cubin */
   double median_ms, min_ms, max_ms;
   int reps;
 } cli_gpu_result;
 
-/* Compiles g for device 0 (arch NULL: the device's own, sm_90a on compute capability 9.0),
- * copies p's inputs to the device, poisons its outputs (all bits set: NaN for floats), launches
- * once, copies the outputs back into p's buffers (so kn_problem_check judges the GPU result),
- * then times `reps` launches with CUDA events after a warm-up (median, min, max). Returns 0, 2
- * for an environment problem (no driver, no device, no nvJitLink) or 1 for any other failure,
- * with a message in err. */
+/* Compiles g for device 0 (arch NULL: the device's own, sm_90a on compute capability 9.0; the
+ * aligned variant when the problem's tensors keep its promise, rt_args_aligned), copies p's inputs
+ * to the device, poisons its outputs (all bits set: NaN for floats), launches once, copies the
+ * outputs back into p's buffers (so kn_problem_check judges the GPU result), then times `reps`
+ * launches with CUDA events after a warm-up (median, min, max). Returns 0, 2 for an environment
+ * problem (no driver, no device, no nvJitLink) or 1 for any other failure, with a message in err.
+ */
 int cli_gpu_run(const cc_gpu *g, kn_problem *p, const char *arch, int reps, cli_gpu_result *r,
                 char *err, size_t errcap);
 

@@ -441,9 +441,10 @@ static void report(const opts *o, const kn_problem *p, const char *cfg_text, con
       cli_json_str(stdout, gr->device);
       printf(", \"key\": ");
       cli_json_str(stdout, gr->key);
-      printf(", \"arch\": \"%s\", \"threads\": %d, \"smem_bytes\": %d, \"regs\": %d, "
-             "\"local_bytes\": %d, \"compile_ms\": ",
-             gr->arch, gr->threads, gr->smem_bytes, gr->regs, gr->local_bytes);
+      printf(", \"arch\": \"%s\", \"variant\": \"%s\", \"threads\": %d, \"smem_bytes\": %d, "
+             "\"regs\": %d, \"local_bytes\": %d, \"compile_ms\": ",
+             gr->arch, gr->aligned ? "aligned" : "generic", gr->threads, gr->smem_bytes, gr->regs,
+             gr->local_bytes);
       cli_json_num(stdout, gr->compile_ms);
       printf(", \"reps\": %d, \"median_ms\": ", gr->reps);
       cli_json_num(stdout, gr->median_ms);
@@ -475,8 +476,9 @@ static void report(const opts *o, const kn_problem *p, const char *cfg_text, con
   printf("%s %s\n", o->kernel, p->summary);
   printf("config: %s\n", cfg_text);
   if (gr) {
-    printf("gpu: %s (%s), %s, %d threads, %d B shared, %d registers, %d B local\n", gr->device,
-           gr->key, gr->arch, gr->threads, gr->smem_bytes, gr->regs, gr->local_bytes);
+    printf("gpu: %s (%s), %s %s, %d threads, %d B shared, %d registers, %d B local\n", gr->device,
+           gr->key, gr->arch, gr->aligned ? "aligned" : "generic", gr->threads, gr->smem_bytes,
+           gr->regs, gr->local_bytes);
     printf("time: median %.4f ms (min %.4f, max %.4f, %d reps): %.2f TFLOP/s; compile %.1f ms\n",
            gr->median_ms, gr->min_ms, gr->max_ms, gr->reps, gflops * 1e-3, gr->compile_ms);
   } else {

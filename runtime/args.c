@@ -146,13 +146,19 @@ static rt_status check_tensor(const ir_kernel *k, int a, const rt_argval *v, con
   return RT_OK;
 }
 
-bool rt_args_aligned(const ir_kernel *k, const rt_argval *args, int nargs) {
+bool rt_args_aligned(const ir_kernel *k, const rt_argval *args, int nargs, int *bad) {
+  int dummy;
+  bad = bad ? bad : &dummy;
+  *bad = -1;
   if (!k || !args || nargs != k->nargs)
     return false;
   for (int a = 0; a < nargs; a++) {
     const rt_argval *x = &args[a];
-    if (x->kind != k->args[a].kind)
+    if (x->kind != k->args[a].kind) {
+      *bad = -1;
       return false;
+    }
+    *bad = a;
     if (x->kind != ARG_TENSOR)
       continue;
     const ir_type *t = k->args[a].value->ty;
@@ -165,6 +171,7 @@ bool rt_args_aligned(const ir_kernel *k, const rt_argval *args, int nargs) {
       if (x->stride[d] * es % 16)
         return false;
   }
+  *bad = -1;
   return true;
 }
 

@@ -272,8 +272,9 @@ rt_status rt_params_pack(const ir_kernel *k, const rt_argval *args, int nargs, r
 /* Whether the arguments keep the alignment promise of kernels compiled with CG_ALIGNED (the
  * "aligned variant", codegen.h): every tensor argument's address is a multiple of 16 bytes, its
  * last stride is 1 and its other strides and its last extent are multiples of 16 bytes. False
- * for malformed arguments (nargs or kinds not the kernel's). Pure CPU, no allocation. */
-bool rt_args_aligned(const ir_kernel *k, const rt_argval *args, int nargs);
+ * for malformed arguments (nargs or kinds not the kernel's); *bad (when not NULL) is then the
+ * first argument that breaks the promise (-1 for malformed ones). Pure CPU, no allocation. */
+bool rt_args_aligned(const ir_kernel *k, const rt_argval *args, int nargs, int *bad);
 
 /* Fills ptrs[0 .. p->count) with pointers into p->buf: the kernelParams of rt_launch (valid while
  * p is neither moved nor changed). */

@@ -273,7 +273,17 @@ typedef struct tilec_kernel_request {
   const char *dtype;  /* NULL: the kernel's default type ("bf16", "f16", ...) */
   const char *config; /* NULL: the DB winner, else the heuristic; or exactly these tunables
                          ("BM=128,BN=128"), bypassing the database */
+  unsigned flags;     /* TILEC_KERNEL_* (a later field: a size without it reads as 0) */
 } tilec_kernel_request;
+
+/* TILEC_KERNEL_ALIGNED: the caller promises that every launch of the kernel passes tensors
+ * whose address is a multiple of 16 bytes, whose last stride is 1 and whose other strides and
+ * last extent are multiples of 16 bytes (8 bf16/f16 elements, 4 f32). The kernel is then the
+ * aligned variant: no run-time alignment tests or fallback paths — less code, faster to
+ * compile, fewer registers. A launch whose arguments break the promise fails with
+ * TILEC_ERR_ARG naming the tensor, and launches nothing. Its cubin is cached under its own
+ * key; the tuning database's winner config applies to it. */
+enum { TILEC_KERNEL_ALIGNED = 1 };
 
 /* Fills r with zeros and r->size. */
 TILEC_API void tilec_kernel_request_init(tilec_kernel_request *r);
@@ -316,6 +326,7 @@ typedef struct tilec_kernel_info {
   int threads;    /* CTA size */
   int smem_bytes; /* dynamic shared memory per CTA */
   double load_ms; /* what the miss that loaded it cost (compile and/or module load) */
+  unsigned flags; /* the request's TILEC_KERNEL_* that shaped the code (a later field) */
 } tilec_kernel_info;
 
 /* Describes k (strings owned by k). Thread-safe. */

@@ -49,14 +49,17 @@ class _ContextInfo(ctypes.Structure):
 class _Request(ctypes.Structure):
     _fields_ = [("size", ctypes.c_size_t), ("kernel", ctypes.c_char_p),
                 ("source", ctypes.c_char_p), ("ir", ctypes.c_void_p), ("shape", ctypes.c_char_p),
-                ("dtype", ctypes.c_char_p), ("config", ctypes.c_char_p)]
+                ("dtype", ctypes.c_char_p), ("config", ctypes.c_char_p), ("flags", ctypes.c_uint)]
+
+
+KERNEL_ALIGNED = 1  # TILEC_KERNEL_ALIGNED
 
 
 class _KernelInfo(ctypes.Structure):
     _fields_ = [("size", ctypes.c_size_t), ("name", ctypes.c_char_p), ("config", ctypes.c_char_p),
                 ("bucket", ctypes.c_char_p), ("entry", ctypes.c_char_p), ("origin", ctypes.c_int),
                 ("nargs", ctypes.c_int), ("threads", ctypes.c_int), ("smem_bytes", ctypes.c_int),
-                ("load_ms", ctypes.c_double)]
+                ("load_ms", ctypes.c_double), ("flags", ctypes.c_uint)]
 
 
 class _Arg(ctypes.Structure):
@@ -235,7 +238,8 @@ class Kernel:
         _check(library().tilec_kernel_info_get(self._h, ctypes.byref(i)))
         return {"name": i.name.decode(), "config": i.config.decode(), "bucket": i.bucket.decode(),
                 "entry": i.entry.decode(), "origin": _ORIGIN[i.origin], "nargs": i.nargs,
-                "threads": i.threads, "smem_bytes": i.smem_bytes, "load_ms": i.load_ms}
+                "threads": i.threads, "smem_bytes": i.smem_bytes, "load_ms": i.load_ms,
+                "aligned": bool(i.flags & KERNEL_ALIGNED)}
 
     def value(self, name):
         v = ctypes.c_int64()
@@ -307,14 +311,17 @@ class Context:
     def set_cache_capacity(self, n):
         _check(library().tilec_context_set_cache_capacity(self._h, n))
 
-    def kernel(self, name=None, shape=None, dtype=None, config=None, source=None):
-        """The kernel for a problem: shape as "M=..,N=.." or a dict; config pins tunables."""
+    def kernel(self, name=None, shape=None, dtype=None, config=None, source=None, aligned=False):
+        """The kernel for a problem: shape as "M=..,N=.." or a dict; config pins tunables;
+        aligned=True gets the aligned variant (TILEC_KERNEL_ALIGNED: every launch must pass
+        16-byte aligned tensors with 16-byte multiple strides and last extent)."""
         if isinstance(shape, dict):
             shape = ",".join(f"{k}={v}" for k, v in shape.items())
         if isinstance(config, dict):
             config = ",".join(f"{k}={v}" for k, v in config.items())
         r = _Request(size=ctypes.sizeof(_Request), kernel=_text(name), source=_text(source),
-                     shape=_text(shape), dtype=_text(dtype), config=_text(config))
+                     shape=_text(shape), dtype=_text(dtype), config=_text(config),
+                     flags=KERNEL_ALIGNED if aligned else 0)
         h = ctypes.c_void_p()
         _check(library().tilec_kernel_get(self._h, ctypes.byref(r), ctypes.byref(h)))
         return Kernel(self, h)

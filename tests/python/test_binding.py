@@ -55,6 +55,12 @@ k(*t)
 check(live(b"launches") == n0 + 1, "a launch reached the driver")
 raises("shape", lambda: k(t[0], t[1]), "takes 3 launch arguments")
 raises("shape", lambda: k(t[0], t[1], tilec.Tensor(0x3000, (64, 65))), "tensor 'C'")
+ka = ctx.kernel("matmul", shape={"M": 64, "N": 64, "K": 64}, aligned=True,
+                config={"BM": 32, "BN": 32, "BK": 32, "WARPS": 4, "STAGES": 2, "GROUP_M": 1})
+check(ka.info["aligned"] and not ki["aligned"], "aligned variant")
+ka(*t)
+raises("arg", lambda: ka(t[0], tilec.Tensor(0x2008, (64, 64)), t[2]), "tensor 'B' breaks")
+check(live(b"launches") == n0 + 2, "the misaligned launch never reached the driver")
 try:
     k(t[0], t[1], "C")
     check(False, "a string argument")
@@ -75,7 +81,7 @@ if np is not None:
     except TypeError as e:
         check("not on a CUDA device" in str(e), e)
     k(a, b, c, allow_host=True)
-    check(live(b"launches") == n0 + 2, "DLPack launch")
+    check(live(b"launches") == n0 + 3, "DLPack launch")
     ptr, shape, strides, _ = tilec._from_dlpack(c, allow_host=True)
     check(ptr == c.ctypes.data and shape == (64, 64) and strides in (None, (128, 1)),
           (ptr, shape, strides))

@@ -162,6 +162,67 @@ static void test_miss_hit_launch(void) {
   CHECK_EQ_INT(0, (int)live("module"));
 }
 
+/* TILEC_KERNEL_ALIGNED: the aligned variant is its own kernel and cubin (stored under its own
+ * compile key, loaded by the next context); launches that break the promise fail before the
+ * driver; an old-sized request (no flags field) is the generic kernel. */
+static void test_aligned(void) {
+  tilec_context *c = open_ctx(0, 0);
+  if (!c)
+    return;
+  static const char shape[] = "M=96,N=64,K=64", cfg[] = "BM=32,BN=32,BK=32,WARPS=1,STAGES=2";
+  tilec_kernel_request r;
+  tilec_kernel_request_init(&r);
+  r.kernel = "matmul", r.shape = shape, r.config = cfg, r.flags = TILEC_KERNEL_ALIGNED;
+  tilec_kernel *ka = NULL, *kg = get(c, "matmul", shape, cfg);
+  CHECK_STATUS(TILEC_OK, tilec_kernel_get(c, &r, &ka));
+  if (!ka || !kg) {
+    tilec_kernel_release(ka), tilec_kernel_release(kg), tilec_context_destroy(c);
+    return;
+  }
+  CHECK(ka != kg);
+  CHECK_EQ_INT(TILEC_KERNEL_ALIGNED, (int)kinfo(ka).flags);
+  CHECK_EQ_INT(0, (int)kinfo(kg).flags);
+  CHECK_EQ_INT(2, (int)info_of(c).compiles);
+  tilec_arg a[3];
+  matmul_args(a, 96, 64, 64);
+  long before = live("launches");
+  CHECK_STATUS(TILEC_OK, tilec_launch(c, ka, a, 3, NULL));
+  a[1].ptr += 8; /* B 8 bytes off */
+  CHECK_STATUS(TILEC_ERR_ARG, tilec_launch(c, ka, a, 3, NULL));
+  CHECK_CONTAINS(tilec_errmsg(c), "tensor 'B' breaks its promise");
+  CHECK_STATUS(TILEC_OK, tilec_launch(c, kg, a, 3, NULL)); /* the generic kernel takes anything */
+  a[1].ptr -= 8;
+  a[2].stride[0] = 68, a[2].stride[1] = 1; /* C's rows 136 bytes apart */
+  a[0].stride[0] = 64, a[0].stride[1] = 1, a[1].stride[0] = 64, a[1].stride[1] = 1;
+  CHECK_STATUS(TILEC_ERR_ARG, tilec_launch(c, ka, a, 3, NULL));
+  CHECK_CONTAINS(tilec_errmsg(c), "tensor 'C'");
+  CHECK_EQ_INT((int)before + 2, (int)live("launches"));
+  tilec_kernel_release(ka);
+  tilec_kernel_release(kg);
+  tilec_context_destroy(c);
+
+  /* the next context loads the aligned cubin from the database, and an old-sized request is
+   * the generic kernel (also from the database) */
+  c = open_ctx(0, 0);
+  ka = NULL;
+  CHECK_STATUS(TILEC_OK, tilec_kernel_get(c, &r, &ka));
+  r.size = offsetof(tilec_kernel_request, flags);
+  kg = NULL;
+  CHECK_STATUS(TILEC_OK, tilec_kernel_get(c, &r, &kg));
+  CHECK_EQ_INT(0, (int)info_of(c).compiles);
+  if (ka && kg) {
+    CHECK_EQ_INT(TILEC_KERNEL_ALIGNED, (int)kinfo(ka).flags);
+    CHECK_EQ_INT(0, (int)kinfo(kg).flags);
+  }
+  r.size = sizeof r, r.flags = 2;
+  tilec_kernel *bad = NULL;
+  CHECK_STATUS(TILEC_ERR_ARG, tilec_kernel_get(c, &r, &bad));
+  CHECK_CONTAINS(tilec_errmsg(c), "unknown flags");
+  tilec_kernel_release(ka);
+  tilec_kernel_release(kg);
+  tilec_context_destroy(c);
+}
+
 /* A read-only context loads the stored cubin and never writes: what it compiles is compiled
  * again by the next read-only context. */
 static void test_readonly(void) {
@@ -420,6 +481,7 @@ int main(void) {
   if (!li.loaded)
     TEST_SKIP("no nvJitLink: misses cannot compile (%s)", li.error);
   test_miss_hit_launch();
+  test_aligned();
   test_readonly();
   test_db_winner();
   test_lru();

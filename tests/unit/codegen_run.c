@@ -1355,7 +1355,7 @@ static void rt_args(const kn_problem *p, rt_argval *av) {
 static void check_promise(const ir_kernel *spec, const kn_problem *p, const char *what) {
   rt_argval av[IR_MAX_ARGS];
   rt_args(p, av);
-  if (!CHECK(rt_args_aligned(spec, av, p->nargs)))
+  if (!CHECK(rt_args_aligned(spec, av, p->nargs, NULL)))
     fprintf(stderr, "  %s: the test's arguments break the alignment promise\n", what);
 }
 

@@ -200,6 +200,15 @@ static void test_blobs(at_db *db) {
   CHECK_EQ_INT(AT_OK, at_compile_key("ab1", "2BM=64", "sm_90a", "tilec 0.1", ck2, &e));
   CHECK(strcmp(ck, ck2) != 0); /* the separator keeps fields apart */
   CHECK_EQ_INT(AT_ERR_ARG, at_compile_key(NULL, "", "", "", ck2, &e));
+  /* variants: the generic code keeps at_compile_key's key, "aligned" has its own */
+  CHECK_EQ_INT(AT_OK, at_compile_key_variant("ab12", "BM=64", "sm_90a", "tilec 0.1", "", ck2, &e));
+  CHECK_EQ_STR(ck, ck2);
+  CHECK_EQ_INT(AT_OK,
+               at_compile_key_variant("ab12", "BM=64", "sm_90a", "tilec 0.1", NULL, ck2, &e));
+  CHECK_EQ_STR(ck, ck2);
+  CHECK_EQ_INT(AT_OK,
+               at_compile_key_variant("ab12", "BM=64", "sm_90a", "tilec 0.1", "aligned", ck2, &e));
+  CHECK(strcmp(ck, ck2) != 0);
 
   unsigned char cubin[3000];
   for (int i = 0; i < 3000; i++)
