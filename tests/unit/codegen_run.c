@@ -77,6 +77,7 @@ enum {
   C_LG2,
   C_RSQRT,
   C_FPTOSI_SAT,
+  C_CVT2, /* cvt.rn.{b}f16x2.f32 d, hi, lo: element 0 of the result is lo */
   C_LDG,
   C_STG,
   C_LDM,
@@ -338,6 +339,8 @@ static const struct {
     {"llvm.nvvm.lg2.approx.", C_LG2, 0},
     {"llvm.nvvm.rsqrt.approx.", C_RSQRT, 0},
     {"llvm.fptosi.sat.", C_FPTOSI_SAT, 0},
+    {"llvm.nvvm.ff2bf16x2.rn", C_CVT2, 0},
+    {"llvm.nvvm.ff2f16x2.rn", C_CVT2, 0},
 };
 
 /* The f8 kind a PTX type name at s stands for ("e4m3", "e5m2"), or 0. */
@@ -844,6 +847,11 @@ static int call(sim *S, thr *T, const ins *I, V *r, int tid) {
   const V *a = I->n > 0 ? val(T, &I->o[0]) : NULL, *b = I->n > 1 ? val(T, &I->o[1]) : NULL;
   int bits = I->t.bits;
   switch (I->call) {
+  case C_CVT2:
+    memset(r, 0, sizeof *r);
+    setf_raw(r->b, getf(b, T_F32), I->t.ek);
+    setf_raw(r->b + 2, getf(a, T_F32), I->t.ek);
+    return 0;
   case C_TID:
     seti(r, (uint64_t)tid, 32);
     return 0;
