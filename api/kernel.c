@@ -10,11 +10,13 @@
  * A launch packs arguments with rt_params_pack and enqueues cuLaunchKernel; it takes no lock.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api/api_impl.h"
 #include "autotune/bucket.h"
@@ -569,6 +571,75 @@ tilec_kernel *tilec_kernel_retain(tilec_kernel *k) {
   if (k)
     atomic_fetch_add(&k->refs, 1);
   return k;
+}
+
+/* ---- many at once ---------------------------------------------------------------------------- */
+
+typedef struct many {
+  tilec_context *ctx;
+  const tilec_kernel_request *const *reqs;
+  tilec_kernel **out;
+  tilec_status *st;
+  char (*msg)[512]; /* each failure's message (tilec_errmsg is per thread) */
+  atomic_int next;
+  int n;
+} many;
+
+static void *many_worker(void *arg) {
+  many *w = arg;
+  for (int i; (i = atomic_fetch_add(&w->next, 1)) < w->n;) {
+    w->st[i] = tilec_kernel_get(w->ctx, w->reqs[i], &w->out[i]);
+    if (w->st[i])
+      snprintf(w->msg[i], sizeof w->msg[i], "%s", tilec_errmsg(w->ctx));
+  }
+  return NULL;
+}
+
+tilec_status tilec_kernel_get_many(tilec_context *ctx, const tilec_kernel_request *const *reqs,
+                                   int n, tilec_kernel **out, int threads, int *failed) {
+  enum { MAX_THREADS = 64 };
+  if (failed)
+    *failed = -1;
+  if (!ctx || n < 0 || (n > 0 && (!reqs || !out)))
+    return api_fail(TILEC_ERR_ARG, "tilec_kernel_get_many: ctx is required, n >= 0, and reqs "
+                                   "and out when n > 0");
+  for (int i = 0; i < n; i++)
+    out[i] = NULL;
+  for (int i = 0; i < n; i++)
+    if (!reqs[i])
+      return api_fail(TILEC_ERR_ARG, "tilec_kernel_get_many: reqs[%d] is NULL", i);
+  if (n == 0)
+    return TILEC_OK;
+  if (threads <= 0) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    threads = cpus > 0 ? (int)(cpus < MAX_THREADS ? cpus : MAX_THREADS) : 1;
+  }
+  threads = threads < n ? threads : n;
+  threads = threads < MAX_THREADS ? threads : MAX_THREADS;
+  many w = {.ctx = ctx, .reqs = reqs, .out = out, .n = n};
+  atomic_init(&w.next, 0);
+  w.st = calloc((size_t)n, sizeof *w.st);
+  w.msg = calloc((size_t)n, sizeof *w.msg);
+  if (!w.st || !w.msg) {
+    free(w.st), free(w.msg);
+    return api_fail(TILEC_ERR_OOM, "tilec_kernel_get_many: out of memory");
+  }
+  pthread_t tid[MAX_THREADS];
+  int started = 0;
+  while (started + 1 < threads && !pthread_create(&tid[started], NULL, many_worker, &w))
+    started++; /* fewer threads when the system refuses more: the work still gets done */
+  many_worker(&w);
+  for (int t = 0; t < started; t++)
+    pthread_join(tid[t], NULL);
+  tilec_status s = TILEC_OK;
+  for (int i = 0; i < n && !s; i++)
+    if (w.st[i]) {
+      s = api_fail(w.st[i], "request %d: %s", i, w.msg[i]);
+      if (failed)
+        *failed = i;
+    }
+  free(w.st), free(w.msg);
+  return s;
 }
 
 void tilec_kernel_release(tilec_kernel *k) {

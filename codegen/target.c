@@ -19,8 +19,10 @@
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
+#include <llvm-c/Transforms/PassBuilder.h>
 
 static const char nvptx_triple[] = "nvptx64-nvidia-cuda";
 
@@ -88,12 +90,48 @@ static void free_tms(void *p) {
   free(tms);
 }
 
+/* LLVM creates some process-wide objects lazily (the timer groups' lock, on the first pass
+ * pipeline or code generation): an empty module through both, once, before any thread
+ * compiles, so that threads compiling at once from a cold process never race to create them
+ * (ThreadSanitizer reported it: LLVM's own synchronization is not instrumented). Best effort:
+ * a failure here only means the first real compile creates them. */
+static void warm_llvm(void) {
+  LLVMContextRef c = LLVMContextCreate();
+  LLVMModuleRef m = LLVMModuleCreateWithNameInContext("tilec_warm", c);
+  LLVMTargetRef target;
+  char *msg = NULL;
+  LLVMSetTarget(m, nvptx_triple);
+  if (LLVMGetTargetFromTriple(nvptx_triple, &target, &msg)) {
+    LLVMDisposeMessage(msg);
+  } else {
+    LLVMTargetMachineRef tm =
+        LLVMCreateTargetMachine(target, nvptx_triple, "sm_80", "+ptx80", LLVMCodeGenLevelDefault,
+                                LLVMRelocDefault, LLVMCodeModelDefault);
+    if (tm) {
+      LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+      LLVMErrorRef e = LLVMRunPasses(m, "verify", tm, po);
+      if (e)
+        LLVMConsumeError(e);
+      LLVMDisposePassBuilderOptions(po);
+      LLVMMemoryBufferRef buf = NULL;
+      if (LLVMTargetMachineEmitToMemoryBuffer(tm, m, LLVMAssemblyFile, &msg, &buf))
+        LLVMDisposeMessage(msg);
+      else
+        LLVMDisposeMemoryBuffer(buf);
+      LLVMDisposeTargetMachine(tm);
+    }
+  }
+  LLVMDisposeModule(m);
+  LLVMContextDispose(c);
+}
+
 static void register_nvptx(void) {
   LLVMInitializeNVPTXTargetInfo();
   LLVMInitializeNVPTXTarget();
   LLVMInitializeNVPTXTargetMC();
   LLVMInitializeNVPTXAsmPrinter();
   tm_key_ok = pthread_key_create(&tm_key, free_tms) == 0;
+  warm_llvm();
 }
 
 LLVMTargetMachineRef cg_target_machine(const struct cg_target *t, char *err, size_t errcap) {

@@ -300,6 +300,17 @@ TILEC_API void tilec_kernel_request_init(tilec_kernel_request *r);
 TILEC_API tilec_status tilec_kernel_get(tilec_context *ctx, const tilec_kernel_request *req,
                                         tilec_kernel **out);
 
+/* Gets n kernels at once — what an engine needs at start-up: out[i] for reqs[i], each as
+ * tilec_kernel_get would, the misses compiled in parallel on up to `threads` threads (0: one
+ * per online CPU; the calling thread is one of them). Returns TILEC_OK when every request
+ * succeeded; otherwise the status of the first failing request (lowest index, in *failed when
+ * failed is not NULL; else *failed is -1) with its message prefixed by "request i: ". Every
+ * out[i] is either a kernel the caller owns (release each) or NULL for a failed request. Errors
+ * of its own: ARG (NULL ctx, n < 0, NULL reqs/out/reqs[i] with n > 0), OOM. Thread-safe. */
+TILEC_API tilec_status tilec_kernel_get_many(tilec_context *ctx,
+                                             const tilec_kernel_request *const *reqs, int n,
+                                             tilec_kernel **out, int threads, int *failed);
+
 /* Drops a reference. The kernel is freed (its module unloaded) when the LRU evicted it and no
  * one holds it. Thread-safe. NULL is a no-op. */
 TILEC_API void tilec_kernel_release(tilec_kernel *k);

@@ -223,6 +223,51 @@ static void test_aligned(void) {
   tilec_context_destroy(c);
 }
 
+/* tilec_kernel_get_many: every request served (misses compiled on two threads), the first
+ * failure reported by index with its message, the other kernels still returned. */
+static void test_get_many(void) {
+  tilec_context *c = open_ctx(TILEC_CONTEXT_NO_DB, 0);
+  if (!c)
+    return;
+  tilec_kernel_request r[4];
+  static const char *const cfgs[] = {"BM=32,BN=32,BK=32,WARPS=1,STAGES=2",
+                                     "BM=64,BN=32,BK=32,WARPS=2,STAGES=2",
+                                     "BM=32,BN=64,BK=32,WARPS=2,STAGES=2"};
+  const tilec_kernel_request *rp[4];
+  for (int i = 0; i < 4; i++) {
+    tilec_kernel_request_init(&r[i]);
+    r[i].kernel = "matmul", r[i].shape = "M=64,N=64,K=64", r[i].config = cfgs[i % 3];
+    rp[i] = &r[i];
+  }
+  r[3].flags = TILEC_KERNEL_ALIGNED;
+  tilec_kernel *k[4];
+  int failed = 7;
+  CHECK_STATUS(TILEC_OK, tilec_kernel_get_many(c, rp, 4, k, 2, &failed));
+  CHECK_EQ_INT(-1, failed);
+  for (int i = 0; i < 4; i++)
+    CHECK(k[i] != NULL);
+  CHECK(k[0] != k[1] && k[1] != k[2] && k[0] != k[3]);
+  CHECK_EQ_INT(4, (int)info_of(c).compiles);
+  for (int i = 0; i < 4; i++)
+    tilec_kernel_release(k[i]);
+
+  r[1].kernel = "matmool"; /* a failure in the middle; the others are hits now */
+  CHECK_STATUS(TILEC_ERR_NOT_FOUND, tilec_kernel_get_many(c, rp, 4, k, 0, &failed));
+  CHECK_EQ_INT(1, failed);
+  CHECK_CONTAINS(tilec_errmsg(c), "request 1: ");
+  CHECK_CONTAINS(tilec_errmsg(c), "matmool");
+  CHECK(k[0] && !k[1] && k[2] && k[3]);
+  for (int i = 0; i < 4; i++)
+    tilec_kernel_release(k[i]);
+  CHECK_STATUS(TILEC_OK, tilec_kernel_get_many(c, rp, 0, NULL, 1, NULL));
+  CHECK_STATUS(TILEC_ERR_ARG, tilec_kernel_get_many(c, rp, -1, k, 1, NULL));
+  CHECK_STATUS(TILEC_ERR_ARG, tilec_kernel_get_many(NULL, rp, 4, k, 1, NULL));
+  rp[2] = NULL;
+  CHECK_STATUS(TILEC_ERR_ARG, tilec_kernel_get_many(c, rp, 4, k, 1, NULL));
+  CHECK_CONTAINS(tilec_errmsg(c), "reqs[2]");
+  tilec_context_destroy(c);
+}
+
 /* A read-only context loads the stored cubin and never writes: what it compiles is compiled
  * again by the next read-only context. */
 static void test_readonly(void) {
@@ -482,6 +527,7 @@ int main(void) {
     TEST_SKIP("no nvJitLink: misses cannot compile (%s)", li.error);
   test_miss_hit_launch();
   test_aligned();
+  test_get_many();
   test_readonly();
   test_db_winner();
   test_lru();
