@@ -10,6 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 2
 BUILD=${BUILD_DIR:-build}
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd) # absolute: make -C below changes directory
 if compgen -G "$BUILD/*.gz" >/dev/null; then # a gzipped bundle (scripts/gpu_bundle.sh)
   bin=$(mktemp -d /tmp/tilec-bin.XXXXXX)
   for f in "$BUILD"/*.gz; do
@@ -17,6 +18,7 @@ if compgen -G "$BUILD/*.gz" >/dev/null; then # a gzipped bundle (scripts/gpu_bun
   done
   BUILD=$bin
 fi
+export LD_LIBRARY_PATH="$BUILD${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" # libtilec.so.0, SQLite
 TILEC=$BUILD/tilec
 [[ -x $TILEC ]] || { echo "run.sh: $TILEC not found (carry the build folder)" >&2; exit 2; }
 
@@ -55,7 +57,8 @@ try:
     chk = j.get("check", {}).get("pass")
     chk = "-" if chk is None else ("pass" if chk else "FAIL")
     print(f"{name:28s} {status:8s} {chk:5s} {g.get('median_ms', 0):9.4f} ms "
-          f"{j.get('gflops', 0) / 1e3:8.2f} TFLOP/s  regs {g.get('regs', 0)}")
+          f"{j.get('gflops', 0) / 1e3:8.2f} TFLOP/s  regs {g.get('regs', 0)} "
+          f"{g.get('variant', '')}")
 except Exception as e:
     print(f"{name:28s} {status:8s} (no result: {e})")
 PY
@@ -130,6 +133,44 @@ PY
     add_row "tune $name FAIL($?): $(tail -1 "$OUT/tune_$name.err")"
   fi
 done
+
+# the public API (issue 6): examples/engine.c cold (every kernel compiled into a fresh
+# database) then warm (every kernel from that database); miss, hit, launch and kernel times
+if [[ -x $BUILD/tilec_engine ]]; then
+  for pass in cold warm; do
+    n=$((n + 1))
+    if timeout 300 "$BUILD/tilec_engine" --db "$OUT/engine.db" --writable --reps 20 \
+      >"$OUT/engine_$pass.txt" 2>&1; then
+      add_row "engine $pass: $(grep -E '^lookups' "$OUT/engine_$pass.txt")"
+    else
+      add_row "engine $pass FAIL($?): $(tail -1 "$OUT/engine_$pass.txt")"
+    fi
+  done
+fi
+
+# an exported tuned.c (issue 6): the matmul winners of the sweeps above, compiled here with
+# examples/export (needs a C compiler and the CUDA headers on this machine), then run
+key=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["gpu"]["key"])' \
+  "$OUT/mm_odd.json" 2>/dev/null)
+if [[ -n $key ]] && command -v "${CC:-cc}" >/dev/null; then
+  n=$((n + 1))
+  if "$TILEC" export --db "$OUT/tune.db" --device "$key" --kernels matmul --prefix example \
+    -o "$OUT/tuned.c" >"$OUT/export.txt" 2>&1 &&
+    make -s -C examples/export TUNED="$OUT/tuned.c" OUT="$OUT/export_engine" >>"$OUT/export.txt" 2>&1; then
+    for shape in "16 14336 4096"; do # its CPU reference makes 4096^3 too slow here
+      # shellcheck disable=SC2086 # the shape is three arguments
+      if timeout 120 "$OUT/export_engine" $shape >>"$OUT/export.txt" 2>&1; then
+        add_row "export_engine $shape: $(tail -1 "$OUT/export.txt")"
+      else
+        add_row "export_engine $shape FAIL($?): $(tail -1 "$OUT/export.txt")"
+      fi
+    done
+  else
+    add_row "export FAIL: $(tail -1 "$OUT/export.txt")"
+  fi
+else
+  add_row "export skipped: no device key (mm_odd.json) or no C compiler"
+fi
 
 # tilec matmul vs cuBLASLt in this process (the DESIGN.md shapes); table in bench_matmul.txt
 timeout 300 "$TILEC" bench matmul --reps 20 >"$OUT/bench_matmul.txt" 2>&1 ||
