@@ -124,6 +124,8 @@ def library():
         "tilec_context_info_get": (I, [P, P]),
         "tilec_context_set_cache_capacity": (I, [P, I]),
         "tilec_kernel_get": (I, [P, P, ctypes.POINTER(P)]),
+        "tilec_kernel_get_many": (I, [P, ctypes.POINTER(P), I, ctypes.POINTER(P), I,
+                                      ctypes.POINTER(I)]),
         "tilec_kernel_release": (None, [P]),
         "tilec_kernel_info_get": (I, [P, P]),
         "tilec_kernel_value": (I, [P, S, ctypes.POINTER(ctypes.c_int64)]),
@@ -311,17 +313,41 @@ class Context:
     def set_cache_capacity(self, n):
         _check(library().tilec_context_set_cache_capacity(self._h, n))
 
-    def kernel(self, name=None, shape=None, dtype=None, config=None, source=None, aligned=False):
-        """The kernel for a problem: shape as "M=..,N=.." or a dict; config pins tunables;
-        aligned=True gets the aligned variant (TILEC_KERNEL_ALIGNED: every launch must pass
-        16-byte aligned tensors with 16-byte multiple strides and last extent)."""
+    @staticmethod
+    def _request(name=None, shape=None, dtype=None, config=None, source=None, aligned=False):
         if isinstance(shape, dict):
             shape = ",".join(f"{k}={v}" for k, v in shape.items())
         if isinstance(config, dict):
             config = ",".join(f"{k}={v}" for k, v in config.items())
-        r = _Request(size=ctypes.sizeof(_Request), kernel=_text(name), source=_text(source),
-                     shape=_text(shape), dtype=_text(dtype), config=_text(config),
-                     flags=KERNEL_ALIGNED if aligned else 0)
+        return _Request(size=ctypes.sizeof(_Request), kernel=_text(name), source=_text(source),
+                        shape=_text(shape), dtype=_text(dtype), config=_text(config),
+                        flags=KERNEL_ALIGNED if aligned else 0)
+
+    def kernel(self, name=None, shape=None, dtype=None, config=None, source=None, aligned=False):
+        """The kernel for a problem: shape as "M=..,N=.." or a dict; config pins tunables;
+        aligned=True gets the aligned variant (TILEC_KERNEL_ALIGNED: every launch must pass
+        16-byte aligned tensors with 16-byte multiple strides and last extent)."""
+        r = self._request(name, shape, dtype, config, source, aligned)
         h = ctypes.c_void_p()
         _check(library().tilec_kernel_get(self._h, ctypes.byref(r), ctypes.byref(h)))
         return Kernel(self, h)
+
+    def kernels(self, requests, threads=0):
+        """Many kernels at once (tilec_kernel_get_many): requests is a list of dicts of kernel()'s
+        arguments; the misses compile in parallel on `threads` threads (0: one per CPU). Raises
+        TilecError for the first failing request (its message starts "request i: ")."""
+        reqs = [self._request(**q) for q in requests]
+        n = len(reqs)
+        ptrs = (ctypes.c_void_p * max(n, 1))(*[ctypes.addressof(r) for r in reqs])
+        out = (ctypes.c_void_p * max(n, 1))()
+        failed = ctypes.c_int(-1)
+        status = library().tilec_kernel_get_many(self._h, ptrs, n, out, threads,
+                                                 ctypes.byref(failed))
+        kernels = [Kernel(self, ctypes.c_void_p(out[i])) if out[i] else None for i in range(n)]
+        if status:
+            msg = library().tilec_errmsg(None).decode(errors="replace")
+            for k in kernels:  # the others were returned: release them
+                if k is not None:
+                    k.release()
+            raise TilecError(status, msg)
+        return kernels

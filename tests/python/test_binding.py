@@ -61,6 +61,13 @@ check(ka.info["aligned"] and not ki["aligned"], "aligned variant")
 ka(*t)
 raises("arg", lambda: ka(t[0], tilec.Tensor(0x2008, (64, 64)), t[2]), "tensor 'B' breaks")
 check(live(b"launches") == n0 + 2, "the misaligned launch never reached the driver")
+cfg2 = {"BM": 64, "BN": 32, "BK": 32, "WARPS": 4, "STAGES": 2, "GROUP_M": 1}
+ks = ctx.kernels([dict(name="matmul", shape="M=64,N=64,K=64", config=cfg2),
+                  dict(name="matmul", shape="M=64,N=64,K=64", config=cfg2, aligned=True)],
+                 threads=2)
+check(len(ks) == 2 and not ks[0].info["aligned"] and ks[1].info["aligned"], "kernels()")
+raises("not_found", lambda: ctx.kernels([dict(name="matmul", shape="M=64,N=64,K=64"),
+                                         dict(name="matmool", shape="M=8")]), "request 1: ")
 try:
     k(t[0], t[1], "C")
     check(False, "a string argument")
