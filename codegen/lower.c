@@ -1838,9 +1838,8 @@ static bool lower_block_access(lw *L, const ir_op *op, bool store) {
    * the run stays in its 32-bit registers through the join). */
   LLVMTypeRef rt = LLVMVectorType(memty(L, k), (unsigned)v);
   LLVMValueRef *eruns = store ? NULL : alloc(L, sizeof(LLVMValueRef) * (size_t)(t->n / v));
-  for (int i = 0; i < t->n && !store; i += v) {
+  for (int i = 0; i < t->n && !store; i += v)
     eruns[i / v] = vec_of(L, t->r + i, v, k);
-  }
   sbb = LLVMGetInsertBlock(b);
   LLVMBuildBr(b, join);
   LLVMPositionBuilderAtEnd(b, join);

@@ -2014,23 +2014,38 @@ static void pipeline_paths(void) {
 }
 
 int main(int argc, char **argv) {
+  /* flags CG_ALIGNED: the aligned variant, on arguments whose last extents are multiples of 16
+   * bytes (edge tiles in every dim); run_case checks that they keep its promise and that no
+   * fallback was built. They run for "aligned", the others for a kernel name (or for all). */
   static const struct {
     const char *kernel, *shape, *set, *dtype;
+    unsigned flags;
   } cases[] = {
-      {"matmul", "M=70,N=50,K=40", "BM=32,BN=32,BK=16,WARPS=1", NULL},
-      {"matmul", "M=70,N=50,K=40", "BM=16,BN=64,BK=32,WARPS=2", "f16"},
-      {"matmul", "M=100,N=70,K=33", "BM=64,BN=32,BK=16,WARPS=4,TC=f32", NULL},
-      {"matmul", "M=40,N=72,K=48,transb=1", "BM=32,BN=64,BK=16,WARPS=8", NULL},
-      {"matmul", "M=130,N=100,K=64", "", NULL},
-      {"attention", "H=2,S=40,D=64", "BM=16,BN=16,WARPS=1", NULL},
-      {"attention", "H=2,HKV=1,S=50,SKV=70,D=64,causal=1", "BM=32,BN=32,WARPS=2", "f16"},
-      {"attention", "B=2,H=1,S=70,D=128", "BM=64,BN=32,WARPS=4", NULL},
-      {"attention", "H=1,S=100,D=64,causal=1", "BM=64,BN=64,WARPS=8", NULL},
-      {"bsattention", "H=2,S=70,mask=sliding:32", "BM=32,BN=32,WARPS=2", NULL},
-      {"bsattention", "H=1,S=130,mask=causal", "", NULL},
-      {"bsmatmul", "M=70,N=64,K=96,block=32", "BM=32,WARPS=2", NULL},
-      {"bsmatmul", "M=50,N=40,K=64,block=16", "BM=16,WARPS=1", "f16"},
-      {"bsmatmul", "M=130,N=100,K=64", "", NULL},
+      {"matmul", "M=70,N=50,K=40", "BM=32,BN=32,BK=16,WARPS=1", NULL, 0},
+      {"matmul", "M=70,N=50,K=40", "BM=16,BN=64,BK=32,WARPS=2", "f16", 0},
+      {"matmul", "M=100,N=70,K=33", "BM=64,BN=32,BK=16,WARPS=4,TC=f32", NULL, 0},
+      {"matmul", "M=40,N=72,K=48,transb=1", "BM=32,BN=64,BK=16,WARPS=8", NULL, 0},
+      {"matmul", "M=130,N=100,K=64", "", NULL, 0},
+      {"attention", "H=2,S=40,D=64", "BM=16,BN=16,WARPS=1", NULL, 0},
+      {"attention", "H=2,HKV=1,S=50,SKV=70,D=64,causal=1", "BM=32,BN=32,WARPS=2", "f16", 0},
+      {"attention", "B=2,H=1,S=70,D=128", "BM=64,BN=32,WARPS=4", NULL, 0},
+      {"attention", "H=1,S=100,D=64,causal=1", "BM=64,BN=64,WARPS=8", NULL, 0},
+      {"bsattention", "H=2,S=70,mask=sliding:32", "BM=32,BN=32,WARPS=2", NULL, 0},
+      {"bsattention", "H=1,S=130,mask=causal", "", NULL, 0},
+      {"bsmatmul", "M=70,N=64,K=96,block=32", "BM=32,WARPS=2", NULL, 0},
+      {"bsmatmul", "M=50,N=40,K=64,block=16", "BM=16,WARPS=1", "f16", 0},
+      {"bsmatmul", "M=130,N=100,K=64", "", NULL, 0},
+      {"matmul", "M=70,N=56,K=40", "BM=32,BN=32,BK=16,WARPS=1", NULL, CG_ALIGNED},
+      {"matmul", "M=100,N=72,K=48", "BM=64,BN=32,BK=16,WARPS=4,TC=f32", "f16", CG_ALIGNED},
+      {"matmul", "M=130,N=104,K=64", "", NULL, CG_ALIGNED},
+      {"attention", "H=2,S=40,D=64", "BM=16,BN=16,WARPS=1", NULL, CG_ALIGNED},
+      {"attention", "H=2,HKV=1,S=56,SKV=72,D=64,causal=1", "BM=32,BN=32,WARPS=2", "f16",
+       CG_ALIGNED},
+      {"attention", "B=2,H=1,S=72,D=128", "BM=64,BN=32,WARPS=4", NULL, CG_ALIGNED},
+      {"bsattention", "H=2,S=72,mask=sliding:32", "BM=32,BN=32,WARPS=2", NULL, CG_ALIGNED},
+      {"bsattention", "H=1,S=136,mask=causal", "", NULL, CG_ALIGNED},
+      {"bsmatmul", "M=70,N=64,K=96,block=32", "BM=32,WARPS=2", NULL, CG_ALIGNED},
+      {"bsmatmul", "M=130,N=104,K=64", "", NULL, CG_ALIGNED},
   };
   if (argc == 5 && !strcmp(argv[1], "--builtin")) { /* codegen_run --builtin KERNEL SHAPE SET */
     run_case(argv[2], argv[3], argv[4], NULL, 0);
@@ -2067,27 +2082,9 @@ int main(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "ops"))
     run_text_case("axpy", axpy_tile, "N=1000,alpha=0.5", "BLOCK=128", "sm_80", 0);
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-    if (argc < 2 || strstr(cases[i].kernel, argv[1]))
-      run_case(cases[i].kernel, cases[i].shape, cases[i].set, cases[i].dtype, 0);
-  /* the aligned variant (CG_ALIGNED): last extents multiples of 16 bytes, edge tiles in every
-   * dim; run_case checks that the arguments keep the promise and that no fallback was built */
-  static const struct {
-    const char *kernel, *shape, *set, *dtype;
-  } aligned[] = {
-      {"matmul", "M=70,N=56,K=40", "BM=32,BN=32,BK=16,WARPS=1", NULL},
-      {"matmul", "M=100,N=72,K=48", "BM=64,BN=32,BK=16,WARPS=4,TC=f32", "f16"},
-      {"matmul", "M=130,N=104,K=64", "", NULL},
-      {"attention", "H=2,S=40,D=64", "BM=16,BN=16,WARPS=1", NULL},
-      {"attention", "H=2,HKV=1,S=56,SKV=72,D=64,causal=1", "BM=32,BN=32,WARPS=2", "f16"},
-      {"attention", "B=2,H=1,S=72,D=128", "BM=64,BN=32,WARPS=4", NULL},
-      {"bsattention", "H=2,S=72,mask=sliding:32", "BM=32,BN=32,WARPS=2", NULL},
-      {"bsattention", "H=1,S=136,mask=causal", "", NULL},
-      {"bsmatmul", "M=70,N=64,K=96,block=32", "BM=32,WARPS=2", NULL},
-      {"bsmatmul", "M=130,N=104,K=64", "", NULL},
-  };
-  for (size_t i = 0; i < sizeof aligned / sizeof aligned[0]; i++)
-    if (argc < 2 || !strcmp(argv[1], "aligned"))
-      run_case(aligned[i].kernel, aligned[i].shape, aligned[i].set, aligned[i].dtype, CG_ALIGNED);
+    if (argc < 2 || (cases[i].flags & CG_ALIGNED ? !strcmp(argv[1], "aligned")
+                                                 : strstr(cases[i].kernel, argv[1]) != NULL))
+      run_case(cases[i].kernel, cases[i].shape, cases[i].set, cases[i].dtype, cases[i].flags);
   if (argc < 2 || !strcmp(argv[1], "aligned")) {
     run_text_case("shift", shift_tile, "N=296,s=3", "BLOCK=128", "sm_80", CG_ALIGNED);
     run_text_case("shift", shift_tile, "N=296,s=8", "BLOCK=64", "sm_90a", CG_ALIGNED);
