@@ -102,7 +102,8 @@ typedef struct miss {
   ir_config fixed, cfg;
   char *bucket;
   char tun[512];        /* the tunables' config text (the database's config column) */
-  char compile_key[65]; /* the stored cubin of the database's row, or "" */
+  char compile_key[65]; /* the database row's cubin when the row measured the requested
+                           variant, else "" */
   bool aligned;         /* TILEC_KERNEL_ALIGNED: the aligned variant */
   tilec_kernel_origin origin;
   ir_kernel *spec;
@@ -208,8 +209,11 @@ static tilec_status db_winner(tilec_context *ctx, miss *m, bool *found) {
   if (st)
     return api_fail(TILEC_ERR_DB, "database lookup: %s", e.msg);
   snprintf(m->tun, sizeof m->tun, "%s", rows.r[0].config);
+  /* The row's cubin is the code variant it measured; a request for the other variant looks
+   * its own up by compile key. */
+  bool row_aligned = rows.r[0].variant && !strcmp(rows.r[0].variant, "aligned");
   snprintf(m->compile_key, sizeof m->compile_key, "%s",
-           rows.r[0].compile_key ? rows.r[0].compile_key : "");
+           rows.r[0].compile_key && row_aligned == m->aligned ? rows.r[0].compile_key : "");
   at_rows_free(&rows);
   *found = true;
   return TILEC_OK;
@@ -359,7 +363,7 @@ static tilec_status get_image(tilec_context *ctx, miss *m, tilec_kernel *k, void
   at_err e = {0};
   char key[65] = "";
   *compiled = false;
-  if (m->compile_key[0] && !m->aligned) /* the row's cubin is the generic code */
+  if (m->compile_key[0]) /* the row's cubin, of the requested variant */
     snprintf(key, sizeof key, "%s", m->compile_key);
   else if (at_compile_key_variant(m->hash, m->tun, ctx->arch, ctx->toolchain,
                                   m->aligned ? "aligned" : NULL, key, &e))

@@ -9,8 +9,9 @@
  * migrations run in order inside one transaction on open.
  *
  * Schema history: v1 (the first layout): result without p20_ms, p80_ms, mem_clock_mhz, detail
- * and compile_key; blob without meta and time_unix. v2 (current): those columns, an index for
- * the winner query, an index of rows by compile key, application_id.
+ * and compile_key; blob without meta and time_unix. v2: those columns, an index for the winner
+ * query, an index of rows by compile key, application_id. v3 (current): result.variant, the
+ * code variant a row measured ('' generic, 'aligned').
  */
 #include "autotune/db.h"
 #include "autotune/json.h"
@@ -281,7 +282,7 @@ fail:
 
 /* ---- schema ------------------------------------------------------------------------------- */
 
-static const char *const schema_v2[] = {
+static const char *const schema_v3[] = {
     "CREATE TABLE result ("
     " device TEXT NOT NULL, toolchain TEXT NOT NULL, kernel TEXT NOT NULL,"
     " ir_hash TEXT NOT NULL, bucket TEXT NOT NULL, config TEXT NOT NULL,"
@@ -289,7 +290,7 @@ static const char *const schema_v2[] = {
     " median_ms REAL, p20_ms REAL, p80_ms REAL, min_ms REAL, reps INTEGER NOT NULL,"
     " regs INTEGER NOT NULL, spills INTEGER NOT NULL, smem_bytes INTEGER NOT NULL,"
     " sm_clock_mhz INTEGER NOT NULL, mem_clock_mhz INTEGER NOT NULL, detail TEXT NOT NULL,"
-    " compile_key TEXT NOT NULL, time_unix INTEGER NOT NULL,"
+    " compile_key TEXT NOT NULL, time_unix INTEGER NOT NULL, variant TEXT NOT NULL DEFAULT '',"
     " UNIQUE (device, toolchain, kernel, ir_hash, bucket, config))",
     "CREATE TABLE blob (compile_key TEXT PRIMARY KEY, sha256 TEXT NOT NULL,"
     " size INTEGER NOT NULL, meta TEXT, data BLOB NOT NULL, time_unix INTEGER NOT NULL)",
@@ -297,7 +298,7 @@ static const char *const schema_v2[] = {
     " (device, toolchain, kernel, ir_hash, bucket, status, median_ms)",
     "CREATE INDEX result_blob ON result (compile_key) WHERE compile_key <> ''",
     "PRAGMA application_id = 1953066083",
-    "PRAGMA user_version = 2",
+    "PRAGMA user_version = 3",
     NULL,
 };
 
@@ -315,6 +316,13 @@ static const char *const migrate_v1_v2[] = {
     "CREATE INDEX result_blob ON result (compile_key) WHERE compile_key <> ''",
     "PRAGMA application_id = 1953066083",
     "PRAGMA user_version = 2",
+    NULL,
+};
+
+/* From v2: the variant column; every older row measured the generic code. */
+static const char *const migrate_v2_v3[] = {
+    "ALTER TABLE result ADD COLUMN variant TEXT NOT NULL DEFAULT ''",
+    "PRAGMA user_version = 3",
     NULL,
 };
 
@@ -381,9 +389,13 @@ static at_status setup_schema(at_db *db, at_err *e) {
     return s;
   s = read_version(db, &v, &empty, e);
   if (!s && v == 0 && empty)
-    s = exec_all(db, schema_v2, e);
-  else if (!s && v == 1)
-    s = exec_all(db, migrate_v1_v2, e);
+    s = exec_all(db, schema_v3, e);
+  else if (!s && (v == 1 || v == 2)) {
+    if (v == 1)
+      s = exec_all(db, migrate_v1_v2, e);
+    if (!s)
+      s = exec_all(db, migrate_v2_v3, e);
+  }
   return finish(db, s, e);
 }
 
@@ -547,7 +559,7 @@ at_result at_result_empty(void) {
   at_result r;
   memset(&r, 0, sizeof r);
   r.key = (at_key){"", "", "", "", ""};
-  r.config = r.problem = r.detail = r.compile_key = "";
+  r.config = r.problem = r.detail = r.compile_key = r.variant = "";
   r.status = AT_RUN_OK;
   r.median_ms = r.p20_ms = r.p80_ms = r.min_ms = NAN;
   r.regs = r.spills = r.smem_bytes = r.sm_clock_mhz = r.mem_clock_mhz = -1;
@@ -558,7 +570,7 @@ at_result at_result_empty(void) {
 #define ROW_COLS                                                                                   \
   "device, toolchain, kernel, ir_hash, bucket, config, status, problem, median_ms, p20_ms,"        \
   " p80_ms, min_ms, reps, regs, spills, smem_bytes, sm_clock_mhz, mem_clock_mhz, detail,"          \
-  " compile_key, time_unix"
+  " compile_key, time_unix, variant"
 
 static const char *col_text(sqlite3_stmt *st, int i) {
   const char *s = (const char *)sqlite3_column_text(st, i);
@@ -596,14 +608,15 @@ static at_status fill_row(at_db *db, sqlite3_stmt *st, at_result *r, at_err *e) 
   r->detail = col_text(st, 18);
   r->compile_key = col_text(st, 19);
   r->time_unix = sqlite3_column_int64(st, 20);
+  r->variant = col_text(st, 21);
   return AT_OK;
 }
 
 /* Copies the strings of r into the arena. */
 static bool own_strings(chunk **arena, at_result *r) {
-  const char **fields[] = {&r->key.device,  &r->key.toolchain, &r->key.kernel,
-                           &r->key.ir_hash, &r->key.bucket,    &r->config,
-                           &r->problem,     &r->detail,        &r->compile_key};
+  const char **fields[] = {&r->key.device,  &r->key.toolchain, &r->key.kernel, &r->key.ir_hash,
+                           &r->key.bucket,  &r->config,        &r->problem,    &r->detail,
+                           &r->compile_key, &r->variant};
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
     if (!(*fields[i] = arena_dup(arena, *fields[i], strlen(*fields[i]))))
       return false;
@@ -679,6 +692,8 @@ static at_status check_row(const at_key *k, const at_result *r, at_err *e) {
   if ((unsigned)r->status >= AT_RUN_COUNT)
     return at_fail(e, AT_ERR_ARG, "tuning database: status %d is not a run outcome",
                    (int)r->status);
+  if (r->variant && r->variant[0] && strcmp(r->variant, "aligned"))
+    return at_fail(e, AT_ERR_ARG, "tuning database: unknown code variant '%.64s'", r->variant);
   if (r->status == AT_RUN_OK && !(isfinite(r->median_ms) && r->median_ms >= 0))
     return at_fail(e, AT_ERR_ARG,
                    "tuning database: an ok row of config '%.200s' without a finite median",
@@ -686,17 +701,18 @@ static at_status check_row(const at_key *k, const at_result *r, at_err *e) {
   return AT_OK;
 }
 
-/* The INSERT of at_db_put and at_db_offer: ?1..?5 the key, ?6..?21 the row. */
+/* The INSERT of at_db_put and at_db_offer: ?1..?5 the key, ?6..?22 the row. */
 #define INSERT_ROW                                                                                 \
   "INSERT INTO result (" ROW_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12,"   \
-  " ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)"                                                  \
+  " ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)"                                             \
   " ON CONFLICT (device, toolchain, kernel, ir_hash, bucket, config) DO UPDATE SET"                \
   " status = excluded.status, problem = excluded.problem, median_ms = excluded.median_ms,"         \
   " p20_ms = excluded.p20_ms, p80_ms = excluded.p80_ms, min_ms = excluded.min_ms,"                 \
   " reps = excluded.reps, regs = excluded.regs, spills = excluded.spills,"                         \
   " smem_bytes = excluded.smem_bytes, sm_clock_mhz = excluded.sm_clock_mhz,"                       \
   " mem_clock_mhz = excluded.mem_clock_mhz, detail = excluded.detail,"                             \
-  " compile_key = excluded.compile_key, time_unix = excluded.time_unix"
+  " compile_key = excluded.compile_key, time_unix = excluded.time_unix,"                           \
+  " variant = excluded.variant"
 
 /* Binds and runs one insert statement (reset first, so it can be reused); *changed: a row was
  * written. */
@@ -718,6 +734,7 @@ static at_status put_row(at_db *db, sqlite3_stmt *st, const at_key *k, const at_
   sqlite3_bind_text(st, 19, r->detail ? r->detail : "", -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 20, r->compile_key ? r->compile_key : "", -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 21, r->time_unix ? r->time_unix : (long long)time(NULL));
+  sqlite3_bind_text(st, 22, r->variant ? r->variant : "", -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   if (rc != SQLITE_DONE)
     return sq_fail(db, rc, e, "writing a row");

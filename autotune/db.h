@@ -26,7 +26,7 @@
 typedef struct at_db at_db;
 
 /* The schema this build writes; files with a higher user_version are refused (AT_ERR_SCHEMA). */
-enum { AT_DB_SCHEMA_VERSION = 2 };
+enum { AT_DB_SCHEMA_VERSION = 3 };
 
 enum {
   /* Never writes: the file is opened with SQLITE_OPEN_READONLY; nothing is created, migrated
@@ -94,7 +94,10 @@ typedef struct at_result { /* one row */
   const char *detail;              /* why, for rows that are not ok ("" when none; NULL on put) */
   long long time_unix;             /* 0 on put: now */
   const char *compile_key;         /* the blob of this config's cubin, "" (or NULL on put) when
-                                      none; see at_compile_key */
+                                      none; see at_compile_key_variant */
+  const char *variant; /* the code the row measured and compile_key names: "" (or NULL on put)
+                          the generic code, "aligned" the aligned variant (CG_ALIGNED); the
+                          config is the same for both, so a winner serves either */
 } at_result;
 
 /* A result set. r[i]'s strings live in storage; at_rows_free releases everything. */

@@ -50,6 +50,8 @@ void at_db_row_json(at_buf *b, const at_result *r, bool with_key) {
   field_str(b, "problem", r->problem);
   field_str(b, "detail", r->detail);
   field_str(b, "compile_key", r->compile_key);
+  if (r->variant && r->variant[0]) /* absent: the generic code (files of older versions) */
+    field_str(b, "variant", r->variant);
   at_buf_printf(b, ", \"time_unix\": %lld}", r->time_unix);
 }
 
@@ -223,6 +225,10 @@ static at_status read_row(const ctx *c, const at_json *o, at_key *k, at_result *
       (s = get_ms(c, o, "median_ms", &r->median_ms)) || (s = get_ms(c, o, "p20_ms", &r->p20_ms)) ||
       (s = get_ms(c, o, "p80_ms", &r->p80_ms)) || (s = get_ms(c, o, "min_ms", &r->min_ms)))
     return s;
+  if (at_json_get(o, "variant") && (s = get_str(c, o, "variant", &r->variant)))
+    return s;
+  if (r->variant[0] && strcmp(r->variant, "aligned"))
+    return bad(c, "variant", "is not a code variant (\"\" or \"aligned\")");
   if (!at_run_parse(status, &r->status))
     return bad(c, "status",
                "is not a run outcome (ok, wrong, fault, timeout, resources, "

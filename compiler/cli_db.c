@@ -251,6 +251,8 @@ static void show_row(const at_result *r) {
   put_time(r->time_unix);
   fputs("  ", stdout);
   put_text(r->config);
+  if (*r->variant)
+    printf("  [%s]", r->variant); /* the code variant measured; generic when absent */
   if (*r->detail) {
     fputs("  (", stdout);
     put_text(r->detail);

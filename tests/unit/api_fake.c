@@ -331,14 +331,14 @@ static void test_db_winner(void) {
   REQUIRE(!at_bucket_key(k, &shape, NULL, &bucket, NULL));
   at_db *h = NULL;
   REQUIRE(!at_db_open(db, 0, &h, NULL));
-  at_key key = {ci.device, ci.toolchain, "matmul", hash, bucket};
+  char *device = strdup(ci.device), *toolchain = strdup(ci.toolchain); /* c's, till destroyed */
+  REQUIRE(device && toolchain);
+  at_key key = {device, toolchain, "matmul", hash, bucket};
   at_result row = at_result_empty();
   row.config = "BM=64,BN=128,BK=32,WARPS=4,STAGES=3,GROUP_M=8";
   row.median_ms = 0.25;
   CHECK_EQ_INT(AT_OK, at_db_put(h, &key, &row, NULL));
   at_db_close(h);
-  free(bucket);
-  ir_kernel_free(k);
 
   tilec_kernel *kk = get(c, "matmul", "M=1000,N=1024,K=1024", NULL);
   tilec_kernel_info ki = kinfo(kk);
@@ -358,6 +358,39 @@ static void test_db_winner(void) {
   CHECK_EQ_INT(0, (int)info_of(c).compiles);
   tilec_kernel_release(kk);
   tilec_context_destroy(c);
+
+  /* A faster row that measured the aligned variant: its cubin serves aligned requests; a
+   * generic request gets the same config compiled as generic code. */
+  REQUIRE(!at_db_open(db, 0, &h, NULL));
+  static const char meta[] = "{\"entry\": \"aligned_marker\", \"threads\": 128, "
+                             "\"smem_bytes\": 1024}";
+  row.config = "BM=128,BN=64,BK=32,WARPS=4,STAGES=3,GROUP_M=8";
+  row.median_ms = 0.125, row.variant = "aligned", row.compile_key = "test-aligned-cubin";
+  static const char image[] = ".version 8.0\n.target sm_90a\n.address_size 64\n"
+                              ".visible .entry aligned_marker(.param .u64 p)\n{\n  ret;\n}\n";
+  CHECK_EQ_INT(AT_OK, at_db_put_blob(h, row.compile_key, image, sizeof image, meta, NULL));
+  CHECK_EQ_INT(AT_OK, at_db_put(h, &key, &row, NULL));
+  at_db_close(h);
+  c = open_ctx(0, 0);
+  tilec_kernel_request r;
+  tilec_kernel_request_init(&r);
+  r.kernel = "matmul", r.shape = "M=1000,N=1024,K=1024", r.flags = TILEC_KERNEL_ALIGNED;
+  kk = NULL;
+  CHECK_STATUS(TILEC_OK, tilec_kernel_get(c, &r, &kk));
+  ki = kinfo(kk);
+  CHECK_EQ_INT(TILEC_ORIGIN_DB, ki.origin);
+  CHECK_EQ_STR("aligned_marker", ki.entry ? ki.entry : "");
+  CHECK_EQ_INT(0, (int)info_of(c).compiles);
+  tilec_kernel_release(kk);
+  kk = get(c, "matmul", "M=1000,N=1024,K=1024", NULL);
+  ki = kinfo(kk);
+  CHECK_EQ_INT(TILEC_ORIGIN_DB_COMPILED, ki.origin);
+  CHECK_CONTAINS(ki.config, "BM=128,BN=64");
+  CHECK(ki.entry && strcmp(ki.entry, "aligned_marker"));
+  tilec_kernel_release(kk);
+  tilec_context_destroy(c);
+  free(bucket), free(device), free(toolchain);
+  ir_kernel_free(k);
 }
 
 /* Capacity 2: the third kernel evicts the least recently used, which stays valid while held. */

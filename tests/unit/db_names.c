@@ -52,7 +52,8 @@ static bool same_row(const at_result *a, const at_key *k, const at_result *b) {
          !strcmp(a->key.kernel, k->kernel) && !strcmp(a->key.ir_hash, k->ir_hash) &&
          !strcmp(a->key.bucket, k->bucket) && !strcmp(a->config, b->config) &&
          !strcmp(a->problem, b->problem) && !strcmp(a->detail, b->detail) &&
-         !strcmp(a->compile_key, b->compile_key) && a->status == b->status &&
+         !strcmp(a->compile_key, b->compile_key) && !strcmp(a->variant, b->variant) &&
+         a->status == b->status &&
          (a->median_ms == b->median_ms || (isnan(a->median_ms) && isnan(b->median_ms))) &&
          a->time_unix == b->time_unix && a->regs == b->regs;
 }
@@ -63,6 +64,7 @@ static at_result row_of(int j) {
   r.problem = names[(j + 5) % NNAMES];
   r.detail = names[(j + 6) % NNAMES];
   r.compile_key = names[(j + 7) % NNAMES];
+  r.variant = j % 2 ? "aligned" : "";
   return r;
 }
 
@@ -181,6 +183,22 @@ int main(void) {
   CHECK(t1 && t2 && strcmp(t1, t2) == 0);
   CHECK_CONTAINS(t1, "\\udcff\\udcfe invalid \\udcc3("); /* raw bytes escaped, not lost */
   CHECK_CONTAINS(t1, "naïve ✓ 日本語 😀 Ωmega");          /* UTF-8 written as is */
+  CHECK_CONTAINS(t1, "\"variant\": \"aligned\"");
+  /* A variant this build does not know: the import refuses the file. */
+  char *var = strstr(t1, "\"variant\": \"aligned\"");
+  if (var) {
+    char *fstart = var;
+    while (fstart > t1 && strncmp(fstart, "\n== ", 4) && fstart != t1)
+      fstart--;
+    fstart = strchr(fstart + 1, '\n') + 1; /* past the "== name" line */
+    char *fend = strstr(var, "\n== ");
+    if (fend)
+      *fend = 0;
+    memcpy(var + 12, "fast   ", 7);
+    at_merge_stats st;
+    CHECK_EQ_INT(AT_ERR_ARG, at_db_import_json(b, "var.json", fstart, strlen(fstart), &st, &e));
+    CHECK_CONTAINS(e.msg, "\"variant\"");
+  }
   free(t1);
   free(t2);
 

@@ -78,6 +78,7 @@ static void test_v1_migration(void) {
     CHECK_EQ_STR("", rows.r[0].detail);
     CHECK_EQ_INT(1755, rows.r[0].sm_clock_mhz);
     CHECK_EQ_INT(112, rows.r[0].time_unix);
+    CHECK_EQ_STR("", rows.r[0].variant); /* v1 and v2 rows measured the generic code */
   }
   at_rows_free(&rows);
   CHECK_EQ_INT(AT_OK, at_db_list(db, &key, &rows, &e));
@@ -99,6 +100,60 @@ static void test_v1_migration(void) {
   CHECK_EQ_INT(AT_OK, at_db_winner(db, &key, &rows, &e));
   if (CHECK(rows.n == 1))
     CHECK_EQ_STR("BM=128", rows.r[0].config);
+  at_rows_free(&rows);
+  at_db_close(db);
+}
+
+/* A v2 file (the v2 schema as v2 created it, one row and its blob) gains the variant column:
+ * its row reads as the generic code; new rows keep theirs; an unknown variant is refused. */
+static void test_v2_migration(void) {
+  char path[300];
+  path_of(path, "v2.db");
+  raw_sql(path,
+          "CREATE TABLE result (device TEXT NOT NULL, toolchain TEXT NOT NULL, kernel TEXT NOT "
+          "NULL, ir_hash TEXT NOT NULL, bucket TEXT NOT NULL, config TEXT NOT NULL, status TEXT "
+          "NOT NULL, problem TEXT NOT NULL, median_ms REAL, p20_ms REAL, p80_ms REAL, min_ms "
+          "REAL, reps INTEGER NOT NULL, regs INTEGER NOT NULL, spills INTEGER NOT NULL, "
+          "smem_bytes INTEGER NOT NULL, sm_clock_mhz INTEGER NOT NULL, mem_clock_mhz INTEGER NOT "
+          "NULL, detail TEXT NOT NULL, compile_key TEXT NOT NULL, time_unix INTEGER NOT NULL, "
+          "UNIQUE (device, toolchain, kernel, ir_hash, bucket, config));"
+          "CREATE TABLE blob (compile_key TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER "
+          "NOT NULL, meta TEXT, data BLOB NOT NULL, time_unix INTEGER NOT NULL);"
+          "CREATE INDEX result_winner ON result (device, toolchain, kernel, ir_hash, bucket, "
+          "status, median_ms);"
+          "CREATE INDEX result_blob ON result (compile_key) WHERE compile_key <> '';"
+          "INSERT INTO result VALUES ('dev', 'tc', 'matmul', 'ab', 'M=64', 'BM=32', 'ok', 'M=60', "
+          "0.25, 0.24, 0.26, 0.2, 20, 90, 0, 8192, 1755, 2619, '', 'ck1', 111);"
+          "INSERT INTO blob VALUES ('ck1', "
+          "'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', 3, NULL, "
+          "X'616263', 111);"
+          "PRAGMA application_id = 1953066083; PRAGMA user_version = 2;");
+  at_err e;
+  at_db *db;
+  CHECK_EQ_INT(AT_ERR_SCHEMA, at_db_open(path, AT_DB_READONLY, &db, &e));
+  REQUIRE(at_db_open(path, 0, &db, &e) == AT_OK);
+  at_rows rows;
+  CHECK_EQ_INT(AT_OK, at_db_winner(db, &key, &rows, &e));
+  if (CHECK(rows.n == 1)) {
+    CHECK_EQ_STR("BM=32", rows.r[0].config);
+    CHECK_EQ_STR("ck1", rows.r[0].compile_key);
+    CHECK_EQ_STR("", rows.r[0].variant);
+  }
+  at_rows_free(&rows);
+  at_result r = db_test_row("BM=64", AT_RUN_OK, 0.1, 0);
+  r.variant = "aligned";
+  CHECK_EQ_INT(AT_OK, at_db_put(db, &key, &r, &e));
+  r.variant = "fast";
+  CHECK_EQ_INT(AT_ERR_ARG, at_db_put(db, &key, &r, &e));
+  CHECK_CONTAINS(e.msg, "variant 'fast'");
+  CHECK_EQ_INT(AT_OK, at_db_check(db, false, &e));
+  at_db_close(db);
+  REQUIRE(at_db_open(path, AT_DB_READONLY, &db, &e) == AT_OK);
+  CHECK_EQ_INT(AT_OK, at_db_winner(db, &key, &rows, &e));
+  if (CHECK(rows.n == 1)) {
+    CHECK_EQ_STR("BM=64", rows.r[0].config);
+    CHECK_EQ_STR("aligned", rows.r[0].variant);
+  }
   at_rows_free(&rows);
   at_db_close(db);
 }
@@ -166,9 +221,12 @@ static void test_newer(void) {
   path_of(path, "newer.db");
   REQUIRE(at_db_open(path, 0, &db, &e) == AT_OK);
   at_db_close(db);
-  raw_sql(path, "PRAGMA user_version = 3;");
+  char sql[64], want[64];
+  snprintf(sql, sizeof sql, "PRAGMA user_version = %d;", AT_DB_SCHEMA_VERSION + 1);
+  snprintf(want, sizeof want, "schema version %d is newer", AT_DB_SCHEMA_VERSION + 1);
+  raw_sql(path, sql);
   CHECK_EQ_INT(AT_ERR_SCHEMA, at_db_open(path, 0, &db, &e));
-  CHECK_CONTAINS(e.msg, "schema version 3 is newer");
+  CHECK_CONTAINS(e.msg, want);
   CHECK_EQ_INT(AT_ERR_SCHEMA, at_db_open(path, AT_DB_READONLY, &db, &e));
 }
 
@@ -299,6 +357,7 @@ static void test_busy(void) {
 int main(void) {
   db_test_dir(dir);
   test_v1_migration();
+  test_v2_migration();
   test_v0_and_foreign();
   test_newer();
   test_flipped_blob();
