@@ -63,6 +63,8 @@ typedef struct tune {
   at_worker *w;
   at_key key;
   char arch[16];
+  bool aligned;        /* measuring the aligned variant (CG_ALIGNED) */
+  const char *variant; /* what its rows record: "aligned" or "" */
   double t0;
   int total;
   double best_ms;
@@ -97,7 +99,8 @@ static void *pool_thread(void *arg) {
     ir_config cfg;
     at_space_config(&p->t->space, p->idx[j], &p->t->fixed, &cfg);
     at_err e = {0};
-    at_status st = at_compile(p->t->k, &cfg, p->t->arch, p->t->dev.smem_per_block, &p->out[j], &e);
+    at_status st = at_compile_flags(p->t->k, &cfg, p->t->arch, p->t->dev.smem_per_block,
+                                    p->t->aligned ? CG_ALIGNED : 0, &p->out[j], &e);
     pthread_mutex_lock(&p->mu);
     if (st && !p->env_failed) {
       p->env = e;
@@ -146,10 +149,11 @@ static void emit(tune *t, const at_result *row, bool cached, bool retimed) {
   t->o->on_event(t->o->event_ctx, &ev);
 }
 
-static void row_init(at_result *row, const char *config, const char *problem) {
+static void row_init(tune *t, at_result *row, const char *config) {
   *row = at_result_empty();
   row->config = config;
-  row->problem = problem;
+  row->problem = t->r->problem;
+  row->variant = t->variant;
 }
 
 static void row_from_compile(at_result *row, const at_compiled *c) {
@@ -199,25 +203,33 @@ static void full_config(const tune *t, int ci, char *buf, size_t cap) {
 
 static bool compile_key(tune *t, const char *config, char out[65]) {
   at_err e = {0};
-  if (at_compile_key(t->r->ir_hash, config, t->arch, t->r->toolchain, out, &e)) {
+  if (at_compile_key_variant(t->r->ir_hash, config, t->arch, t->r->toolchain, t->variant, out,
+                             &e)) {
     fatal(t, &e);
     return false;
   }
   return true;
 }
 
+/* The meta JSON stored with an image: what a loader needs (entry, threads, smem_bytes), the
+ * resources, and the target and variant it was compiled for. */
+static void image_meta(const tune *t, const at_compiled *c, bool aligned, char *buf, size_t cap) {
+  snprintf(buf, cap,
+           "{\"entry\": \"%s\", \"threads\": %d, \"smem_bytes\": %d, \"regs\": %d, "
+           "\"spills\": %d, \"arch\": \"%s\", \"variant\": \"%s\"}",
+           c->entry, c->threads, c->smem_bytes, c->regs, c->spills, t->arch,
+           aligned ? "aligned" : "generic");
+}
+
 /* Stores the row, and with it (same transaction: never a row pointing at a missing or partial
  * blob) the compiled image with its resources when there is one. */
 static bool store(tune *t, at_result *row, const at_compiled *c) {
-  char key[65], meta[256];
+  char key[65], meta[512];
   at_err e = {0};
   if (c && c->cubin) {
     if (!compile_key(t, row->config, key))
       return false;
-    snprintf(meta, sizeof meta,
-             "{\"entry\": \"%s\", \"threads\": %d, \"smem_bytes\": %d, \"regs\": %d, "
-             "\"spills\": %d}",
-             c->entry, c->threads, c->smem_bytes, c->regs, c->spills);
+    image_meta(t, c, t->aligned, meta, sizeof meta);
     row->compile_key = key;
     if (at_db_begin(t->db, &e) || at_db_put_blob(t->db, key, c->cubin, c->cubin_size, meta, &e) ||
         at_db_put(t->db, &t->key, row, &e) || at_db_commit(t->db, &e)) {
@@ -252,6 +264,10 @@ static bool answer_cached(tune *t, int ci, at_measured *m) {
     return false;
   }
   const at_result *row = &rows.r[0];
+  if (strcmp(row->variant, t->variant)) { /* it measured the other code: measure again */
+    at_rows_free(&rows);
+    return false;
+  }
   m->status = row->status;
   m->ms = row->status == AT_RUN_OK ? row->median_ms : NAN;
   t->r->considered++;
@@ -316,7 +332,7 @@ static int measure(void *ctx, const at_space *s, const int *idx, int n, at_measu
     at_result row;
     char config[AT_CONFIG_MAX];
     full_config(t, todo[j], config, sizeof config);
-    row_init(&row, config, t->r->problem);
+    row_init(t, &row, config);
     row_from_compile(&row, cc);
     if (cc->status == AT_RUN_COMPILED && cc->spills > 0 && !t->o->allow_spills) {
       row.status = AT_RUN_PRUNED;
@@ -367,6 +383,18 @@ static int measure(void *ctx, const at_space *s, const int *idx, int n, at_measu
 
 /* ---- finalists ---------------------------------------------------------------------------- */
 
+/* The config of a row's full config text: the problem's items, then the row's. */
+static bool row_config(const tune *t, const char *config, ir_config *cfg) {
+  ir_diag d;
+  ir_config row_cfg;
+  *cfg = t->fixed;
+  if (ir_config_parse(&row_cfg, config, &d) || cfg->n + row_cfg.n > IR_MAX_SYMS)
+    return false;
+  for (int j = 0; j < row_cfg.n; j++)
+    cfg->items[cfg->n++] = row_cfg.items[j];
+  return true;
+}
+
 /* Re-times the best few ok rows interleaved (one launch batch each per round, rotating), so a
  * winner is not declared from measurements taken minutes apart under other clocks. */
 static void retime(tune *t) {
@@ -381,9 +409,11 @@ static void retime(tune *t) {
     fatal(t, &e);
     return;
   }
+  /* the best ok rows of this sweep's variant (rows of the other one keep their times) */
   int n = 0;
-  while (n < rows.n && n < want && rows.r[n].status == AT_RUN_OK)
-    n++;
+  for (int i = 0; i < rows.n && n < want && rows.r[i].status == AT_RUN_OK; i++)
+    if (!strcmp(rows.r[i].variant, t->variant))
+      rows.r[n++] = rows.r[i];
   if (n < 2) {
     at_rows_free(&rows);
     return;
@@ -405,18 +435,15 @@ static void retime(tune *t) {
     char *meta = NULL;
     at_status st = at_db_get_blob(t->db, key, &img, &size, &meta, &e);
     free(meta);
-    if (st == AT_MISS) {        /* not stored (another process measured it) or damaged: compile */
-      ir_config cfg = t->fixed; /* the problem's items, then the row's full config */
+    if (st == AT_MISS) { /* not stored (another process measured it) or damaged: compile */
+      ir_config cfg;
       at_compiled c;
-      ir_diag d;
-      ir_config row_cfg;
-      if (ir_config_parse(&row_cfg, configs[i], &d) || cfg.n + row_cfg.n > IR_MAX_SYMS) {
+      if (!row_config(t, configs[i], &cfg)) {
         ok = false;
         break;
       }
-      for (int j = 0; j < row_cfg.n; j++)
-        cfg.items[cfg.n++] = row_cfg.items[j];
-      st = at_compile(t->k, &cfg, t->arch, t->dev.smem_per_block, &c, &e);
+      st = at_compile_flags(t->k, &cfg, t->arch, t->dev.smem_per_block, t->aligned ? CG_ALIGNED : 0,
+                            &c, &e);
       if (!st && c.status == AT_RUN_COMPILED) {
         img = c.cubin;
         size = c.cubin_size;
@@ -444,6 +471,68 @@ static void retime(tune *t) {
   for (int i = 0; i < n; i++)
     free((void *)images[i]);
   at_rows_free(&rows);
+}
+
+/* After a sweep of the aligned variant: the generic code of the winner, stored by its compile
+ * key (no row points at it), so that a generic request (API, `tilec export`'s fallback for
+ * arguments that break the promise) finds it without compiling. Best effort: a failure is
+ * reported as a note, the sweep's result stands. */
+static void store_generic_twin(tune *t, const char *config) {
+  char key[65], meta[512];
+  at_err e = {0};
+  void *img = NULL;
+  size_t size = 0;
+  if (at_compile_key(t->r->ir_hash, config, t->arch, t->r->toolchain, key, &e))
+    return;
+  if (!at_db_get_blob(t->db, key, &img, &size, NULL, &e)) { /* already there */
+    free(img);
+    return;
+  }
+  ir_config cfg;
+  at_compiled c = {0};
+  if (row_config(t, config, &cfg) &&
+      !at_compile_flags(t->k, &cfg, t->arch, t->dev.smem_per_block, 0, &c, &e) &&
+      c.status == AT_RUN_COMPILED) {
+    image_meta(t, &c, false, meta, sizeof meta);
+    if (at_db_put_blob(t->db, key, c.cubin, c.cubin_size, meta, &e))
+      snprintf(t->r->note, sizeof t->r->note, "the winner's generic code was not stored: %.400s",
+               e.msg);
+  } else
+    snprintf(t->r->note, sizeof t->r->note, "the winner's generic code did not compile: %.400s",
+             e.msg[0] ? e.msg : c.detail);
+  at_compiled_free(&c);
+}
+
+/* Which code the sweep measures: o->variant against what the worker said of the arguments. */
+static at_status choose_variant(tune *t, at_err *e) {
+  const at_tune_opts *o = t->o;
+  int args_ok = o->compile_only ? -1 : at_worker_problem_aligned(t->w);
+  switch (o->variant) {
+  case AT_VARIANT_AUTO:
+    t->aligned = args_ok == 1;
+    break;
+  case AT_VARIANT_GENERIC:
+    t->aligned = false;
+    break;
+  case AT_VARIANT_ALIGNED:
+    if (args_ok == 0)
+      return at_fail(e, AT_ERR_ARG,
+                     "--variant aligned: the problem's arguments break the aligned variant's "
+                     "promise (16-byte aligned tensors, last stride 1, other strides and the "
+                     "last extent multiples of 16 bytes)");
+    if (args_ok < 0 && !o->compile_only)
+      return at_fail(e, AT_ERR_ENV,
+                     "--variant aligned: the worker did not say whether the "
+                     "problem's arguments keep the promise (an older worker?)");
+    t->aligned = true;
+    break;
+  default:
+    return at_fail(e, AT_ERR_ARG, "at_tune: unknown variant %d", (int)o->variant);
+  }
+  t->variant = t->aligned ? "aligned" : "";
+  t->r->aligned = t->aligned;
+  at_worker_set_aligned(t->w, t->aligned);
+  return AT_OK;
 }
 
 /* ---- setup -------------------------------------------------------------------------------- */
@@ -563,10 +652,11 @@ at_status at_tune(const at_tune_opts *o, at_tune_report *r, at_err *e) {
   memset(r, 0, sizeof *r);
   if (!o || !o->kernel)
     return at_fail(e, AT_ERR_ARG, "at_tune: a kernel is required");
-  tune t = {.o = o, .r = r, .best_ms = NAN, .t0 = now_s()};
+  tune t = {.o = o, .r = r, .variant = "", .best_ms = NAN, .t0 = now_s()};
   kn_shape shape;
   at_status st;
-  if ((st = load_kernel(&t, e)) || (st = problem(&t, &shape, e)) || (st = device(&t, e)))
+  if ((st = load_kernel(&t, e)) || (st = problem(&t, &shape, e)) || (st = device(&t, e)) ||
+      (st = choose_variant(&t, e)))
     goto done;
   if ((st = at_space_build(t.k, &t.fixed, &shape, &t.dev, &t.space, e)))
     goto done;
@@ -639,6 +729,8 @@ at_status at_tune(const at_tune_opts *o, at_tune_report *r, at_err *e) {
   else {
     st = at_db_list(t.db, &t.key, &r->top, e);
     r->have_winner = !st && r->top.n > 0 && r->top.r[0].status == AT_RUN_OK;
+    if (r->have_winner && t.aligned)
+      store_generic_twin(&t, r->top.r[0].config);
   }
 done:
   r->elapsed_s = now_s() - t.t0;

@@ -18,6 +18,15 @@
 
 struct at_tune_event;
 
+/* Which code a sweep measures (codegen.h, CG_ALIGNED). */
+typedef enum at_variant {
+  AT_VARIANT_AUTO = 0, /* the aligned variant when the problem's arguments keep its promise (as
+                          the worker built them), else the generic code; compile-only sweeps,
+                          which build no arguments: the generic code */
+  AT_VARIANT_GENERIC,  /* the generic code, whatever the arguments */
+  AT_VARIANT_ALIGNED,  /* the aligned variant; AT_ERR_ARG when the arguments break its promise */
+} at_variant;
+
 /* What to tune and how. Strings are the caller's and only read during at_tune. */
 typedef struct at_tune_opts {
   const char *kernel; /* a built-in name, or a display name (the file path) when source is set */
@@ -38,6 +47,7 @@ typedef struct at_tune_opts {
   double timeout_s;     /* wall-clock limit per candidate in the worker (0: 20 s) */
   int retime;           /* finalists re-timed interleaved (0: 3; -1: none) */
   bool allow_spills;    /* keep candidates whose ptxas report shows spills */
+  at_variant variant;   /* the code measured (rows record it; a winner serves both) */
   const char *db_path;  /* NULL: the default database (TILEC_DB, XDG cache) */
   /* Called after every candidate (and once per finalist re-time) on the calling thread. */
   void (*on_event)(void *ctx, const struct at_tune_event *ev);
@@ -72,6 +82,7 @@ typedef struct at_tune_report {
   char *ir_hash;
   char *bucket;
   char *problem;   /* the exact problem */
+  bool aligned;    /* the sweep measured the aligned variant (rows' variant "aligned") */
   int space, live; /* points of the space, and those left after pruning before compiling */
   int considered;  /* candidates the search went through */
   int measured;    /* of them, measured or compiled now (not answered from the DB) */
@@ -80,6 +91,7 @@ typedef struct at_tune_report {
   double elapsed_s;
   at_rows top;      /* the problem's rows from the database, best first (ok rows) */
   bool have_winner; /* top.r[0] is the winner */
+  char note[512];   /* "" or something that went wrong after the sweep (its result stands) */
 } at_tune_report;
 
 /* Runs a sweep. Returns AT_OK when the sweep ran to its end (a sweep with no ok candidate is

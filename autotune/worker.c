@@ -404,6 +404,8 @@ struct at_worker {
   int restarts;
   bool have_dev;
   at_gpu_info dev;
+  int problem_aligned; /* READY's "aligned": 1 yes, 0 no, -1 not said */
+  bool aligned;        /* MEASUREs carry variant=aligned */
 };
 
 /* Moves fd to a number >= 5 (so the child's dup2 onto 3 and 4 never meets it), close-on-exec. */
@@ -573,6 +575,7 @@ static at_status start(at_worker *w, at_err *e) {
     return s;
   }
   w->have_dev = at_device_decode(&r, &w->dev);
+  w->problem_aligned = (int)at_msg_int(&r, "aligned", -1);
   at_msg_free(&r);
   return AT_OK;
 }
@@ -605,6 +608,7 @@ at_status at_worker_start(const at_worker_opts *o, const at_problem_desc *p, at_
     return at_fail(e, AT_ERR_OOM, "out of host memory");
   w->pid = -1;
   w->to_fd = w->from_fd = -1;
+  w->problem_aligned = -1;
   w->timeout_s = o && o->timeout_s > 0 ? o->timeout_s : 10.0;
   w->start_timeout_s = o && o->start_timeout_s > 0 ? o->start_timeout_s : 300.0;
   const char *exe = o && o->exe ? o->exe : getenv("TILEC_WORKER_EXE");
@@ -684,7 +688,8 @@ static at_status measure(at_worker *w, const char *config, const void *cubin, si
   at_msg m, r;
   at_msg_init(&m, "MEASURE");
   if ((s = at_msg_add(&m, "config", config, strlen(config), e)) ||
-      (s = at_msg_add(&m, "cubin", cubin, n, e))) {
+      (s = at_msg_add(&m, "cubin", cubin, n, e)) ||
+      (w->aligned && (s = at_msg_add(&m, "variant", "aligned", 7, e)))) {
     at_msg_free(&m);
     return s;
   }
@@ -872,6 +877,15 @@ at_status at_worker_device(at_worker *w, at_gpu_info *out, at_err *e) {
 }
 
 int at_worker_restarts(const at_worker *w) { return w ? w->restarts : 0; }
+
+int at_worker_problem_aligned(const at_worker *w) {
+  return w && w->has_problem ? w->problem_aligned : -1;
+}
+
+void at_worker_set_aligned(at_worker *w, bool aligned) {
+  if (w)
+    w->aligned = aligned;
+}
 
 int at_worker_pid(const at_worker *w) { return w && w->pid > 0 ? (int)w->pid : -1; }
 

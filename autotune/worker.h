@@ -89,6 +89,16 @@ at_status at_worker_measure(at_worker *w, const char *config, const void *cubin,
 at_status at_worker_retime(at_worker *w, const char *const *configs, const void *const *cubins,
                            const size_t *sizes, int n, int rounds, at_outcome *out, at_err *e);
 
+/* Whether the problem's launch arguments, as the worker built them for the default config,
+ * keep the aligned variant's promise (rt_args_aligned): 1 yes, 0 no, -1 unknown (no problem,
+ * or a worker that did not say). */
+int at_worker_problem_aligned(const at_worker *w);
+
+/* From now on every MEASURE says that its image is the aligned variant: the worker checks the
+ * arguments against the promise before launching and rejects the candidate (AT_ERR_ARG) when
+ * they break it, so a misaligned access never reaches the GPU. */
+void at_worker_set_aligned(at_worker *w, bool aligned);
+
 /* The worker's device (cached after the first call). */
 at_status at_worker_device(at_worker *w, at_gpu_info *out, at_err *e);
 

@@ -29,7 +29,8 @@ static const char usage_text[] =
     "         [--strategy exhaustive|random|model] [--budget N | --time SECONDS] [--seed N]\n"
     "         [--db PATH] [--shard I/N] [--resume | --restart] [--arch sm_XX]\n"
     "         [--compile-only] [--jobs N] [--reps N] [--timeout SECONDS] [--retime N]\n"
-    "         [--allow-spills] [--top N] [--json] [--log-jsonl FILE]\n";
+    "         [--allow-spills] [--variant auto|generic|aligned] [--top N] [--json]\n"
+    "         [--log-jsonl FILE]\n";
 
 typedef struct cli {
   at_tune_opts o;
@@ -62,7 +63,7 @@ static int parse(int argc, char **argv, cli *c) {
                  !strcmp(a, "--seed") || !strcmp(a, "--db") || !strcmp(a, "--shard") ||
                  !strcmp(a, "--arch") || !strcmp(a, "--jobs") || !strcmp(a, "--reps") ||
                  !strcmp(a, "--timeout") || !strcmp(a, "--retime") || !strcmp(a, "--top") ||
-                 !strcmp(a, "--log-jsonl");
+                 !strcmp(a, "--log-jsonl") || !strcmp(a, "--variant");
     if (takes && !v)
       return die(EXIT_FAIL, "option needs a value:", a);
     double d;
@@ -72,7 +73,16 @@ static int parse(int argc, char **argv, cli *c) {
       o->set = v;
     else if (!strcmp(a, "--dtype"))
       o->dtype = v;
-    else if (!strcmp(a, "--db"))
+    else if (!strcmp(a, "--variant")) {
+      if (!strcmp(v, "auto"))
+        o->variant = AT_VARIANT_AUTO;
+      else if (!strcmp(v, "generic"))
+        o->variant = AT_VARIANT_GENERIC;
+      else if (!strcmp(v, "aligned"))
+        o->variant = AT_VARIANT_ALIGNED;
+      else
+        return die(EXIT_FAIL, "--variant: expected auto, generic or aligned, got", v);
+    } else if (!strcmp(a, "--db"))
       o->db_path = v;
     else if (!strcmp(a, "--arch"))
       o->arch = v;
@@ -221,7 +231,8 @@ static void on_event(void *ctx, const at_tune_event *ev) {
 
 static void print_table(const cli *c, const at_tune_report *r) {
   printf("kernel %s  problem %s  bucket %s\n", r->kernel, r->problem, r->bucket);
-  printf("device %s  (%s, %s)\n", r->device_name, r->device, r->arch);
+  printf("device %s  (%s, %s)  code %s\n", r->device_name, r->device, r->arch,
+         r->aligned ? "aligned variant" : "generic");
   printf("space %d points, %d after pruning; %d considered (%d measured now) in %.1f s%s\n",
          r->space, r->live, r->considered, r->measured, r->elapsed_s,
          r->stopped ? " (time limit)" : "");
@@ -249,6 +260,8 @@ static void print_table(const cli *c, const at_tune_report *r) {
   if (r->have_winner)
     printf("\nwinner: %s  %.4g ms  (database %s)\n", r->top.r[0].config, r->top.r[0].median_ms,
            r->db_path ? r->db_path : "?");
+  if (r->note[0])
+    printf("note: %s\n", r->note);
 }
 
 static void print_json(const cli *c, const at_tune_report *r, const at_err *e, at_status st) {
@@ -260,8 +273,9 @@ static void print_json(const cli *c, const at_tune_report *r, const at_err *e, a
     printf("%s\"%s\": ", i ? ", " : "{", names[i]);
     cli_json_str(stdout, vals[i]);
   }
-  printf(", \"strategy\": \"%s\", \"compile_only\": %s", at_strategy_name(c->o.strategy),
-         c->o.compile_only ? "true" : "false");
+  printf(", \"strategy\": \"%s\", \"compile_only\": %s, \"variant\": \"%s\"",
+         at_strategy_name(c->o.strategy), c->o.compile_only ? "true" : "false",
+         r->aligned ? "aligned" : "generic");
   printf(", \"space\": %d, \"live\": %d, \"considered\": %d, \"measured\": %d, \"stopped\": %s",
          r->space, r->live, r->considered, r->measured, r->stopped ? "true" : "false");
   printf(", \"elapsed_s\": ");
@@ -283,14 +297,18 @@ static void print_json(const cli *c, const at_tune_report *r, const at_err *e, a
     cli_json_num(stdout, row->p20_ms);
     printf(", \"p80_ms\": ");
     cli_json_num(stdout, row->p80_ms);
-    printf(", \"regs\": %d, \"spills\": %d, \"smem_bytes\": %d}", row->regs, row->spills,
-           row->smem_bytes);
+    printf(", \"regs\": %d, \"spills\": %d, \"smem_bytes\": %d, \"variant\": \"%s\"}", row->regs,
+           row->spills, row->smem_bytes, row->variant[0] ? row->variant : "generic");
   }
   printf("], \"winner\": ");
   if (r->have_winner)
     cli_json_str(stdout, r->top.r[0].config);
   else
     printf("null");
+  if (r->note[0]) {
+    printf(", \"note\": ");
+    cli_json_str(stdout, r->note);
+  }
   if (st) {
     printf(", \"error\": ");
     cli_json_str(stdout, e->msg);

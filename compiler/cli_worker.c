@@ -86,6 +86,7 @@ typedef struct worker {
   uint64_t dptr[MAX_COPIES][KN_MAX_BUFS];
   /* test mode */
   bool fake;
+  bool fake_aligned; /* the host-built problem keeps the aligned promise */
   fake_line *lines;
   int nlines;
 } worker;
@@ -132,11 +133,13 @@ static void progress(const char *phase) {
   at_msg_free(&m);
 }
 
-/* A READY or DEVICE reply: the device's fields. */
-static void reply_device(const char *type, const at_gpu_info *d) {
+/* A READY or DEVICE reply: the device's fields; READY also says whether the problem's
+ * arguments keep the aligned variant's promise (aligned 0 or 1; -1 leaves it out). */
+static void reply_device(const char *type, const at_gpu_info *d, int aligned) {
   at_msg m;
   at_msg_init(&m, type);
-  if (at_device_encode(d, &m, NULL))
+  if (at_device_encode(d, &m, NULL) ||
+      (aligned >= 0 && at_msg_addf(&m, NULL, "aligned", "%d", aligned)))
     reply_error(AT_ERR_OOM, "out of host memory");
   else
     send_or_die(&m);
@@ -581,6 +584,53 @@ static at_status use_problem(worker *w, const ir_kernel *spec, rt_err *e, char *
   return s;
 }
 
+/* The launch arguments of one copy of the problem's data: the host problem's shapes, strides
+ * and scalars, and dptr[b] for the data of buffer b. */
+static void launch_args(const kn_problem *p, const uint64_t *dptr, rt_argval *args) {
+  memset(args, 0, sizeof *args * IR_MAX_ARGS);
+  for (int i = 0; i < p->nargs; i++) {
+    args[i].kind = p->args[i].kind;
+    args[i].scalar = p->args[i].scalar;
+    args[i].rank = p->args[i].rank;
+    memcpy(args[i].shape, p->args[i].shape, sizeof args[i].shape);
+    memcpy(args[i].stride, p->args[i].stride, sizeof args[i].stride);
+    for (int b = 0; b < p->nbufs; b++)
+      if (p->args[i].kind != ARG_SCALAR && p->args[i].data == p->bufs[b].data)
+        args[i].dptr = dptr[b];
+  }
+}
+
+/* Whether the arguments of p with the buffer addresses dptr keep the aligned variant's promise
+ * for spec (rt_args_aligned); *bad names the first argument that breaks it. */
+static bool args_aligned(const kn_problem *p, const ir_kernel *spec, const uint64_t *dptr,
+                         const char **bad) {
+  rt_argval args[IR_MAX_ARGS];
+  launch_args(p, dptr, args);
+  int b = -1;
+  bool ok = rt_args_aligned(spec, args, p->nargs, &b);
+  *bad = ok ? NULL : b >= 0 && b < spec->nargs ? spec->args[b].name : "(the argument list)";
+  return ok;
+}
+
+/* args_aligned for every copy of the device data. */
+static bool data_aligned(const worker *w, const ir_kernel *spec, const char **bad) {
+  for (int c = 0; c < w->ncopies; c++)
+    if (!args_aligned(&w->prob, spec, w->dptr[c], bad))
+      return false;
+  return true;
+}
+
+/* The error of a MEASURE of the aligned variant whose arguments break its promise. */
+static void reply_misaligned(const char *config, const char *bad) {
+  char msg[1024];
+  put(msg, sizeof msg,
+      "config '%.600s': the image is the aligned variant and argument '%s' breaks its promise "
+      "(16-byte aligned address, last stride 1, other strides and the last extent multiples "
+      "of 16 bytes); not launched",
+      config, bad);
+  reply_error(AT_ERR_ARG, msg);
+}
+
 /* Parses the kernel of a PROBLEM: a built-in name, or the text in `source`. */
 static int load_kernel(worker *w, const char *name, const char *source, char *err, size_t cap) {
   const char *text = source;
@@ -673,12 +723,37 @@ static void on_device(worker *w) {
 #ifdef TILEC_TEST_HOOKS
 reply:;
 #endif
-  reply_device("DEVICE", &d);
+  reply_device("DEVICE", &d, -1);
 }
+
+#ifdef TILEC_TEST_HOOKS
+/* The test mode's answer to "aligned": the problem of the default config built on the host
+ * only, its buffers placed at 256-byte aligned addresses as cuMemAlloc places them. */
+static bool fake_problem_aligned(worker *w) {
+  char err[512];
+  ir_kernel *spec = NULL;
+  kn_problem p;
+  memset(&p, 0, sizeof p);
+  bool ok =
+      !specialize(w, "", &spec, err, sizeof err) &&
+      !kn_problem_build(&p, w->builtin ? w->kernel : "", spec, &w->shape, w->seed, err, sizeof err);
+  if (ok) {
+    uint64_t dptr[KN_MAX_BUFS];
+    for (int b = 0; b < KN_MAX_BUFS; b++)
+      dptr[b] = 256 * (uint64_t)(b + 1);
+    const char *bad;
+    ok = args_aligned(&p, spec, dptr, &bad);
+  }
+  kn_problem_free(&p);
+  ir_kernel_free(spec);
+  return ok;
+}
+#endif
 
 static void on_problem(worker *w, const at_msg *m) {
   char err[2048];
   at_status s = AT_OK;
+  int aligned = 0;
   const char *kernel = at_msg_get(m, "kernel", NULL), *shape = at_msg_get(m, "shape", NULL);
   const char *dtype = at_msg_get(m, "dtype", NULL), *arch = at_msg_get(m, "arch", NULL);
   if (w->has_problem) {
@@ -722,6 +797,7 @@ static void on_problem(worker *w, const at_msg *m) {
       return;
     }
     fake_device(&d);
+    aligned = w->fake_aligned = fake_problem_aligned(w);
     goto ready;
   }
 #endif
@@ -751,11 +827,13 @@ static void on_problem(worker *w, const at_msg *m) {
     reply_error(s, err);
     return;
   }
+  const char *bad;
+  aligned = spec && w->have_prob && data_aligned(w, spec, &bad);
   ir_kernel_free(spec);
 #ifdef TILEC_TEST_HOOKS
 ready:;
 #endif
-  reply_device("READY", &d);
+  reply_device("READY", &d, aligned);
 }
 
 /* ---- one measurement ---------------------------------------------------------------------- */
@@ -873,19 +951,8 @@ static bool run_candidate(worker *w, const ir_kernel *spec, const cg_output *lo,
   }
   for (int c = 0; c < w->ncopies; c++) {
     rt_argval args[IR_MAX_ARGS];
-    const kn_problem *p = &w->prob;
-    memset(args, 0, sizeof args);
-    for (int i = 0; i < p->nargs; i++) {
-      args[i].kind = p->args[i].kind;
-      args[i].scalar = p->args[i].scalar;
-      args[i].rank = p->args[i].rank;
-      memcpy(args[i].shape, p->args[i].shape, sizeof args[i].shape);
-      memcpy(args[i].stride, p->args[i].stride, sizeof args[i].stride);
-      for (int b = 0; b < p->nbufs; b++)
-        if (p->args[i].kind != ARG_SCALAR && p->args[i].data == p->bufs[b].data)
-          args[i].dptr = w->dptr[c][b];
-    }
-    if ((s = rt_params_pack(spec, args, p->nargs, &ls.params[c], &e))) {
+    launch_args(&w->prob, w->dptr[c], args);
+    if ((s = rt_params_pack(spec, args, w->prob.nargs, &ls.params[c], &e))) {
       r->status = AT_RUN_FAULT;
       put(r->detail, sizeof r->detail, "packing the arguments: %s", e.msg);
       goto done;
@@ -957,9 +1024,18 @@ static void on_measure(worker *w, const at_msg *m) {
                                             : "MEASURE needs the fields config and cubin");
     return;
   }
+  const char *variant = at_msg_get(m, "variant", NULL);
+  bool aligned = variant && !strcmp(variant, "aligned");
+  if (variant && !aligned) {
+    reply_error(AT_ERR_ARG, "MEASURE: variant must be \"aligned\" when given");
+    return;
+  }
 #ifdef TILEC_TEST_HOOKS
   if (w->fake) {
-    fake_measure(w, config);
+    if (aligned && !w->fake_aligned)
+      reply_misaligned(config, "(the fake problem's)");
+    else
+      fake_measure(w, config);
     return;
   }
 #endif
@@ -994,6 +1070,11 @@ static void on_measure(worker *w, const at_msg *m) {
     }
     if (w->rebuilt)
       progress("candidate");
+    const char *bad;
+    if (aligned && !data_aligned(w, spec, &bad)) {
+      reply_misaligned(config, bad);
+      goto done;
+    }
     lost = run_candidate(w, spec, &lo, img, n, &r);
   }
   reply_result(&r);

@@ -78,6 +78,44 @@ rc=0
 "$tilec" db best attention --shape B=1,H=1,S=128 --db "$tmp/full.db" >/dev/null 2>&1 || rc=$?
 [[ $rc == 1 ]] || fail "db best of an untuned kernel: exit $rc"
 
+# The code variant: M=N=K=256 in bf16 keeps the aligned variant's promise, so the sweep measured
+# the aligned variant (its rows say so) and stored the winner's generic code as well, a blob no
+# row points at.
+[[ $(field full 'd["variant"]') == aligned ]] || fail "variant of an aligned problem"
+[[ $(field full 'd["top"][0]["variant"]') == aligned ]] || fail "the rows' variant"
+"$tilec" db show --db "$tmp/full.db" >"$tmp/show.out" || fail "db show"
+grep -q "$best  \[aligned\]" "$tmp/show.out" || { cat "$tmp/show.out"; fail "db show variant"; }
+sql() { # sql DB QUERY: the first column of the first row
+  python3 -c 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])' "$@"
+}
+twins="SELECT count(*) FROM blob WHERE meta LIKE '%\"variant\": \"generic\"%'
+  AND compile_key NOT IN (SELECT compile_key FROM result)"
+[[ $(sql "$tmp/full.db" "$twins") == 1 ]] || fail "the winner's generic code is not stored"
+[[ $(sql "$tmp/full.db" "SELECT count(*) FROM result WHERE variant <> 'aligned'") == 0 ]] ||
+  fail "a row of the aligned sweep is not marked aligned"
+# --variant generic on a copy: every candidate measured again (the rows measured the other
+# code), rows now generic; the finalists re-timed are generic rows.
+cp "$tmp/full.db" "$tmp/var.db"
+run gen "${common[@]}" --strategy exhaustive --db "$tmp/var.db" --variant generic
+[[ $(cat "$tmp/gen.rc") == 0 ]] || { cat "$tmp/gen.err"; fail "generic sweep exit code"; }
+[[ $(field gen 'd["variant"]') == generic ]] || fail "--variant generic"
+[[ $(field gen 'd["measured"]') == $(field full 'd["measured"]') ]] ||
+  fail "a row of the other variant answered a candidate"
+[[ $(sql "$tmp/var.db" "SELECT count(*) FROM result WHERE variant = 'aligned'") == 0 ]] ||
+  fail "aligned rows left after the generic sweep"
+# K=100 in bf16: A's rows are 200 bytes, so the promise is broken: auto measures the generic
+# code, and --variant aligned is refused before anything is compiled.
+mis=(matmul --shape M=256,N=256,K=100 --set BK=32,STAGES=2,GROUP_M=8,WARPS=4 --jobs 2
+  --timeout 2 --reps 5 --retime 0 --strategy model --budget 2 --db "$tmp/mis.db")
+run mis "${mis[@]}"
+[[ $(cat "$tmp/mis.rc") == 0 ]] || { cat "$tmp/mis.err"; fail "misaligned sweep exit code"; }
+[[ $(field mis 'd["variant"]') == generic ]] || fail "auto variant of a misaligned problem"
+run misal "${mis[@]}" --variant aligned
+[[ $(cat "$tmp/misal.rc") == 1 ]] || { cat "$tmp/misal.err"; fail "--variant aligned exit code"; }
+grep -q "break the aligned variant's promise" "$tmp/misal.json" "$tmp/misal.err" ||
+  fail "--variant aligned message"
+[[ $(field misal 'd["measured"]') == 0 ]] || fail "--variant aligned measured"
+
 # Resume: the same sweep again answers everything from the database.
 run again "${common[@]}" --strategy exhaustive --db "$tmp/full.db"
 [[ $(cat "$tmp/again.rc") == 0 ]] || { cat "$tmp/again.err"; fail "resume exit code"; }

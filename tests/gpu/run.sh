@@ -125,8 +125,8 @@ for spec in "mm4096 matmul --shape M=4096,N=4096,K=4096" \
 import json, sys
 d = json.load(open(sys.argv[1]))
 top = d["top"][0] if d["top"] else {}
-print("tune %-22s %d cfgs in %.0f s, best %s ms: %s" % (sys.argv[2], d["considered"],
-      d["elapsed_s"], top.get("median_ms"), d["winner"]))
+print("tune %-22s %s %d cfgs in %.0f s, best %s ms: %s" % (sys.argv[2], d.get("variant", "?"),
+      d["considered"], d["elapsed_s"], top.get("median_ms"), d["winner"]))
 PY
 )"
   else

@@ -110,6 +110,33 @@ static void test_measure(const char *ptx) {
   at_worker_stop(w);
 }
 
+/* READY says whether the problem keeps the aligned variant's promise; a MEASURE of the aligned
+ * variant on arguments that break it is refused before anything is launched. */
+static void test_aligned(const char *ptx) {
+  at_err e = {0};
+  at_worker *w = start(FAKECUDA_LIB, NULL, &problem, AT_OK, &e);
+  if (!w)
+    return;
+  CHECK_EQ_INT(1, at_worker_problem_aligned(w));
+  at_worker_set_aligned(w, true);
+  at_outcome out;
+  CHECK_EQ_INT(AT_OK, at_worker_measure(w, "BM=64,BN=64", ptx, strlen(ptx) + 1, &out, &e));
+  CHECK(out.status == AT_RUN_WRONG); /* launched: the fake computes nothing */
+  at_worker_stop(w);
+  at_problem_desc odd = problem;
+  odd.shape = "M=64,N=64,K=60"; /* A's rows are 120 bytes apart */
+  w = start(FAKECUDA_LIB, NULL, &odd, AT_OK, &e);
+  if (!w)
+    return;
+  CHECK_EQ_INT(0, at_worker_problem_aligned(w));
+  CHECK_EQ_INT(AT_OK, at_worker_measure(w, "BM=64,BN=64", ptx, strlen(ptx) + 1, &out, &e));
+  at_worker_set_aligned(w, true);
+  CHECK_EQ_INT(AT_ERR_ARG, at_worker_measure(w, "BM=64,BN=64", ptx, strlen(ptx) + 1, &out, &e));
+  CHECK_CONTAINS(e.msg, "argument 'A' breaks its promise");
+  CHECK_EQ_INT(0, at_worker_restarts(w));
+  at_worker_stop(w);
+}
+
 static void test_launch_failures(const char *ptx) {
   at_err e = {0};
   at_outcome out;
@@ -237,6 +264,7 @@ int main(void) {
   REQUIRE(ptx != NULL);
   test_env_errors();
   test_measure(ptx);
+  test_aligned(ptx);
   test_launch_failures(ptx);
   test_gpu_reference(ptx);
   test_block_layout();
