@@ -46,13 +46,21 @@ typedef struct field {
   int64_t rule_arg; /* multiple: the step */
 } field;
 
-typedef struct entry {
-  const at_result *row;
-  ir_kernel *spec;
+/* A cubin and what loading and launching it needs (its blob's meta). */
+typedef struct image {
   unsigned char *cubin;
   size_t size;
   char *entry_name;
   int threads, smem;
+} image;
+
+typedef struct entry {
+  const at_result *row;
+  ir_kernel *spec;
+  image img;         /* the row's cubin */
+  bool aligned;      /* img is the aligned variant (the row measured it) */
+  image generic;     /* aligned entries: the same config's generic code when the database holds it
+                        (cubin NULL otherwise): what arguments that break the promise launch */
   char *bucket_copy; /* the bucket text split in place: items point into it */
   char *keys[MAX_FIELDS];
   item vals[MAX_FIELDS];
@@ -78,6 +86,7 @@ typedef struct gen {
   int nk;
   at_buf *c, *h;
   at_err *err;
+  int nimages; /* entries' cubins and the generic cubins of aligned entries */
 } gen;
 
 /* ---- checks on names and texts -------------------------------------------------------------- */
@@ -286,8 +295,9 @@ static at_status entry_config(gen *g, const kern *kn, entry *en, ir_config *cfg)
   return AT_OK;
 }
 
-/* Reads the meta JSON of the blob (`tilec tune`'s store: entry, threads, smem_bytes). */
-static at_status parse_meta(gen *g, entry *en, const char *meta) {
+/* Reads the meta JSON of a blob (`tilec tune`'s store: entry, threads, smem_bytes; and arch
+ * since the tuner records it) into im, and arch (cap 16, "" when absent). */
+static at_status parse_meta(gen *g, const entry *en, const char *meta, image *im, char *arch) {
   const at_result *r = en->row;
   at_json *j = NULL;
   at_err je = {0};
@@ -296,8 +306,9 @@ static at_status parse_meta(gen *g, entry *en, const char *meta) {
                    "kernel '%s' bucket '%s': the cubin's metadata is missing or not JSON%s%s",
                    r->key.kernel, r->key.bucket, meta ? ": " : "", meta ? je.msg : "");
   const at_json *ent = at_json_get(j, "entry"), *th = at_json_get(j, "threads"),
-                *sm = at_json_get(j, "smem_bytes");
+                *sm = at_json_get(j, "smem_bytes"), *ar = at_json_get(j, "arch");
   at_status s = AT_OK;
+  snprintf(arch, 16, "%s", ar && ar->kind == AT_JSON_STR && strlen(ar->str) < 16 ? ar->str : "");
   if (!ent || ent->kind != AT_JSON_STR || !th || th->kind != AT_JSON_NUM || !sm ||
       sm->kind != AT_JSON_NUM || !(th->num >= 1 && th->num <= 1024) ||
       !(sm->num >= 0 && sm->num <= 16 << 20) || !ent->str[0])
@@ -305,14 +316,42 @@ static at_status parse_meta(gen *g, entry *en, const char *meta) {
                 "kernel '%s' bucket '%s': the cubin's metadata lacks entry, threads (1..1024) "
                 "or smem_bytes: %s",
                 r->key.kernel, r->key.bucket, meta);
-  else if (!(en->entry_name = strdup(ent->str)))
+  else if (!(im->entry_name = strdup(ent->str)))
     s = at_fail(g->err, AT_ERR_OOM, "out of memory");
   else {
-    en->threads = (int)th->num;
-    en->smem = (int)sm->num;
-    s = check_text(g, "the entry name", en->entry_name);
+    im->threads = (int)th->num;
+    im->smem = (int)sm->num;
+    s = check_text(g, "the entry name", im->entry_name);
   }
   at_json_free(j);
+  return s;
+}
+
+/* An aligned entry's generic code: the blob of the same IR, config, target and toolchain
+ * without the variant (`tilec tune` stores the winner's; an API miss stores what it compiled).
+ * None stored is not an error: the entry then refuses arguments that break the promise. */
+static at_status load_generic(gen *g, at_db *db, entry *en, const char *arch) {
+  const at_result *r = en->row;
+  char key[65], arch2[16];
+  void *data = NULL;
+  char *meta = NULL;
+  at_err be = {0};
+  at_status s = at_compile_key(r->key.ir_hash, r->config, arch, r->key.toolchain, key, g->err);
+  if (s)
+    return s;
+  s = at_db_get_blob(db, key, &data, &en->generic.size, &meta, &be);
+  if (s == AT_MISS) {
+    free(meta);
+    return AT_OK;
+  }
+  if (s) {
+    free(meta);
+    return at_fail(g->err, s, "kernel '%s' bucket '%s' config '%s': the generic cubin: %s",
+                   r->key.kernel, r->key.bucket, r->config, be.msg);
+  }
+  en->generic.cubin = data;
+  s = parse_meta(g, en, meta, &en->generic, arch2);
+  free(meta);
   return s;
 }
 
@@ -338,20 +377,22 @@ static at_status load_entry(gen *g, at_db *db, const kern *kn, entry *en) {
   void *data = NULL;
   char *meta = NULL;
   at_err be = {0};
-  s = at_db_get_blob(db, r->compile_key, &data, &en->size, &meta, &be);
+  s = at_db_get_blob(db, r->compile_key, &data, &en->img.size, &meta, &be);
   if (s) {
     free(meta);
     return at_fail(g->err, s, "kernel '%s' bucket '%s' config '%s': the cubin: %s", kn->name,
                    r->key.bucket, r->config, be.msg);
   }
-  en->cubin = data;
-  s = parse_meta(g, en, meta);
+  en->img.cubin = data;
+  char arch[16];
+  s = parse_meta(g, en, meta, &en->img, arch);
   free(meta);
   if (s)
     return s;
   if ((s = check_text(g, "a bucket", r->key.bucket)) || (s = check_text(g, "a config", r->config)))
     return s;
-  return AT_OK;
+  en->aligned = r->variant && !strcmp(r->variant, "aligned");
+  return en->aligned && arch[0] ? load_generic(g, db, en, arch) : AT_OK;
 }
 
 /* ---- the fields of a kernel's problem struct ------------------------------------------------- */
@@ -673,6 +714,46 @@ static at_status emit_pack(gen *g, const kern *kn, int i) {
   return AT_OK;
 }
 
+/* Bytes of an element as rt_args_aligned counts them: 1, 2, 4 or 8, all dividing 16. */
+static int elem_bytes(ir_kind k) { return k == IR_I1 ? 1 : ir_kind_bits(k) / 8; }
+
+/* The image a launch of entry i takes: the row's cubin, or for an aligned entry whose
+ * arguments break the promise (rt_args_aligned's test) its generic cubin, or -1. */
+static void emit_image_choice(gen *g, const kern *kn) {
+  at_buf *c = g->c;
+  const char *P = g->P, *K = kn->name;
+  for (int i = kn->first; i < kn->first + kn->n; i++) {
+    const ir_kernel *k = g->e[i].spec;
+    if (!g->e[i].aligned)
+      continue;
+    at_buf_printf(c,
+                  "/* Whether a keeps the promise entry %d's aligned cubin was compiled for. */\n"
+                  "static int promise_%d(const tuned_%s_%s_args *a) {\n",
+                  i, i, P, K);
+    for (int ai = 0; ai < k->nargs; ai++) {
+      const ir_arg *a = &k->args[ai];
+      if (a->kind != ARG_TENSOR)
+        continue;
+      const ir_type *t = a->value->ty;
+      int es = elem_bytes(t->elem->kind), r = t->rank;
+      /* stride * es % 16 == 0 written as stride % (16 / es): no overflow */
+      at_buf_printf(c, "  if (a->%s.ptr %% 16 || a->%s.stride[%d] != 1 || a->%s.shape[%d] %% %d",
+                    a->name, a->name, r - 1, a->name, r - 1, 16 / es);
+      for (int d = 0; d < r - 1; d++)
+        at_buf_printf(c, " ||\n      a->%s.stride[%d] %% %d", a->name, d, 16 / es);
+      at_buf_puts(c, ")\n    return 0;\n");
+    }
+    at_buf_puts(c, "  return 1;\n}\n\n");
+  }
+  at_buf_printf(c, "static int image_%s_(int entry, const tuned_%s_%s_args *a) {\n", K, P, K);
+  at_buf_puts(c, "  (void)a;\n  switch (entry) {\n");
+  for (int i = kn->first; i < kn->first + kn->n; i++)
+    if (g->e[i].aligned)
+      at_buf_printf(c, "  case %d:\n    return promise_%d(a) ? %d : generic_image_[%d];\n", i, i, i,
+                    i);
+  at_buf_puts(c, "  default:\n    return entry;\n  }\n}\n\n");
+}
+
 /* ---- the generated files --------------------------------------------------------------------- */
 
 static void upper(at_buf *b, const char *s) {
@@ -742,12 +823,19 @@ static void emit_header(gen *g) {
                 "  int count;\n  uint16_t offset[576];\n  uint8_t psize[576];\n"
                 "  uint32_t grid[3];\n} tuned_%s_params;\n\n",
                 P, P);
-  at_buf_printf(h,
-                "/* What an entry is: kernel, bucket and config as in the database. */\n"
-                "typedef struct tuned_%s_entry_info {\n  const char *kernel, *bucket, *config, "
-                "*entry;\n  unsigned threads, smem_bytes;\n  size_t cubin_size;\n"
-                "} tuned_%s_entry_info;\n\n",
-                P, P);
+  at_buf_printf(
+      h,
+      "/* What an entry is: kernel, bucket and config as in the database. aligned: the\n"
+      " * cubin is the aligned variant, compiled for tensors whose address is a\n"
+      " * multiple of 16 bytes, last stride 1, other strides and last extent multiples\n"
+      " * of 16 bytes; a launch whose tensors break that takes the entry's generic cubin\n"
+      " * (generic_cubin_size bytes), or fails with CUDA_ERROR_INVALID_VALUE when it has\n"
+      " * none (generic_cubin_size 0). */\n"
+      "typedef struct tuned_%s_entry_info {\n  const char *kernel, *bucket, *config, "
+      "*entry;\n  unsigned threads, smem_bytes;\n  size_t cubin_size;\n"
+      "  int aligned;\n  size_t generic_cubin_size;\n"
+      "} tuned_%s_entry_info;\n\n",
+      P, P);
   at_buf_printf(h,
                 "/* The entry's description; NULL when entry is out of range. */\n"
                 "const tuned_%s_entry_info *tuned_%s_entry(int entry);\n\n"
@@ -819,10 +907,11 @@ static void emit_header(gen *g) {
         "CUresult tuned_%s_%s_pack(int entry, const tuned_%s_%s_args *a, "
         "tuned_%s_params *out);\n"
         "/* Packs, loads the entry's module on first use (thread-safe) and launches it\n"
-        " * on stream in the current context. */\n"
+        " * on stream in the current context (an aligned entry: the module for a's\n"
+        " * alignment, see tuned_%s_entry_info). */\n"
         "CUresult tuned_%s_%s_launch(int entry, const tuned_%s_%s_args *a, "
         "CUstream stream);\n\n",
-        P, K, P, K, P, K, P, K, P, P, K, P, K);
+        P, K, P, K, P, K, P, K, P, P, P, K, P, K);
   }
   at_buf_puts(h, "#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
 }
@@ -991,9 +1080,15 @@ static at_status emit_source(gen *g) {
   c_string(c, g->e[0].row->key.toolchain);
   at_buf_puts(c, ";\n\n");
   for (int i = 0; i < g->ne; i++) {
-    at_buf_printf(c, "static const unsigned char cubin_%d_[%zu] = {\n", i, g->e[i].size);
-    emit_bytes(c, g->e[i].cubin, g->e[i].size);
+    at_buf_printf(c, "static const unsigned char cubin_%d_[%zu] = {\n", i, g->e[i].img.size);
+    emit_bytes(c, g->e[i].img.cubin, g->e[i].img.size);
     at_buf_puts(c, "};\n");
+    if (g->e[i].generic.cubin) {
+      at_buf_printf(c, "static const unsigned char generic_%d_[%zu] = {\n", i,
+                    g->e[i].generic.size);
+      emit_bytes(c, g->e[i].generic.cubin, g->e[i].generic.size);
+      at_buf_puts(c, "};\n");
+    }
   }
   at_buf_printf(c, "\nstatic const tuned_%s_entry_info info_[%d] = {\n", P, g->ne);
   for (int i = 0; i < g->ne; i++) {
@@ -1005,13 +1100,33 @@ static at_status emit_source(gen *g) {
     at_buf_puts(c, ", ");
     c_string(c, en->row->config);
     at_buf_puts(c, ", ");
-    c_string(c, en->entry_name);
-    at_buf_printf(c, ", %d, %d, %zu},\n", en->threads, en->smem, en->size);
+    c_string(c, en->img.entry_name);
+    at_buf_printf(c, ", %d, %d, %zu, %d, %zu},\n", en->img.threads, en->img.smem, en->img.size,
+                  en->aligned, en->generic.cubin ? en->generic.size : 0);
   }
-  at_buf_printf(c, "};\n\nstatic const unsigned char *const cubins_[%d] = {", g->ne);
-  for (int i = 0; i < g->ne; i++)
-    at_buf_printf(c, "%scubin_%d_", i ? ", " : "", i);
+  /* The images: entry i's cubin is image i; the generic cubins of aligned entries follow. */
+  int ni = g->ne;
+  at_buf_puts(c, "};\n\n/* Every cubin: data, entry point, CTA size, dynamic shared memory. */\n"
+                 "static const struct image_ {\n  const unsigned char *data;\n"
+                 "  const char *entry;\n  unsigned threads, smem_bytes;\n} images_[] = {\n");
+  for (int pass = 0; pass < 2; pass++)
+    for (int i = 0; i < g->ne; i++) {
+      const image *im = pass ? &g->e[i].generic : &g->e[i].img;
+      if (!im->cubin)
+        continue;
+      at_buf_printf(c, "  {%s_%d_, ", pass ? "generic" : "cubin", i);
+      c_string(c, im->entry_name);
+      at_buf_printf(c, ", %d, %d},\n", im->threads, im->smem);
+      ni += pass;
+    }
+  at_buf_printf(c,
+                "};\n\n/* The image of entry i's generic cubin; -1 when none. */\n"
+                "UNUSED_ static const int generic_image_[%d] = {",
+                g->ne);
+  for (int i = 0, next = g->ne; i < g->ne; i++)
+    at_buf_printf(c, "%s%d", i ? ", " : "", g->e[i].generic.cubin ? next++ : -1);
   at_buf_puts(c, "};\n\n");
+  g->nimages = ni;
   at_buf_printf(c,
                 "const tuned_%s_entry_info *tuned_%s_entry(int entry) {\n"
                 "  return entry >= 0 && entry < %d ? &info_[entry] : NULL;\n}\n\n",
@@ -1048,7 +1163,7 @@ static at_status emit_source(gen *g) {
                 " * theirs (no lock, no spinning). */\n"
                 "static CUmodule modules_[%d];\nstatic CUfunction functions_[%d];\n"
                 "static unsigned dyn_smem_[%d];\n\n",
-                g->ne, g->ne, g->ne);
+                g->nimages, g->nimages, g->nimages);
   at_buf_puts(
       c,
       "static CUresult function_(int i, CUfunction *out, unsigned *dyn) {\n"
@@ -1057,11 +1172,11 @@ static at_status emit_source(gen *g) {
       "  int static_smem = 0;\n  unsigned want;\n  CUresult r;\n"
       "  if (f) {\n    *out = f;\n    *dyn = __atomic_load_n(&dyn_smem_[i], __ATOMIC_RELAXED);\n"
       "    return CUDA_SUCCESS;\n  }\n"
-      "  r = cuModuleLoadData(&m, cubins_[i]);\n"
-      "  if (!r)\n    r = cuModuleGetFunction(&f, m, info_[i].entry);\n"
+      "  r = cuModuleLoadData(&m, images_[i].data);\n"
+      "  if (!r)\n    r = cuModuleGetFunction(&f, m, images_[i].entry);\n"
       "  if (!r)\n    r = cuFuncGetAttribute(&static_smem, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, "
       "f);\n"
-      "  want = info_[i].smem_bytes > (unsigned)static_smem ? info_[i].smem_bytes - "
+      "  want = images_[i].smem_bytes > (unsigned)static_smem ? images_[i].smem_bytes - "
       "(unsigned)static_smem : 0;\n"
       "  if (!r && want > 48 * 1024)\n"
       "    r = cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)want);\n"
@@ -1079,7 +1194,7 @@ static at_status emit_source(gen *g) {
                 "    __atomic_store_n(&functions_[i], NULL, __ATOMIC_RELEASE);\n"
                 "    if (m) {\n      CUresult r = cuModuleUnload(m);\n"
                 "      if (r && !first)\n        first = r;\n    }\n  }\n  return first;\n}\n\n",
-                P, g->ne);
+                P, g->nimages);
 
   for (int ki = 0; ki < g->nk; ki++) {
     const kern *kn = &g->ks[ki];
@@ -1091,6 +1206,7 @@ static at_status emit_source(gen *g) {
     for (int i = kn->first; i < kn->first + kn->n; i++)
       if ((s = emit_pack(g, kn, i)))
         return s;
+    emit_image_choice(g, kn);
     at_buf_printf(c,
                   "CUresult tuned_%s_%s_pack(int entry, const tuned_%s_%s_args *a, "
                   "tuned_%s_params *out) {\n"
@@ -1103,16 +1219,19 @@ static at_status emit_source(gen *g) {
     at_buf_printf(
         c,
         "CUresult tuned_%s_%s_launch(int entry, const tuned_%s_%s_args *a, CUstream stream) {\n"
-        "  tuned_%s_params p;\n  void *ptrs[576];\n  CUfunction f;\n  unsigned dyn;\n  int i;\n"
+        "  tuned_%s_params p;\n  void *ptrs[576];\n  CUfunction f;\n  unsigned dyn;\n  int i, "
+        "img;\n"
         "  CUresult r = tuned_%s_%s_pack(entry, a, &p);\n"
         "  if (r)\n    return r;\n"
         "  if (!p.grid[0] || !p.grid[1] || !p.grid[2])\n    return CUDA_SUCCESS; /* empty problem "
         "*/\n"
-        "  if ((r = function_(entry, &f, &dyn)))\n    return r;\n"
+        "  if ((img = image_%s_(entry, a)) < 0)\n"
+        "    return CUDA_ERROR_INVALID_VALUE; /* the promise is broken and no generic code */\n"
+        "  if ((r = function_(img, &f, &dyn)))\n    return r;\n"
         "  for (i = 0; i < p.count; i++)\n    ptrs[i] = (unsigned char *)p.words + p.offset[i];\n"
-        "  return cuLaunchKernel(f, p.grid[0], p.grid[1], p.grid[2], info_[entry].threads, 1, 1, "
+        "  return cuLaunchKernel(f, p.grid[0], p.grid[1], p.grid[2], images_[img].threads, 1, 1, "
         "dyn,\n                        stream, ptrs, NULL);\n}\n\n",
-        P, K, P, K, P, P, K);
+        P, K, P, K, P, P, K, K);
   }
   return AT_OK;
 }
@@ -1212,13 +1331,18 @@ at_status at_export(at_db *db, const at_export_opts *o, at_buf *c_out, at_buf *h
   if (!s && st) {
     st->kernels = g.nk;
     st->entries = g.ne;
-    for (int i = 0; i < g.ne; i++)
-      st->cubin_bytes += g.e[i].size;
+    for (int i = 0; i < g.ne; i++) {
+      st->cubin_bytes += g.e[i].img.size + (g.e[i].generic.cubin ? g.e[i].generic.size : 0);
+      st->aligned += g.e[i].aligned;
+      st->aligned_without_generic += g.e[i].aligned && !g.e[i].generic.cubin;
+    }
   }
   for (int i = 0; i < g.ne; i++) {
     ir_kernel_free(g.e[i].spec);
-    free(g.e[i].cubin);
-    free(g.e[i].entry_name);
+    free(g.e[i].img.cubin);
+    free(g.e[i].img.entry_name);
+    free(g.e[i].generic.cubin);
+    free(g.e[i].generic.entry_name);
     free(g.e[i].bucket_copy);
   }
   for (int i = 0; i < g.nk; i++)

@@ -36,10 +36,16 @@ typedef struct at_export_opts {
 
 typedef struct at_export_stats {
   int kernels, entries;
-  size_t cubin_bytes;
+  size_t cubin_bytes;          /* every embedded cubin, generic ones of aligned entries too */
+  int aligned;                 /* entries whose row measured the aligned variant */
+  int aligned_without_generic; /* of them, entries without generic code in the database: their
+                                  launches refuse tensors that break the promise */
 } at_export_stats;
 
 /* Generates the C source (appended to c_out) and header (h_out) for the winners of o->device.
+ * A winner that measured the aligned variant embeds its cubin and, when the database holds
+ * it, the same config's generic cubin (by at_compile_key with the arch its meta records); its
+ * launches test the arguments against the promise and take the one that fits.
  * Output is deterministic: entries sorted by kernel, then bucket (byte order). Errors, each
  * naming the kernel, bucket and config: AT_ERR_ARG (bad options; no winner; a kernel that is
  * neither built-in nor given; an ir_hash that differs from the kernel's; a config that no

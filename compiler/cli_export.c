@@ -173,6 +173,11 @@ int cli_export(int argc, char **argv) {
   }
   fprintf(stderr, "tilec: wrote %s and %s: %d entries of %d kernels, %zu bytes of cubins\n", o.out,
           hpath, st.entries, st.kernels, st.cubin_bytes);
+  if (st.aligned)
+    fprintf(stderr,
+            "tilec: %d entr%s the aligned variant; %d without generic code (their "
+            "launches refuse tensors that break the alignment promise)\n",
+            st.aligned, st.aligned == 1 ? "y is" : "ies are", st.aligned_without_generic);
 done:
   at_buf_free(&c);
   at_buf_free(&h);

@@ -6,11 +6,13 @@
  *
  *   sel matmul M N K DTYPE                      -> "EXACT NEAREST" entry indices
  *   sel attention B H HKV S SKV D CAUSAL DTYPE  -> same
- *   pack matmul ENTRY M N K                     -> rc, parameters, grid
+ *   pack matmul ENTRY M N K [AOFF]              -> rc, parameters, grid (A's address AOFF bytes
+ *                                                  past its allocation's)
  *   pack attention ENTRY B H HKV S SKV D SCALE  -> same
  *   pack scal ENTRY N N2                        -> same (h = 1.5, flag = 1, s = -0.25)
  *   launch ...                                  -> as pack, then the stub's record
  *   check ALLOW                                 -> rc of tuned_t_check_device(0, ALLOW)
+ *   info ENTRY                                  -> the entry's variant and generic cubin size
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,9 +67,13 @@ static void print_launch(CUresult r, int entry, int launches_before) {
     printf(" launched=%d\n", stub.launches - launches_before);
     return;
   }
-  printf(" grid=%u,%u,%u block=%u,%u,%u smem=%u name=%s image=%016llx loads=%d params=",
-         stub.dims[0], stub.dims[1], stub.dims[2], stub.dims[3], stub.dims[4], stub.dims[5],
-         stub.dims[6], stub.name, fnv(stub.last_image, info->cubin_size), stub.loads);
+  /* unit.export names an aligned entry's generic cubin "generic_SIZE" */
+  printf(
+      " grid=%u,%u,%u block=%u,%u,%u smem=%u name=%s image=%016llx loads=%d params=", stub.dims[0],
+      stub.dims[1], stub.dims[2], stub.dims[3], stub.dims[4], stub.dims[5], stub.dims[6], stub.name,
+      fnv(stub.last_image,
+          strncmp(stub.name, "generic_", 8) ? info->cubin_size : info->generic_cubin_size),
+      stub.loads);
   for (i = 0; i < stub.params_size; i++)
     printf("%02x", stub.params[i]);
   printf("\n");
@@ -76,12 +82,18 @@ static void print_launch(CUresult r, int entry, int launches_before) {
 int main(void) {
   char line[512], kernel[32], cmd[16], dtype[32];
   while (fgets(line, sizeof line, stdin)) {
-    long long v[8];
+    long long v[8] = {0};
     int entry = 0;
     if (sscanf(line, "%15s %31s", cmd, kernel) < 1)
       continue;
     if (!strcmp(cmd, "check")) {
       printf("check rc=%d\n", (int)tuned_t_check_device(0, atoi(kernel)));
+    } else if (!strcmp(cmd, "info")) {
+      const tuned_t_entry_info *info = tuned_t_entry(atoi(kernel));
+      if (info)
+        printf("info aligned=%d generic=%u\n", info->aligned, (unsigned)info->generic_cubin_size);
+      else
+        printf("info none\n");
     } else if (!strcmp(cmd, "sel") && !strcmp(kernel, "matmul") &&
                sscanf(line, "%*s %*s %lld %lld %lld %31s", &v[0], &v[1], &v[2], dtype) == 4) {
       tuned_t_matmul_problem p;
@@ -94,8 +106,8 @@ int main(void) {
       p.B = v[0], p.H = v[1], p.HKV = v[2], p.S = v[3], p.SKV = v[4], p.D = v[5], p.causal = v[6];
       p.dtype = dtype;
       printf("%d %d\n", tuned_t_attention_select(&p, 1), tuned_t_attention_select(&p, 0));
-    } else if (!strcmp(kernel, "matmul") &&
-               sscanf(line, "%*s %*s %d %lld %lld %lld", &entry, &v[0], &v[1], &v[2]) == 4) {
+    } else if (!strcmp(kernel, "matmul") && sscanf(line, "%*s %*s %d %lld %lld %lld %lld", &entry,
+                                                   &v[0], &v[1], &v[2], &v[3]) >= 4) {
       tuned_t_matmul_args a;
       tuned_t_params p;
       long long sa[2], sb[2], sc[2];
@@ -103,7 +115,7 @@ int main(void) {
       int before = stub.launches;
       sa[0] = v[0], sa[1] = v[2], sb[0] = v[2], sb[1] = v[1], sc[0] = v[0], sc[1] = v[1];
       memset(&a, 0, sizeof a);
-      contiguous(&a.A, 0x7f0000100000ull, 2, sa);
+      contiguous(&a.A, 0x7f0000100000ull + (unsigned long long)v[3], 2, sa);
       contiguous(&a.B, 0x7f0000200000ull, 2, sb);
       contiguous(&a.C, 0x7f0000300000ull, 2, sc);
       r = tuned_t_matmul_pack(entry, &a, &p);

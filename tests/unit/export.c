@@ -94,8 +94,12 @@ static size_t fake_cubin(const char *config, unsigned char *out, size_t cap) {
   return n;
 }
 
-static void put_row(at_db *db, const problem *p, const char *ir_hash, const char *config, at_run st,
-                    double ms, int threads, int smem) {
+/* How a row's code was stored: the generic code; the aligned variant with the generic code of
+ * the same config beside it (as `tilec tune` stores a winner); the aligned variant alone. */
+typedef enum { V_GENERIC, V_ALIGNED_TWIN, V_ALIGNED_ONLY } variant;
+
+static void put_variant_row(at_db *db, const problem *p, const char *ir_hash, const char *config,
+                            at_run st, double ms, int threads, int smem, variant v) {
   char *bucket = bucket_of(p);
   at_key key = {DEV, TC, p->kernel, ir_hash, bucket};
   at_result r = db_test_row(config, st, ms, 0);
@@ -103,21 +107,39 @@ static void put_row(at_db *db, const problem *p, const char *ir_hash, const char
   snprintf(prob, sizeof prob, "%s%s%s", p->shape, p->dtype ? ",dtype=" : "",
            p->dtype ? p->dtype : "");
   r.problem = prob;
-  char ck[65], meta[256];
+  char ck[65], gk[65], meta[256];
   unsigned char cubin[600];
   at_err e = {0};
-  REQUIRE(at_compile_key(ir_hash, config, "sm_90a", TC, ck, &e) == AT_OK);
+  REQUIRE(at_compile_key_variant(ir_hash, config, "sm_90a", TC, v ? "aligned" : NULL, ck, &e) ==
+          AT_OK);
   size_t n = fake_cubin(config, cubin, sizeof cubin);
   snprintf(meta, sizeof meta,
            "{\"entry\": \"%s_%d\", \"threads\": %d, \"smem_bytes\": %d, \"regs\": 128, "
-           "\"spills\": 0}",
-           p->kernel, (int)n, threads, smem);
+           "\"spills\": 0%s}",
+           p->kernel, (int)n, threads, smem, v ? ", \"arch\": \"sm_90a\"" : "");
   r.compile_key = ck;
+  r.variant = v ? "aligned" : "";
   REQUIRE(at_db_begin(db, &e) == AT_OK);
   REQUIRE(at_db_put_blob(db, ck, cubin, n, meta, &e) == AT_OK);
   REQUIRE(at_db_put(db, &key, &r, &e) == AT_OK);
+  if (v == V_ALIGNED_TWIN) { /* its generic code: other bytes, entry "generic_SIZE" */
+    char gconfig[300];
+    snprintf(gconfig, sizeof gconfig, "%s|generic", config);
+    n = fake_cubin(gconfig, cubin, sizeof cubin);
+    snprintf(meta, sizeof meta,
+             "{\"entry\": \"generic_%d\", \"threads\": %d, \"smem_bytes\": %d, \"arch\": "
+             "\"sm_90a\"}",
+             (int)n, threads, smem + 16);
+    REQUIRE(at_compile_key(ir_hash, config, "sm_90a", TC, gk, &e) == AT_OK);
+    REQUIRE(at_db_put_blob(db, gk, cubin, n, meta, &e) == AT_OK);
+  }
   REQUIRE(at_db_commit(db, &e) == AT_OK);
   free(bucket);
+}
+
+static void put_row(at_db *db, const problem *p, const char *ir_hash, const char *config, at_run st,
+                    double ms, int threads, int smem) {
+  put_variant_row(db, p, ir_hash, config, st, ms, threads, smem, V_GENERIC);
 }
 
 static const problem MM_DECODE = {"matmul", "M=16,N=4096,K=4096", "bf16"};
@@ -140,12 +162,12 @@ static void make_db(const char *mm_hash, const char *at_hash, const char *sc_has
           128, 49152);
   put_row(db, &MM_DECODE, mm_hash, "BM=16,BN=16,BK=64,WARPS=1,STAGES=2,GROUP_M=1", AT_RUN_WRONG,
           0.01, 32, 8192);
-  put_row(db, &MM_PREFILL, mm_hash, "BM=128,BN=256,BK=32,WARPS=8,STAGES=3,GROUP_M=8", AT_RUN_OK,
-          1.2, 256, 147456);
+  put_variant_row(db, &MM_PREFILL, mm_hash, "BM=128,BN=256,BK=32,WARPS=8,STAGES=3,GROUP_M=8",
+                  AT_RUN_OK, 1.2, 256, 147456, V_ALIGNED_TWIN);
   put_row(db, &MM_PREFILL, mm_hash, "BM=128,BN=128,BK=32,WARPS=4,STAGES=3,GROUP_M=8", AT_RUN_OK,
           1.5, 128, 98304);
-  put_row(db, &MM_F16, mm_hash, "BM=128,BN=128,BK=64,WARPS=8,STAGES=2,GROUP_M=4", AT_RUN_OK, 1.4,
-          256, 131072);
+  put_variant_row(db, &MM_F16, mm_hash, "BM=128,BN=128,BK=64,WARPS=8,STAGES=2,GROUP_M=4", AT_RUN_OK,
+                  1.4, 256, 131072, V_ALIGNED_ONLY);
   put_row(db, &AT_128, at_hash, "BM=128,BN=64,WARPS=8,STAGES=2", AT_RUN_OK, 2.0, 256, 131072);
   put_row(db, &AT_128, at_hash, "BM=64,BN=64,WARPS=4,STAGES=2", AT_RUN_OK, 2.5, 128, 98304);
   put_row(db, &AT_64, at_hash, "BM=64,BN=32,WARPS=4,STAGES=1", AT_RUN_OK, 0.3, 128, 16384);
@@ -358,6 +380,76 @@ static bool compiles(const char *cmd, const char *name) {
   return rc == 0;
 }
 
+/* The image a launch of entry took, from a driver's launch line: "row" (the row's blob),
+ * "generic" (the blob of the same config's generic compile key) or "none" (not launched);
+ * compared byte for byte through their hashes. */
+static const char *launched_image(int entry, const char *line) {
+  if (strstr(line, "launched=0"))
+    return "none";
+  const at_result *r = &winners.r[entry];
+  at_db *db = NULL;
+  at_err e;
+  char gk[65], want[64];
+  REQUIRE(at_db_open(dbpath, AT_DB_READONLY, &db, &e) == AT_OK);
+  REQUIRE(at_compile_key(r->key.ir_hash, r->config, "sm_90a", TC, gk, &e) == AT_OK);
+  const char *keys[2] = {r->compile_key, gk}, *names[2] = {"row", "generic"}, *res = "?";
+  for (int i = 0; i < 2 && !strcmp(res, "?"); i++) { /* a generic row's key is gk itself */
+    void *blob = NULL;
+    size_t n = 0;
+    if (at_db_get_blob(db, keys[i], &blob, &n, NULL, &e) != AT_OK)
+      continue;
+    unsigned long long h = 1469598103934665603ull;
+    for (size_t j = 0; j < n; j++)
+      h = (h ^ ((unsigned char *)blob)[j]) * 1099511628211ull;
+    snprintf(want, sizeof want, "image=%016llx", h);
+    if (strstr(line, want))
+      res = names[i];
+    free(blob);
+  }
+  at_db_close(db);
+  return res;
+}
+
+/* Entries of the aligned variant: a launch whose tensors keep the promise takes the aligned
+ * cubin; an A 2 bytes off, or rows of 4004 bf16 (8008 bytes), the generic one when the entry
+ * has it and CUDA_ERROR_INVALID_VALUE when it has not; a generic entry takes anything. */
+static void test_variants(int prefill, int f16, int decode) {
+  char cmds[1024];
+  snprintf(cmds, sizeof cmds,
+           "info %d\ninfo %d\ninfo %d\n"
+           "launch matmul %d 4096 4096 4096\nlaunch matmul %d 4096 4096 4096 2\n"
+           "launch matmul %d 4096 4096 4004\n"
+           "launch matmul %d 4096 4096 4096\nlaunch matmul %d 4096 4096 4096 2\n"
+           "launch matmul %d 16 4096 4096 2\n",
+           prefill, f16, decode, prefill, prefill, prefill, f16, f16, decode);
+  char *out = run_driver(cmds, "");
+  REQUIRE(out);
+  char line[4096];
+  line_of(out, 0, line, sizeof line);
+  CHECK(!strncmp(line, "info aligned=1 generic=", 23) && atoi(line + 23) > 0);
+  line_of(out, 1, line, sizeof line);
+  CHECK_EQ_STR("info aligned=1 generic=0", line);
+  line_of(out, 2, line, sizeof line);
+  CHECK_EQ_STR("info aligned=0 generic=0", line);
+  static const struct {
+    int which; /* 0 prefill, 1 f16, 2 decode */
+    const char *image, *rc;
+  } want[] = {{0, "row", "launch rc=0 "},
+              {0, "generic", "launch rc=0 "},
+              {0, "generic", "launch rc=0 "},
+              {1, "row", "launch rc=0 "},
+              {1, "none", "launch rc=1 launched=0"},
+              {2, "row", "launch rc=0 "}};
+  int entry_of[3] = {prefill, f16, decode};
+  for (int i = 0; i < 6; i++) {
+    line_of(out, 3 + 2 * i + 1, line, sizeof line); /* pack line, then launch line */
+    CHECK_CONTAINS(line, want[i].rc);
+    CHECK_EQ_STR(want[i].image, launched_image(entry_of[want[i].which], line));
+  }
+  CHECK_CONTAINS(out, "name=generic_"); /* the generic cubin's own entry point */
+  free(out);
+}
+
 static void test_generated(const char *cc, const char *cuda_inc) {
   char cmd[2000];
   /* the generated file on its own: C99, every warning an error */
@@ -536,6 +628,7 @@ static void test_generated(const char *cc, const char *cuda_inc) {
   REQUIRE(out);
   CHECK_CONTAINS(out, "launch rc=200 launched=0"); /* CUDA_ERROR_INVALID_IMAGE */
   free(out);
+  test_variants(entries[1], entries[2], entries[0]);
 }
 
 static void raw_sql(const char *sql) {
