@@ -97,6 +97,7 @@ struct tilec_tuner {
   char *kernel, *source, *shape, *dtype, *rkey;
   int budget, jobs;
   double time_s;
+  bool aligned; /* the request's TILEC_KERNEL_ALIGNED: the sweep measures that code */
   struct tilec_tuner *next;
 };
 
@@ -135,6 +136,9 @@ void api_lru_touch_locked(tilec_context *ctx, tilec_kernel *k);
 
 /* Starts a background sweep of the request (api/tuner.c); rkey is forgotten from the request
  * memo when it finishes. */
+/* The request's flags (0 from a caller built before the field existed). */
+unsigned api_req_flags(const tilec_kernel_request *r);
+
 tilec_status api_tuner_launch(tilec_context *ctx, const tilec_kernel_request *req,
                               const tilec_tune_opts *o, bool background, const char *rkey,
                               tilec_tuner **out);

@@ -45,8 +45,7 @@ static const char *builtin_text(const char *name) {
   return NULL;
 }
 
-/* The request's flags (0 from a caller built before the field existed). */
-static unsigned req_flags(const tilec_kernel_request *r) {
+unsigned api_req_flags(const tilec_kernel_request *r) {
   return r->size >= offsetof(tilec_kernel_request, flags) + sizeof r->flags ? r->flags : 0;
 }
 
@@ -65,7 +64,7 @@ static tilec_status request_key(const tilec_kernel_request *r, char *buf, size_t
     n = snprintf(buf, cap, "i:%s", r->ir->hash);
   if (n < 0 || (size_t)n >= cap)
     return api_fail(TILEC_ERR_ARG, "tilec_kernel_get: kernel name too long");
-  int m = snprintf(buf + n, cap - (size_t)n, "|%s|%s|%s|%x", shape, dtype, cfg, req_flags(r));
+  int m = snprintf(buf + n, cap - (size_t)n, "|%s|%s|%s|%x", shape, dtype, cfg, api_req_flags(r));
   if (m < 0 || (size_t)(n + m) >= cap)
     return api_fail(TILEC_ERR_ARG, "tilec_kernel_get: shape, dtype and config too long");
   *h = api_hash(buf, (size_t)(n + m), API_HASH_SEED);
@@ -83,9 +82,9 @@ static tilec_status check_request(const tilec_context *ctx, const tilec_kernel_r
                                   offsetof(tilec_kernel_request, flags), sizeof *r);
   if (s)
     return s;
-  if (req_flags(r) & ~(unsigned)TILEC_KERNEL_ALIGNED)
+  if (api_req_flags(r) & ~(unsigned)TILEC_KERNEL_ALIGNED)
     return api_fail(TILEC_ERR_ARG, "tilec_kernel_get: unknown flags %#x",
-                    req_flags(r) & ~(unsigned)TILEC_KERNEL_ALIGNED);
+                    api_req_flags(r) & ~(unsigned)TILEC_KERNEL_ALIGNED);
   int n = !!r->kernel + !!r->source + !!r->ir;
   if (n != 1)
     return api_fail(TILEC_ERR_ARG,
@@ -533,7 +532,7 @@ tilec_status tilec_kernel_get(tilec_context *ctx, const tilec_kernel_request *re
   pthread_mutex_unlock(&ctx->mu);
 
   miss m = {0};
-  m.aligned = req_flags(req) & TILEC_KERNEL_ALIGNED;
+  m.aligned = api_req_flags(req) & TILEC_KERNEL_ALIGNED;
   if ((s = load_ir(req, &m)) || (s = problem(req, &m)) || (s = choose_config(ctx, req, rkey, &m)) ||
       (s = specialize(ctx, &m)))
     goto done;

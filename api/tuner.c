@@ -31,6 +31,7 @@ static void *run(void *arg) {
                     .budget = t->budget,
                     .time_s = t->time_s,
                     .jobs = t->jobs,
+                    .variant = t->aligned ? AT_VARIANT_ALIGNED : AT_VARIANT_GENERIC,
                     .db_path = ctx->db_path};
   at_tune_report r;
   at_err e = {0};
@@ -84,6 +85,7 @@ tilec_status api_tuner_launch(tilec_context *ctx, const tilec_kernel_request *re
     return api_fail(TILEC_ERR_OOM, "out of memory");
   }
   t->budget = o->budget, t->jobs = o->jobs, t->time_s = o->time_s;
+  t->aligned = api_req_flags(req) & TILEC_KERNEL_ALIGNED;
   t->ctx = ctx;
   api_ctx_retain(ctx);
   if (!background) {
@@ -108,9 +110,13 @@ tilec_status tilec_tuner_start(tilec_context *ctx, const tilec_kernel_request *r
   *out = NULL;
   if (!ctx || !req)
     return api_fail(TILEC_ERR_ARG, "tilec_tuner_start: ctx and req are required");
-  tilec_status s = api_check_size("tilec_kernel_request", req->size, sizeof *req, sizeof *req);
+  tilec_status s = api_check_size("tilec_kernel_request", req->size,
+                                  offsetof(tilec_kernel_request, flags), sizeof *req);
   if (s)
     return s;
+  if (api_req_flags(req) & ~(unsigned)TILEC_KERNEL_ALIGNED)
+    return api_fail(TILEC_ERR_ARG, "tilec_tuner_start: unknown flags %#x",
+                    api_req_flags(req) & ~(unsigned)TILEC_KERNEL_ALIGNED);
   tilec_tune_opts o;
   tilec_tune_opts_init(&o);
   if (opts) {

@@ -444,7 +444,9 @@ TILEC_API void tilec_tune_opts_init(tilec_tune_opts *o);
 
 /* Tunes the request's problem on the context's device (the sweep of `tilec tune`: measured in
  * a worker process, which is the `tilec` executable named by TILEC_WORKER_EXE) and stores the
- * rows in the context's database; lookups then find the winner. The caller owns *out
+ * rows in the context's database; lookups then find the winner. The sweep measures the code
+ * the request's flags name (TILEC_KERNEL_ALIGNED: the aligned variant, ARG when the problem
+ * breaks its promise; otherwise the generic code). The caller owns *out
  * (tilec_tuner_destroy). Errors: ARG, READONLY or DB (no writable database), and with
  * background 0 every error of the sweep. Thread-safe. */
 TILEC_API tilec_status tilec_tuner_start(tilec_context *ctx, const tilec_kernel_request *req,

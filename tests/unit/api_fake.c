@@ -470,7 +470,7 @@ static void test_attention_layout(void) {
  * of one candidate measured by a real worker (the tilec executable) on the fake driver. The
  * fake computes nothing, so the candidate is `wrong`: its row is stored, nothing wins, and the
  * lookup falls back to the heuristic config. */
-static int rows_of(const char *device, const char *needle) {
+static int rows_variant(const char *device, const char *needle, const char *variant) {
   at_db *h = NULL;
   at_rows rows = {0};
   at_key pat = {.device = device, .kernel = "matmul"};
@@ -480,10 +480,15 @@ static int rows_of(const char *device, const char *needle) {
     return -1;
   }
   for (int i = 0; i < rows.n; i++)
-    n += strstr(rows.r[i].key.bucket, needle) && rows.r[i].status == AT_RUN_WRONG;
+    n += strstr(rows.r[i].key.bucket, needle) && rows.r[i].status == AT_RUN_WRONG &&
+         (!variant || !strcmp(rows.r[i].variant, variant));
   at_rows_free(&rows);
   at_db_close(h);
   return n;
+}
+
+static int rows_of(const char *device, const char *needle) {
+  return rows_variant(device, needle, NULL);
 }
 
 static void test_tuners(void) {
@@ -509,7 +514,22 @@ static void test_tuners(void) {
   CHECK_STATUS(TILEC_OK, tilec_tuner_wait(t));
   CHECK_STATUS(TILEC_OK, tilec_tuner_poll(t));
   tilec_tuner_destroy(t);
-  CHECK_EQ_INT(1, rows_of(device, "M=pow2:64"));
+  CHECK_EQ_INT(1, rows_variant(device, "M=pow2:64", "")); /* a generic request: generic code */
+  /* An aligned request measures the aligned variant; on a problem that breaks its promise the
+   * sweep is refused before anything is compiled. */
+  r.shape = "M=96,N=64,K=64", r.flags = TILEC_KERNEL_ALIGNED, o.background = 0;
+  t = NULL;
+  CHECK_STATUS(TILEC_OK, tilec_tuner_start(c, &r, &o, &t));
+  tilec_tuner_destroy(t);
+  CHECK_EQ_INT(1, rows_variant(device, "M=pow2:128", "aligned"));
+  r.shape = "M=96,N=64,K=60";
+  t = NULL;
+  CHECK_STATUS(TILEC_ERR_ARG, tilec_tuner_start(c, &r, &o, &t));
+  CHECK_CONTAINS(tilec_errmsg(c), "promise");
+  tilec_tuner_destroy(t);
+  r.flags = 4;
+  CHECK_STATUS(TILEC_ERR_ARG, tilec_tuner_start(c, &r, &o, &t));
+  CHECK_CONTAINS(tilec_errmsg(c), "unknown flags");
   tilec_context_destroy(c);
 
   tilec_context_opts co;
