@@ -377,9 +377,18 @@ bool ly_linear(const ly_layout *l, const int64_t *shape, ly_affine *out) {
     for (int d = 0; d < l->rank; d++)
       out->bit[b][d] = c[d] - base[d];
   }
-  /* every thread and register must follow the affine form */
+  /* Every thread and register must follow the affine form. coord_raw is a register part plus a
+   * thread part by construction (blocked: the register's dim index and the lane/warp split;
+   * MMA and dot operands: repetition and fragment index, and lane group/warp; slices: their
+   * parent's), so the registers hold by the definition of reg and the threads are checked on
+   * register 0; the first, middle and last registers are checked in every thread too, so a
+   * layout kind that broke the split would be caught. */
+  int check[3] = {0, n / 2, n - 1}, nc = n > 2 ? 3 : n; /* n = 1: {0}; n = 2: {0, 1} */
+  if (n == 2)
+    check[1] = 1;
   for (int t = 0; t < threads; t++)
-    for (int r = 0; r < n; r++) {
+    for (int k = 0; k < nc; k++) {
+      int r = check[k];
       coord_raw(l, shape, t, r, c);
       for (int d = 0; d < l->rank; d++) {
         int64_t v = out->reg[(size_t)r * IR_MAX_RANK + d];

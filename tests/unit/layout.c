@@ -179,8 +179,22 @@ static void slice_cases(void) {
   CHECK(ly_covers(&cols, s1, msg, sizeof msg));
 }
 
+/* 6 warps split 3 x 2: warp 3 is (0, 1), not the sum of warps 1 and 2's (1, 0) + (2, 0), so no
+ * affine form exists and ly_linear must say so (it checks every thread on a few registers). */
+static void nonaffine_case(void) {
+  int64_t shape[2] = {96, 64};
+  ly_layout l = ly_blocked(2, shape, 16, 2);
+  l.wpc[l.order[0]] = 3, l.wpc[l.order[1]] = 2;
+  ly_affine af;
+  CHECK(!ly_linear(&l, shape, &af));
+  l.wpc[l.order[0]] = 2, l.wpc[l.order[1]] = 2; /* 4 warps: affine again */
+  if (CHECK(ly_linear(&l, shape, &af)))
+    ly_affine_free(&af);
+}
+
 int main(void) {
   blocked_cases();
+  nonaffine_case();
   ptx_fragments();
   ptx_fragments_f8();
   mma_cases();
