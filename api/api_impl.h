@@ -3,9 +3,9 @@
  *
  * api/ implements include/tilec/tilec.h on top of ir/, kernels/, runtime/ and autotune/. Only
  * the tilec_* functions are exported from libtilec.so; everything here is hidden.
- * Locks: ctx->mu guards the two maps and the LRU (never held across a compile, a database
- * read or a module load); ctx->db_mu serializes the database handle (one thread at a time, as
- * autotune/db.h requires).
+ * Locks: ctx->mu guards the two maps, the LRU and the background jobs (never held across a
+ * compile, a database read or a module load); ctx->db_mu serializes the database handle (one
+ * thread at a time, as autotune/db.h requires).
  */
 #ifndef TILEC_API_IMPL_H
 #define TILEC_API_IMPL_H
@@ -61,6 +61,20 @@ typedef struct api_req {
 
 struct tilec_tuner;
 
+/* A TILEC_KERNEL_NOWAIT miss being compiled in the background (api/nowait.c): the request
+ * (strings copied, NOWAIT cleared), then its outcome until the next NOWAIT call of the same
+ * request collects a failure (a success is in the LRU, and the job is gone). */
+typedef struct api_job {
+  char *rkey; /* the request's memo key */
+  uint64_t rh;
+  tilec_kernel_request req;
+  char *strs[5]; /* owned copies of req's kernel, source, shape, dtype, config */
+  enum { API_JOB_QUEUED, API_JOB_RUNNING, API_JOB_FAILED } state;
+  tilec_status st; /* API_JOB_FAILED: the get's status and message */
+  char msg[1024];
+  struct api_job *next;
+} api_job;
+
 struct tilec_context {
   atomic_int refs; /* the creator's + one per live kernel */
   unsigned flags;
@@ -85,6 +99,10 @@ struct tilec_context {
   int size, capacity;
   uint64_t hits, misses, compiles, db_loads, evictions;
   struct tilec_tuner *tuners; /* background tuners (TILEC_TUNE_BACKGROUND), joined at destroy */
+  api_job *jobs;              /* TILEC_KERNEL_NOWAIT misses, queued, running or failed */
+  int job_threads;            /* background compile threads running (detached) */
+  bool closing;               /* tilec_context_destroy: start no job, wait for the threads */
+  pthread_cond_t job_cv;      /* signalled when a job thread ends */
 };
 
 struct tilec_tuner {
@@ -138,6 +156,13 @@ void api_lru_touch_locked(tilec_context *ctx, tilec_kernel *k);
  * memo when it finishes. */
 /* The request's flags (0 from a caller built before the field existed). */
 unsigned api_req_flags(const tilec_kernel_request *r);
+
+/* A TILEC_KERNEL_NOWAIT request that missed the LRU (api/nowait.c): collects a failed job's
+ * error, or queues a job (at most one per request key) and returns BUSY. */
+tilec_status api_nowait_miss(tilec_context *ctx, const tilec_kernel_request *req, const char *rkey,
+                             uint64_t rh);
+/* tilec_context_destroy: no new jobs; waits for the job threads; frees the records. */
+void api_jobs_close(tilec_context *ctx);
 
 tilec_status api_tuner_launch(tilec_context *ctx, const tilec_kernel_request *req,
                               const tilec_tune_opts *o, bool background, const char *rkey,

@@ -215,6 +215,7 @@ tilec_status tilec_context_create(const tilec_context_opts *opts, tilec_context 
   c->capacity = o.cache_capacity ? o.cache_capacity : API_DEFAULT_CAPACITY;
   pthread_mutex_init(&c->mu, NULL);
   pthread_mutex_init(&c->db_mu, NULL);
+  pthread_cond_init(&c->job_cv, NULL);
   tilec_status s = TILEC_OK;
   if (o.flags & TILEC_CONTEXT_NO_GPU) {
     snprintf(c->arch, sizeof c->arch, "%s", o.arch);
@@ -247,6 +248,7 @@ void api_ctx_release(tilec_context *ctx) {
     }
   at_db_close(ctx->db);
   rt_ctx_close(ctx->rt);
+  pthread_cond_destroy(&ctx->job_cv);
   pthread_mutex_destroy(&ctx->mu);
   pthread_mutex_destroy(&ctx->db_mu);
   free(ctx);
@@ -264,6 +266,7 @@ void tilec_context_destroy(tilec_context *ctx) {
     tilec_tuner_destroy(t);
     t = n;
   }
+  api_jobs_close(ctx); /* waits for background compiles (TILEC_KERNEL_NOWAIT) */
   /* Drop the cache's references; kernels held by callers live on (and keep ctx alive). */
   pthread_mutex_lock(&ctx->mu);
   tilec_kernel *k = ctx->lru_head;

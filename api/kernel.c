@@ -64,7 +64,9 @@ static tilec_status request_key(const tilec_kernel_request *r, char *buf, size_t
     n = snprintf(buf, cap, "i:%s", r->ir->hash);
   if (n < 0 || (size_t)n >= cap)
     return api_fail(TILEC_ERR_ARG, "tilec_kernel_get: kernel name too long");
-  int m = snprintf(buf + n, cap - (size_t)n, "|%s|%s|%s|%x", shape, dtype, cfg, api_req_flags(r));
+  /* NOWAIT changes how a miss is answered, not which kernel: not part of the key */
+  int m = snprintf(buf + n, cap - (size_t)n, "|%s|%s|%s|%x", shape, dtype, cfg,
+                   api_req_flags(r) & ~(unsigned)TILEC_KERNEL_NOWAIT);
   if (m < 0 || (size_t)(n + m) >= cap)
     return api_fail(TILEC_ERR_ARG, "tilec_kernel_get: shape, dtype and config too long");
   *h = api_hash(buf, (size_t)(n + m), API_HASH_SEED);
@@ -82,9 +84,10 @@ static tilec_status check_request(const tilec_context *ctx, const tilec_kernel_r
                                   offsetof(tilec_kernel_request, flags), sizeof *r);
   if (s)
     return s;
-  if (api_req_flags(r) & ~(unsigned)TILEC_KERNEL_ALIGNED)
+  unsigned known = TILEC_KERNEL_ALIGNED | TILEC_KERNEL_NOWAIT;
+  if (api_req_flags(r) & ~known)
     return api_fail(TILEC_ERR_ARG, "tilec_kernel_get: unknown flags %#x",
-                    api_req_flags(r) & ~(unsigned)TILEC_KERNEL_ALIGNED);
+                    api_req_flags(r) & ~known);
   int n = !!r->kernel + !!r->source + !!r->ir;
   if (n != 1)
     return api_fail(TILEC_ERR_ARG,
@@ -530,6 +533,8 @@ tilec_status tilec_kernel_get(tilec_context *ctx, const tilec_kernel_request *re
     return TILEC_OK;
   }
   pthread_mutex_unlock(&ctx->mu);
+  if (api_req_flags(req) & TILEC_KERNEL_NOWAIT)
+    return api_nowait_miss(ctx, req, rkey, rh);
 
   miss m = {0};
   m.aligned = api_req_flags(req) & TILEC_KERNEL_ALIGNED;

@@ -114,9 +114,10 @@ tilec_status tilec_tuner_start(tilec_context *ctx, const tilec_kernel_request *r
                                   offsetof(tilec_kernel_request, flags), sizeof *req);
   if (s)
     return s;
-  if (api_req_flags(req) & ~(unsigned)TILEC_KERNEL_ALIGNED)
+  unsigned known = TILEC_KERNEL_ALIGNED | TILEC_KERNEL_NOWAIT; /* NOWAIT: no effect here */
+  if (api_req_flags(req) & ~known)
     return api_fail(TILEC_ERR_ARG, "tilec_tuner_start: unknown flags %#x",
-                    api_req_flags(req) & ~(unsigned)TILEC_KERNEL_ALIGNED);
+                    api_req_flags(req) & ~known);
   tilec_tune_opts o;
   tilec_tune_opts_init(&o);
   if (opts) {

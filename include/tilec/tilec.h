@@ -65,7 +65,8 @@ typedef enum tilec_status {
   TILEC_ERR_CUDA,         /* any other driver error (module load, memory) */
   TILEC_ERR_DB,           /* the tuning database could not be opened or read */
   TILEC_ERR_READONLY,     /* the call would write the database of a read-only context */
-  TILEC_ERR_BUSY,         /* a tuner is still running */
+  TILEC_ERR_BUSY,         /* a tuner is still running, or a TILEC_KERNEL_NOWAIT kernel is
+                             still being compiled */
   TILEC_ERR_OOM,          /* host or device memory exhausted */
   TILEC_ERR_INTERNAL,     /* a broken invariant: please report it */
 } tilec_status;
@@ -129,9 +130,9 @@ TILEC_API void tilec_context_opts_init(tilec_context_opts *o);
  * OOM. Thread-safety: any thread may create contexts. */
 TILEC_API tilec_status tilec_context_create(const tilec_context_opts *opts, tilec_context **out);
 
-/* Drops the caller's reference. Waits for background tuners of the context, and frees the
- * context once every kernel got from it is released as well. Must not race with other calls
- * on ctx. NULL is a no-op. */
+/* Drops the caller's reference. Waits for the context's background tuners and running NOWAIT
+ * compiles (queued ones are dropped), and frees the context once every kernel got from it is
+ * released as well. Must not race with other calls on ctx. NULL is a no-op. */
 TILEC_API void tilec_context_destroy(tilec_context *ctx);
 
 /* Changes the LRU's capacity (>= 1). Kernels over the new capacity are evicted at once, least
@@ -282,8 +283,18 @@ typedef struct tilec_kernel_request {
  * aligned variant: no run-time alignment tests or fallback paths — less code, faster to
  * compile, fewer registers. A launch whose arguments break the promise fails with
  * TILEC_ERR_ARG naming the tensor, and launches nothing. Its cubin is cached under its own
- * key; the tuning database's winner config applies to it. */
-enum { TILEC_KERNEL_ALIGNED = 1 };
+ * key; the tuning database's winner config applies to it.
+ *
+ * TILEC_KERNEL_NOWAIT: a miss does not block. A hit returns the kernel as usual; a miss returns
+ * TILEC_ERR_BUSY at once and the kernel is got (database, compile, module load: what a blocking
+ * call would do) on a background thread of the context, one job per distinct request however
+ * many threads ask; ask again later (the same request, NOWAIT or not) and a finished kernel is
+ * a hit. A background get that failed is reported, once, by the next NOWAIT call of that
+ * request with its status and message; the call after that tries again. The kernel lives in
+ * the LRU: with a capacity smaller than the kernels in use, one may be evicted before it is
+ * asked for again. Not with an `ir` request (ARG: pass its text as `source`).
+ * tilec_context_destroy waits for the compiles running. Not part of the kernel's identity. */
+enum { TILEC_KERNEL_ALIGNED = 1, TILEC_KERNEL_NOWAIT = 2 };
 
 /* Fills r with zeros and r->size. */
 TILEC_API void tilec_kernel_request_init(tilec_kernel_request *r);
@@ -293,10 +304,10 @@ TILEC_API void tilec_kernel_request_init(tilec_kernel_request *r);
  * the database has none), else the tune policy (heuristic config, compiled, or a tuning sweep).
  * The caller owns a reference (tilec_kernel_release); on failure *out is NULL. Errors: ARG (bad
  * request), NOT_FOUND (unknown built-in), SHAPE (malformed shape, unknown key, values the kernel's
- * constraints refuse), NO_TOOLCHAIN, COMPILE, CUDA (module load), DB, OOM. Thread-safe: lookups
- * from many threads run in parallel; the LRU's lock is held for the map operations only, never
- * across a compile, a database read or a module load (two threads missing on the same kernel may
- * both compile it; one result is kept). */
+ * constraints refuse), NO_TOOLCHAIN, COMPILE, CUDA (module load), DB, OOM, BUSY
+ * (TILEC_KERNEL_NOWAIT). Thread-safe: lookups from many threads run in parallel; the LRU's lock is
+ * held for the map operations only, never across a compile, a database read or a module load (two
+ * threads missing on the same kernel may both compile it; one result is kept). */
 TILEC_API tilec_status tilec_kernel_get(tilec_context *ctx, const tilec_kernel_request *req,
                                         tilec_kernel **out);
 

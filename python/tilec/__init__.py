@@ -53,6 +53,8 @@ class _Request(ctypes.Structure):
 
 
 KERNEL_ALIGNED = 1  # TILEC_KERNEL_ALIGNED
+KERNEL_NOWAIT = 2  # TILEC_KERNEL_NOWAIT
+_BUSY = 12  # TILEC_ERR_BUSY
 
 
 class _KernelInfo(ctypes.Structure):
@@ -314,22 +316,29 @@ class Context:
         _check(library().tilec_context_set_cache_capacity(self._h, n))
 
     @staticmethod
-    def _request(name=None, shape=None, dtype=None, config=None, source=None, aligned=False):
+    def _request(name=None, shape=None, dtype=None, config=None, source=None, aligned=False,
+                 nowait=False):
         if isinstance(shape, dict):
             shape = ",".join(f"{k}={v}" for k, v in shape.items())
         if isinstance(config, dict):
             config = ",".join(f"{k}={v}" for k, v in config.items())
         return _Request(size=ctypes.sizeof(_Request), kernel=_text(name), source=_text(source),
                         shape=_text(shape), dtype=_text(dtype), config=_text(config),
-                        flags=KERNEL_ALIGNED if aligned else 0)
+                        flags=(KERNEL_ALIGNED if aligned else 0) | (KERNEL_NOWAIT if nowait else 0))
 
-    def kernel(self, name=None, shape=None, dtype=None, config=None, source=None, aligned=False):
+    def kernel(self, name=None, shape=None, dtype=None, config=None, source=None, aligned=False,
+               nowait=False):
         """The kernel for a problem: shape as "M=..,N=.." or a dict; config pins tunables;
         aligned=True gets the aligned variant (TILEC_KERNEL_ALIGNED: every launch must pass
-        16-byte aligned tensors with 16-byte multiple strides and last extent)."""
-        r = self._request(name, shape, dtype, config, source, aligned)
+        16-byte aligned tensors with 16-byte multiple strides and last extent); nowait=True
+        returns None at once on a miss and gets the kernel in the background
+        (TILEC_KERNEL_NOWAIT: ask again later)."""
+        r = self._request(name, shape, dtype, config, source, aligned, nowait)
         h = ctypes.c_void_p()
-        _check(library().tilec_kernel_get(self._h, ctypes.byref(r), ctypes.byref(h)))
+        status = library().tilec_kernel_get(self._h, ctypes.byref(r), ctypes.byref(h))
+        if nowait and status == _BUSY:
+            return None
+        _check(status)
         return Kernel(self, h)
 
     def kernels(self, requests, threads=0):

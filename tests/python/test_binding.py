@@ -3,6 +3,7 @@ fake driver: version, errors as TilecError with the status, a kernel from a dict
 info, launches with raw device pointers and with DLPack tensors (numpy's, on the CPU: refused
 unless allow_host, which the fake's host-memory device allows), and argument errors."""
 import ctypes
+import time
 import os
 import sys
 
@@ -66,6 +67,15 @@ ks = ctx.kernels([dict(name="matmul", shape="M=64,N=64,K=64", config=cfg2),
                   dict(name="matmul", shape="M=64,N=64,K=64", config=cfg2, aligned=True)],
                  threads=2)
 check(len(ks) == 2 and not ks[0].info["aligned"] and ks[1].info["aligned"], "kernels()")
+# nowait: None while the background compile runs, then the kernel (same as a blocking get's)
+cfg3 = {"BM": 32, "BN": 64, "BK": 32, "WARPS": 2, "STAGES": 2, "GROUP_M": 1}
+check(ctx.kernel("matmul", shape="M=64,N=64,K=64", config=cfg3, nowait=True) is None, "nowait miss")
+kn, t0 = None, time.time()
+while kn is None and time.time() - t0 < 120:
+    kn = ctx.kernel("matmul", shape="M=64,N=64,K=64", config=cfg3, nowait=True)
+    time.sleep(0.005)
+check(kn is not None and "BN=64" in kn.info["config"], "nowait kernel")
+kn(*t)
 raises("not_found", lambda: ctx.kernels([dict(name="matmul", shape="M=64,N=64,K=64"),
                                          dict(name="matmool", shape="M=8")]), "request 1: ")
 try:
@@ -88,7 +98,7 @@ if np is not None:
     except TypeError as e:
         check("not on a CUDA device" in str(e), e)
     k(a, b, c, allow_host=True)
-    check(live(b"launches") == n0 + 3, "DLPack launch")
+    check(live(b"launches") == n0 + 4, "DLPack launch")
     ptr, shape, strides, _ = tilec._from_dlpack(c, allow_host=True)
     check(ptr == c.ctypes.data and shape == (64, 64) and strides in (None, (128, 1)),
           (ptr, shape, strides))

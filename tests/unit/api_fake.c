@@ -214,13 +214,86 @@ static void test_aligned(void) {
     CHECK_EQ_INT(TILEC_KERNEL_ALIGNED, (int)kinfo(ka).flags);
     CHECK_EQ_INT(0, (int)kinfo(kg).flags);
   }
-  r.size = sizeof r, r.flags = 2;
+  r.size = sizeof r, r.flags = 1u << 8;
   tilec_kernel *bad = NULL;
   CHECK_STATUS(TILEC_ERR_ARG, tilec_kernel_get(c, &r, &bad));
   CHECK_CONTAINS(tilec_errmsg(c), "unknown flags");
   tilec_kernel_release(ka);
   tilec_kernel_release(kg);
   tilec_context_destroy(c);
+}
+
+/* Asks with TILEC_KERNEL_NOWAIT until the answer is not BUSY (at most 120 s). */
+static tilec_status poll_get(tilec_context *c, const tilec_kernel_request *r, tilec_kernel **k,
+                             int *busy) {
+  tilec_status s = TILEC_ERR_BUSY;
+  *busy = 0;
+  for (double t0 = now_us(); s == TILEC_ERR_BUSY && now_us() - t0 < 120e6;) {
+    s = tilec_kernel_get(c, r, k);
+    if (s == TILEC_ERR_BUSY) {
+      (*busy)++;
+      struct timespec ts = {0, 5000000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  return s;
+}
+
+/* TILEC_KERNEL_NOWAIT: a miss answers BUSY at once and compiles in the background; asking
+ * again gets the kernel, the same handle as a blocking get's, compiled once; a failing request
+ * reports its error once and then tries again; an IR request is refused; destroying the context
+ * with a compile running waits for it. */
+static void test_nowait(void) {
+  tilec_context *c = open_ctx(TILEC_CONTEXT_NO_DB, 0);
+  if (!c)
+    return;
+  tilec_kernel_request r;
+  tilec_kernel_request_init(&r);
+  r.kernel = "matmul", r.shape = "M=64,N=64,K=64", r.config = "BM=32,BN=32,BK=32,WARPS=1,STAGES=2";
+  r.flags = TILEC_KERNEL_NOWAIT;
+  tilec_kernel *k = NULL, *k2 = NULL;
+  CHECK_STATUS(TILEC_ERR_BUSY, tilec_kernel_get(c, &r, &k));
+  CHECK(k == NULL);
+  CHECK_CONTAINS(tilec_errmsg(c), "background");
+  int busy = 0;
+  CHECK_STATUS(TILEC_OK, poll_get(c, &r, &k, &busy));
+  CHECK_EQ_INT(1, (int)info_of(c).compiles);
+  r.flags = 0; /* a blocking get of the same request: a hit */
+  CHECK_STATUS(TILEC_OK, tilec_kernel_get(c, &r, &k2));
+  CHECK(k && k == k2);
+  CHECK_EQ_INT(1, (int)info_of(c).compiles);
+  if (k) {
+    tilec_arg a[3];
+    matmul_args(a, 64, 64, 64);
+    CHECK_STATUS(TILEC_OK, tilec_launch(c, k, a, 3, NULL));
+  }
+  tilec_kernel_release(k), tilec_kernel_release(k2);
+
+  /* a config the kernel refuses: BUSY, then its error once, then a new attempt */
+  r.flags = TILEC_KERNEL_NOWAIT, r.config = "BM=100";
+  k = NULL;
+  CHECK_STATUS(TILEC_ERR_BUSY, tilec_kernel_get(c, &r, &k));
+  tilec_status s = poll_get(c, &r, &k, &busy);
+  CHECK(s != TILEC_OK && s != TILEC_ERR_BUSY && k == NULL);
+  CHECK_CONTAINS(tilec_errmsg(c), "BM");
+  CHECK_STATUS(TILEC_ERR_BUSY, tilec_kernel_get(c, &r, &k));
+  CHECK(poll_get(c, &r, &k, &busy) == s);
+
+  tilec_ir *ir = NULL;
+  static const char text[] = "kernel k\nargs (%A: tensor<f32>[M])\ngrid (M)\n{\n}\n";
+  CHECK_STATUS(TILEC_OK, tilec_ir_parse(text, sizeof text - 1, "k.tile", &ir));
+  tilec_kernel_request ri;
+  tilec_kernel_request_init(&ri);
+  ri.ir = ir, ri.shape = "M=16", ri.flags = TILEC_KERNEL_NOWAIT;
+  CHECK_STATUS(TILEC_ERR_ARG, tilec_kernel_get(c, &ri, &k));
+  CHECK_CONTAINS(tilec_errmsg(c), "source");
+  tilec_ir_destroy(ir);
+
+  /* destroyed while a compile runs: waits for it, leaks nothing (ASan), leaves no module */
+  r.config = "BM=64,BN=32,BK=32,WARPS=2,STAGES=2";
+  CHECK_STATUS(TILEC_ERR_BUSY, tilec_kernel_get(c, &r, &k));
+  tilec_context_destroy(c);
+  CHECK_EQ_INT(0, (int)live("module"));
 }
 
 /* tilec_kernel_get_many: every request served (misses compiled on two threads), the first
@@ -581,6 +654,7 @@ int main(void) {
   test_miss_hit_launch();
   test_aligned();
   test_get_many();
+  test_nowait();
   test_readonly();
   test_db_winner();
   test_lru();

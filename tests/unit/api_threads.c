@@ -1,14 +1,17 @@
 /* tests/unit/api_threads.c — many threads on one context: 16 threads x 10 000 lookups of hot
  * kernels (with releases and info reads), then threads that miss on the same kernels at once
  * while a small capacity evicts (concurrent compiles, duplicate loads dropped, evicted kernels
- * freed with their last reference). The oracle is ThreadSanitizer (TILEC_SANITIZE=thread):
- * no report; in a plain build it checks the counters and that every lookup got the kernel its
- * request names. NO_GPU + NO_DB: no driver or database is touched, only the API's own state.
+ * freed with their last reference), then threads that ask with TILEC_KERNEL_NOWAIT until their
+ * kernel is ready (background compiles, one per request however many threads ask). The oracle is
+ * ThreadSanitizer (TILEC_SANITIZE=thread): no report; in a plain build it checks the counters and
+ * that every lookup got the kernel its request names. NO_GPU + NO_DB: no driver or database is
+ * touched, only the API's own state.
  */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "tests/unit/check.h"
 #include "tilec/tilec.h"
@@ -66,12 +69,39 @@ static void *lookups(void *arg) {
   return NULL;
 }
 
-static void run(bool hot, int nthreads, int n) {
+/* NOWAIT: asks for request id % NREQ with STAGES=3 until it is not BUSY (60 s at most). */
+static void *nowait_asks(void *arg) {
+  job *j = arg;
+  int i = j->id % NREQ;
+  char config[128]; /* STAGES=3: code not compiled before */
+  snprintf(config, sizeof config, "%s", configs[i]);
+  memcpy(strstr(config, "STAGES=2"), "STAGES=3", 8);
+  tilec_kernel_request r;
+  tilec_kernel_request_init(&r);
+  r.kernel = "matmul", r.shape = shapes[i], r.config = config, r.flags = TILEC_KERNEL_NOWAIT;
+  tilec_kernel *k = NULL;
+  tilec_status s = TILEC_ERR_BUSY;
+  for (int tries = 0; s == TILEC_ERR_BUSY && tries < 60000; tries++) {
+    if ((s = tilec_kernel_get(ctx, &r, &k)) == TILEC_ERR_BUSY) {
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, NULL);
+    }
+  }
+  int64_t bm = 0;
+  if (s)
+    j->errors++;
+  else if (tilec_kernel_value(k, "BM", &bm) || bm != (i == 1 || i == 3 ? 64 : 32))
+    j->wrong++;
+  tilec_kernel_release(k);
+  return NULL;
+}
+
+static void run_with(void *(*fn)(void *), bool hot, int nthreads, int n) {
   pthread_t t[THREADS];
   job jobs[THREADS];
   for (int i = 0; i < nthreads; i++) {
     jobs[i] = (job){.id = i, .n = n, .hot = hot};
-    REQUIRE(pthread_create(&t[i], NULL, lookups, &jobs[i]) == 0);
+    REQUIRE(pthread_create(&t[i], NULL, fn, &jobs[i]) == 0);
   }
   int errors = 0, wrong = 0;
   for (int i = 0; i < nthreads; i++) {
@@ -82,6 +112,8 @@ static void run(bool hot, int nthreads, int n) {
   CHECK_EQ_INT(0, errors);
   CHECK_EQ_INT(0, wrong);
 }
+
+static void run(bool hot, int nthreads, int n) { run_with(lookups, hot, nthreads, n); }
 
 int main(void) {
   tilec_context_opts o;
@@ -117,6 +149,13 @@ int main(void) {
   CHECK_EQ_INT(TILEC_OK, tilec_context_info_get(ctx, &ci));
   CHECK(ci.cache_size <= 2);
   CHECK(ci.evictions >= 2);
+
+  /* 8 threads, two per request, asking without waiting: each request compiled once */
+  CHECK_EQ_INT(TILEC_OK, tilec_context_set_cache_capacity(ctx, 16));
+  uint64_t before = ci.compiles;
+  run_with(nowait_asks, false, 2 * NREQ, 1);
+  CHECK_EQ_INT(TILEC_OK, tilec_context_info_get(ctx, &ci));
+  CHECK_EQ_INT(NREQ, (int)(ci.compiles - before));
   tilec_context_destroy(ctx);
   return TEST_MAIN_END();
 }
