@@ -146,6 +146,14 @@ if [[ -x $BUILD/tilec_engine ]]; then
       add_row "engine $pass FAIL($?): $(tail -1 "$OUT/engine_$pass.txt")"
     fi
   done
+  # the serving-loop way (TILEC_KERNEL_NOWAIT, no database): how soon a miss answers, and how
+  # many fallback steps until tilec's kernel is ready
+  n=$((n + 1))
+  if timeout 300 "$BUILD/tilec_engine" --nowait --reps 20 >"$OUT/engine_nowait.txt" 2>&1; then
+    add_row "engine nowait: $(grep -m1 'first answer' "$OUT/engine_nowait.txt" | sed 's/  */ /g')"
+  else
+    add_row "engine nowait FAIL($?): $(tail -1 "$OUT/engine_nowait.txt")"
+  fi
 fi
 
 # an exported tuned.c (issue 6): the matmul winners of the sweeps above, compiled here with
