@@ -490,8 +490,11 @@ static void store_generic_twin(tune *t, const char *config) {
   }
   ir_config cfg;
   at_compiled c = {0};
-  if (row_config(t, config, &cfg) &&
-      !at_compile_flags(t->k, &cfg, t->arch, t->dev.smem_per_block, 0, &c, &e) &&
+  if (!row_config(t, config, &cfg)) {
+    snprintf(t->r->note, sizeof t->r->note, "the winner's config '%.300s' does not parse", config);
+    return;
+  }
+  if (!at_compile_flags(t->k, &cfg, t->arch, t->dev.smem_per_block, 0, &c, &e) &&
       c.status == AT_RUN_COMPILED) {
     image_meta(t, &c, false, meta, sizeof meta);
     if (at_db_put_blob(t->db, key, c.cubin, c.cubin_size, meta, &e))
