@@ -289,6 +289,23 @@ static void test_nowait(void) {
   CHECK_CONTAINS(tilec_errmsg(c), "source");
   tilec_ir_destroy(ir);
 
+  /* get_many of NOWAIT requests: a prefetch — BUSY at once, both got in the background */
+  tilec_kernel_request pr[2];
+  const tilec_kernel_request *pp[2] = {&pr[0], &pr[1]};
+  tilec_kernel *pk[2];
+  for (int i = 0; i < 2; i++) {
+    tilec_kernel_request_init(&pr[i]);
+    pr[i].kernel = "matmul", pr[i].shape = "M=64,N=64,K=64", pr[i].flags = TILEC_KERNEL_NOWAIT;
+    pr[i].config = i ? "BM=32,BN=64,BK=32,WARPS=1,STAGES=2" : "BM=64,BN=64,BK=32,WARPS=1,STAGES=2";
+  }
+  int failed = -1;
+  CHECK_STATUS(TILEC_ERR_BUSY, tilec_kernel_get_many(c, pp, 2, pk, 1, &failed));
+  CHECK(failed == 0 && !pk[0] && !pk[1]);
+  for (int i = 0; i < 2; i++) {
+    CHECK_STATUS(TILEC_OK, poll_get(c, &pr[i], &pk[i], &busy));
+    tilec_kernel_release(pk[i]);
+  }
+
   /* destroyed while a compile runs: waits for it, leaks nothing (ASan), leaves no module */
   r.config = "BM=64,BN=32,BK=32,WARPS=2,STAGES=2";
   CHECK_STATUS(TILEC_ERR_BUSY, tilec_kernel_get(c, &r, &k));
