@@ -10,6 +10,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,15 +80,39 @@ static at_status check_fixed(const ir_kernel *k, const ir_config *fixed, bool *p
   return AT_OK;
 }
 
-/* The point's canonical text; false when it does not fit. */
+/* The decimal digits of v into out (no NUL); returns their count (at most 20). */
+static size_t decimal(int64_t v, char *out) {
+  char tmp[24];
+  size_t n = 0, len = 0;
+  uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+  do
+    tmp[n++] = (char)('0' + u % 10);
+  while (u /= 10);
+  if (v < 0)
+    out[len++] = '-';
+  while (n)
+    out[len++] = tmp[--n];
+  return len;
+}
+
+/* The point's canonical text "A=1,B=2" (what snprintf's "%s=%lld" would print, written by hand:
+ * it runs for every point of the space); false when it does not fit. */
 static bool config_text(const at_space *s, const int64_t *v, char *buf, size_t cap) {
   size_t n = 0;
   buf[0] = 0;
   for (int t = 0; t < s->ntun; t++) {
-    int w = snprintf(buf + n, cap - n, "%s%s=%lld", t ? "," : "", s->names[t], (long long)v[t]);
-    if (w < 0 || (size_t)w >= cap - n)
+    char num[24];
+    size_t ln = strlen(s->names[t]), nd = decimal(v[t], num);
+    if (n + (t > 0) + ln + 1 + nd >= cap)
       return false;
-    n += (size_t)w;
+    if (t)
+      buf[n++] = ',';
+    memcpy(buf + n, s->names[t], ln);
+    n += ln;
+    buf[n++] = '=';
+    memcpy(buf + n, num, nd);
+    n += nd;
+    buf[n] = 0;
   }
   return true;
 }
