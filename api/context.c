@@ -7,6 +7,7 @@
  * reference per live kernel), so eviction and destroy never free what a caller still holds.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -412,7 +413,8 @@ tilec_status tilec_context_set_cache_capacity(tilec_context *ctx, int capacity) 
 tilec_status tilec_context_info_get(tilec_context *ctx, tilec_context_info *info) {
   if (!ctx || !info)
     return api_fail(TILEC_ERR_ARG, "tilec_context_info_get: ctx and info are required");
-  tilec_status s = api_check_size("tilec_context_info", info->size, sizeof *info, sizeof *info);
+  tilec_status s = api_check_size("tilec_context_info", info->size,
+                                  offsetof(tilec_context_info, pending), sizeof *info);
   if (s)
     return s;
   info->device = ctx->device_key;
@@ -428,6 +430,12 @@ tilec_status tilec_context_info_get(tilec_context *ctx, tilec_context_info *info
   info->compiles = ctx->compiles;
   info->db_loads = ctx->db_loads;
   info->evictions = ctx->evictions;
+  if (info->size >= offsetof(tilec_context_info, pending) + sizeof info->pending) {
+    int n = 0;
+    for (const api_job *j = ctx->jobs; j; j = j->next)
+      n += j->state != API_JOB_FAILED;
+    info->pending = n;
+  }
   pthread_mutex_unlock(&ctx->mu);
   return TILEC_OK;
 }

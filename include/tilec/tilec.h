@@ -150,6 +150,8 @@ typedef struct tilec_context_info {
   int readonly;          /* 1 when the database is never written */
   int cache_size, cache_capacity;
   uint64_t hits, misses, compiles, db_loads, evictions; /* counters since creation */
+  int pending; /* TILEC_KERNEL_NOWAIT gets queued or running (a later field: a size without it
+                  is accepted and the field left alone) */
 } tilec_context_info;
 
 /* Fills *info (which must have size set). Thread-safe. */

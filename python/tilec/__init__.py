@@ -43,7 +43,8 @@ class _ContextInfo(ctypes.Structure):
                 ("readonly", ctypes.c_int), ("cache_size", ctypes.c_int),
                 ("cache_capacity", ctypes.c_int), ("hits", ctypes.c_uint64),
                 ("misses", ctypes.c_uint64), ("compiles", ctypes.c_uint64),
-                ("db_loads", ctypes.c_uint64), ("evictions", ctypes.c_uint64)]
+                ("db_loads", ctypes.c_uint64), ("evictions", ctypes.c_uint64),
+                ("pending", ctypes.c_int)]
 
 
 class _Request(ctypes.Structure):

@@ -70,6 +70,7 @@ check(len(ks) == 2 and not ks[0].info["aligned"] and ks[1].info["aligned"], "ker
 # nowait: None while the background compile runs, then the kernel (same as a blocking get's)
 cfg3 = {"BM": 32, "BN": 64, "BK": 32, "WARPS": 2, "STAGES": 2, "GROUP_M": 1}
 check(ctx.kernel("matmul", shape="M=64,N=64,K=64", config=cfg3, nowait=True) is None, "nowait miss")
+check(ctx.info["pending"] == 1, ctx.info)
 kn, t0 = None, time.time()
 while kn is None and time.time() - t0 < 120:
     kn = ctx.kernel("matmul", shape="M=64,N=64,K=64", config=cfg3, nowait=True)

@@ -255,9 +255,14 @@ static void test_nowait(void) {
   CHECK_STATUS(TILEC_ERR_BUSY, tilec_kernel_get(c, &r, &k));
   CHECK(k == NULL);
   CHECK_CONTAINS(tilec_errmsg(c), "background");
+  CHECK_EQ_INT(1, info_of(c).pending); /* queued or running: a compile takes far longer */
   int busy = 0;
   CHECK_STATUS(TILEC_OK, poll_get(c, &r, &k, &busy));
   CHECK_EQ_INT(1, (int)info_of(c).compiles);
+  CHECK_EQ_INT(0, info_of(c).pending);
+  tilec_context_info old = {.size = offsetof(tilec_context_info, pending), .pending = 7};
+  CHECK_STATUS(TILEC_OK, tilec_context_info_get(c, &old)); /* a caller from before the field */
+  CHECK_EQ_INT(7, old.pending);
   r.flags = 0; /* a blocking get of the same request: a hit */
   CHECK_STATUS(TILEC_OK, tilec_kernel_get(c, &r, &k2));
   CHECK(k && k == k2);
