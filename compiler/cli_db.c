@@ -363,7 +363,7 @@ static int cmd_best(const db_opts *o, at_db *db) {
       const at_result *r = &l.rows.r[i];
       printf("%s  ", i ? "      " : "best  ");
       put_text(r->config);
-      printf("  %.4f ms  device ", r->median_ms);
+      printf("  %.4f ms (%s code)  device ", r->median_ms, *r->variant ? r->variant : "generic");
       put_text(r->key.device);
       printf("  toolchain ");
       put_text(r->key.toolchain);
