@@ -67,11 +67,12 @@ struct alloc {
 
 static int initialized;
 static struct alloc *allocs;
-static int live_mem, live_modules, live_streams, live_events;
+/* atomic: the API loads modules on several threads at once (get_many, NOWAIT jobs) */
+static _Atomic int live_mem, live_modules, live_streams, live_events;
 static _Thread_local CUcontext stack[MAX_STACK];
 static _Thread_local int depth;
 static double clock_ms;
-static long launches, memsets;
+static _Atomic long launches, memsets;
 
 static struct {
   unsigned dims[7]; /* grid x y z, block x y z, smem */
