@@ -3525,24 +3525,27 @@ static char *dupmem(const char *p, size_t n) {
   "speculate-blocks;simplify-cond-branch;no-speculate-unpredictables>"
 #define INSTCOMBINE "instcombine<max-iterations=1;no-use-loop-info;no-verify-fixpoint>"
 
-#define O3_PASSES(IC3, IPSCCP)                                                                     \
+/* LLVM 19's default<O3> for one NVPTX kernel. G(...) marks what only the generic variant runs:
+ * G = KEEP there, DROP in the aligned variant (below). */
+// clang-format off
+#define O3_PASSES(G)                                                                               \
   "forceattrs,function(nvvm-reflect,nvvm-intr-range),inferattrs,"                                  \
-  "function<eager-inv>(lower-expect," SCFG_EARLY ",sroa<modify-cfg>,early-cse<>)," IPSCCP          \
-  "globalopt,function<eager-inv>(mem2reg," INSTCOMBINE "," SCFG                                    \
+  "function<eager-inv>(lower-expect," SCFG_EARLY ",sroa<modify-cfg>,early-cse<>),"                 \
+  G("ipsccp,") "globalopt,function<eager-inv>(mem2reg," INSTCOMBINE "," SCFG                       \
   "),always-inline,require<globals-aa>,function(invalidate<aa>),"                                  \
   "require<profile-summary>,cgscc(devirt<4>(inline,"                                               \
   "function-attrs<skip-non-recursive-function-attrs>,argpromotion,"                                \
   "function<eager-inv;no-rerun>(sroa<modify-cfg>,early-cse<memssa>,"                               \
-  "speculative-execution<only-if-divergent-target>,jump-threading,"                                \
-  "correlated-propagation," SCFG ",aggressive-instcombine,tailcallelim," SCFG                      \
-  ",reassociate,constraint-elimination,loop-mssa(loop-instsimplify,"                               \
+  G("speculative-execution<only-if-divergent-target>,jump-threading,")                             \
+  "correlated-propagation," SCFG "," G("aggressive-instcombine,tailcallelim,") SCFG                \
+  ",reassociate," G("constraint-elimination,") "loop-mssa(loop-instsimplify,"                      \
   "loop-simplifycfg,licm<no-allowspeculation>,"                                                    \
   "loop-rotate<header-duplication;no-prepare-for-lto>,licm<allowspeculation>,"                     \
   "simple-loop-unswitch<nontrivial;trivial>)," SCFG "," INSTCOMBINE                                \
-  ",loop(loop-idiom,indvars,simple-loop-unswitch<nontrivial;trivial>,loop-deletion,"               \
+  ",loop(" G("loop-idiom,") "indvars,simple-loop-unswitch<nontrivial;trivial>,loop-deletion,"     \
   "loop-unroll-full),sroa<modify-cfg>,vector-combine,"                                             \
-  "mldst-motion<no-split-footer-bb>,gvn<>,sccp,bdce," IC3                                          \
-  "jump-threading,correlated-propagation,adce,memcpyopt,dse,move-auto-init,"                       \
+  G("mldst-motion<no-split-footer-bb>,") "gvn<>,sccp," G("bdce," INSTCOMBINE ",")                 \
+  G("jump-threading,") "correlated-propagation,adce," G("memcpyopt,dse,move-auto-init,")          \
   "loop-mssa(licm<allowspeculation>)," SCFG_SINK                                                   \
   "),function-attrs,function(require<should-not-run-function-passes>))),"                          \
   "deadargelim,globalopt,globaldce,elim-avail-extern,rpo-function-attrs,"                          \
@@ -3550,18 +3553,25 @@ static char *dupmem(const char *p, size_t n) {
   "loop(loop-rotate<header-duplication;no-prepare-for-lto>,loop-deletion),"                        \
   "inject-tli-mappings,infer-alignment," SCFG_VEC ",loop-unroll<O3>,transform-warning,"            \
   "sroa<preserve-cfg>,infer-alignment,loop-mssa(licm<allowspeculation>),"                          \
-  "alignment-from-assumptions,loop-sink,instsimplify,div-rem-pairs,tailcallelim," SCFG_LATE        \
-  "),globaldce,constmerge,function(annotation-remarks)"
+  "alignment-from-assumptions," G("loop-sink,") "instsimplify,div-rem-pairs,"                      \
+  G("tailcallelim,") SCFG_LATE "),globaldce,constmerge,function(annotation-remarks)"
+// clang-format on
+#define KEEP(s) s
+#define DROP(s) ""
 
-static const char o3_passes[] = O3_PASSES(INSTCOMBINE ",", "ipsccp,");
+static const char o3_passes[] = O3_PASSES(KEEP);
 
-/* The aligned variant without the third instcombine (after GVN): the same ptxas registers and
- * SASS on the 8 measured configs (docs/codegen.md), ~5 % less compiler work. In the generic
- * variant it mattered (attention BM=128: +32 SASS instructions without it). Nor IPSCCP (one
- * kernel, no calls; SCCP runs later): byte-identical PTX for the four defaults (sm_90a), the
- * same registers and SASS on 7 configs x sm_80/sm_90a, -2 % compiler work; in the generic
- * variant the PTX changes (same counts), so it stays there. */
-static const char o3_aligned_passes[] = O3_PASSES("", "");
+/* The aligned variant's optimizer leaves out what does nothing to its code: the third
+ * instcombine (after GVN; the same ptxas registers and SASS on the 8 measured configs; in the
+ * generic variant it mattered: attention BM=128 +32 SASS instructions without it), IPSCCP (one
+ * kernel, no calls; SCCP runs later) and passes that change none of its PTX
+ * (speculative-execution, jump-threading and tailcallelim twice each, aggressive-instcombine,
+ * constraint-elimination, loop-idiom, mldst-motion, bdce, memcpyopt, dse, move-auto-init,
+ * loop-sink): byte-identical PTX on 11 configs x sm_80/sm_89/sm_90a (session 11,
+ * docs/codegen.md), 2-4 % less compiler work. (Correlated-propagation, reassociate and
+ * div-rem-pairs do change it.) The generic variant keeps them all (its PTX changes without
+ * IPSCCP, with the same counts). */
+static const char o3_aligned_passes[] = O3_PASSES(DROP);
 /* CG_OPT_FAST: the lowering's IR is straight-line and already unrolled; what it needs is
  * common subexpressions, folding and loop-invariant code motion (measured in docs/codegen.md). */
 static const char fast_passes[] =
