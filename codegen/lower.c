@@ -3525,8 +3525,14 @@ static char *dupmem(const char *p, size_t n) {
   "speculate-blocks;simplify-cond-branch;no-speculate-unpredictables>"
 #define INSTCOMBINE "instcombine<max-iterations=1;no-use-loop-info;no-verify-fixpoint>"
 
-/* LLVM 19's default<O3> for one NVPTX kernel. G(...) marks what only the generic variant runs:
- * G = KEEP there, DROP in the aligned variant (below). */
+/* LLVM 19's default<O3> for one NVPTX kernel, without the passes that change none of the
+ * PTX of tilec's kernels — speculative-execution, jump-threading and tailcallelim (twice each),
+ * aggressive-instcombine, constraint-elimination, loop-idiom, mldst-motion, bdce, memcpyopt,
+ * dse, move-auto-init, loop-sink (session 11: each removal checked alone on the four defaults,
+ * then all together byte-identical PTX on 11 configs x sm_80/sm_89/sm_90a in both variants;
+ * correlated-propagation, reassociate and div-rem-pairs do change it) — and of those that do
+ * nothing for one kernel without calls (docs/codegen.md). G(...) marks what only the generic
+ * variant runs: G = KEEP there, DROP in the aligned variant (below). */
 // clang-format off
 #define O3_PASSES(G)                                                                               \
   "forceattrs,function(nvvm-reflect,nvvm-intr-range),inferattrs,"                                  \
@@ -3536,41 +3542,32 @@ static char *dupmem(const char *p, size_t n) {
   "require<profile-summary>,cgscc(devirt<4>(inline,"                                               \
   "function-attrs<skip-non-recursive-function-attrs>,argpromotion,"                                \
   "function<eager-inv;no-rerun>(sroa<modify-cfg>,early-cse<memssa>,"                               \
-  G("speculative-execution<only-if-divergent-target>,jump-threading,")                             \
-  "correlated-propagation," SCFG "," G("aggressive-instcombine,tailcallelim,") SCFG                \
-  ",reassociate," G("constraint-elimination,") "loop-mssa(loop-instsimplify,"                      \
+  "correlated-propagation," SCFG "," SCFG ",reassociate,loop-mssa(loop-instsimplify,"              \
   "loop-simplifycfg,licm<no-allowspeculation>,"                                                    \
   "loop-rotate<header-duplication;no-prepare-for-lto>,licm<allowspeculation>,"                     \
   "simple-loop-unswitch<nontrivial;trivial>)," SCFG "," INSTCOMBINE                                \
-  ",loop(" G("loop-idiom,") "indvars,simple-loop-unswitch<nontrivial;trivial>,loop-deletion,"     \
-  "loop-unroll-full),sroa<modify-cfg>,vector-combine,"                                             \
-  G("mldst-motion<no-split-footer-bb>,") "gvn<>,sccp," G("bdce," INSTCOMBINE ",")                 \
-  G("jump-threading,") "correlated-propagation,adce," G("memcpyopt,dse,move-auto-init,")          \
-  "loop-mssa(licm<allowspeculation>)," SCFG_SINK                                                   \
+  ",loop(indvars,simple-loop-unswitch<nontrivial;trivial>,loop-deletion,"                          \
+  "loop-unroll-full),sroa<modify-cfg>,vector-combine,gvn<>,sccp," G(INSTCOMBINE ",")               \
+  "correlated-propagation,adce,loop-mssa(licm<allowspeculation>)," SCFG_SINK                       \
   "),function-attrs,function(require<should-not-run-function-passes>))),"                          \
   "deadargelim,globalopt,globaldce,elim-avail-extern,rpo-function-attrs,"                          \
   "recompute-globalsaa,function<eager-inv>(lower-constant-intrinsics,"                             \
   "loop(loop-rotate<header-duplication;no-prepare-for-lto>,loop-deletion),"                        \
   "inject-tli-mappings,infer-alignment," SCFG_VEC ",loop-unroll<O3>,transform-warning,"            \
   "sroa<preserve-cfg>,infer-alignment,loop-mssa(licm<allowspeculation>),"                          \
-  "alignment-from-assumptions," G("loop-sink,") "instsimplify,div-rem-pairs,"                      \
-  G("tailcallelim,") SCFG_LATE "),globaldce,constmerge,function(annotation-remarks)"
+  "alignment-from-assumptions,instsimplify,div-rem-pairs," SCFG_LATE                               \
+  "),globaldce,constmerge,function(annotation-remarks)"
 // clang-format on
 #define KEEP(s) s
 #define DROP(s) ""
 
 static const char o3_passes[] = O3_PASSES(KEEP);
 
-/* The aligned variant's optimizer leaves out what does nothing to its code: the third
- * instcombine (after GVN; the same ptxas registers and SASS on the 8 measured configs; in the
- * generic variant it mattered: attention BM=128 +32 SASS instructions without it), IPSCCP (one
- * kernel, no calls; SCCP runs later) and passes that change none of its PTX
- * (speculative-execution, jump-threading and tailcallelim twice each, aggressive-instcombine,
- * constraint-elimination, loop-idiom, mldst-motion, bdce, memcpyopt, dse, move-auto-init,
- * loop-sink): byte-identical PTX on 11 configs x sm_80/sm_89/sm_90a (session 11,
- * docs/codegen.md), 2-4 % less compiler work. (Correlated-propagation, reassociate and
- * div-rem-pairs do change it.) The generic variant keeps them all (its PTX changes without
- * IPSCCP, with the same counts). */
+/* The aligned variant's optimizer also leaves out the third instcombine (after GVN; the same
+ * ptxas registers and SASS on the 8 measured configs; in the generic variant it mattered:
+ * attention BM=128 +32 SASS instructions without it) and IPSCCP (one kernel, no calls; SCCP
+ * runs later; byte-identical PTX of the aligned defaults, while the generic PTX changes with
+ * the same counts). */
 static const char o3_aligned_passes[] = O3_PASSES(DROP);
 /* CG_OPT_FAST: the lowering's IR is straight-line and already unrolled; what it needs is
  * common subexpressions, folding and loop-invariant code motion (measured in docs/codegen.md). */
