@@ -1246,6 +1246,51 @@ static at_status prune_bad_blobs(at_db *db, int *removed, at_err *e) {
   return s;
 }
 
+/* Fills temp.keep with the compile keys of the generic code stored beside aligned rows (by
+ * `tilec tune` after a sweep of the aligned variant; no row points at it): the row's IR hash,
+ * config and toolchain and the target its aligned blob's meta records. Such blobs are the
+ * fallback of an exported aligned entry, so prune keeps them while their aligned row lives. */
+static at_status keep_generic_twins(at_db *db, at_err *e) {
+  sqlite3_stmt *q = NULL, *ins = NULL;
+  at_status s;
+  if ((s = exec1(db, "CREATE TEMP TABLE IF NOT EXISTS keep (k TEXT PRIMARY KEY)", e)) ||
+      (s = exec1(db, "DELETE FROM temp.keep", e)) ||
+      (s = prep(db,
+                "SELECT r.ir_hash, r.config, r.toolchain, b.meta FROM result r JOIN blob b"
+                " ON b.compile_key = r.compile_key WHERE r.variant = 'aligned'",
+                &q, e)) ||
+      (s = prep(db, "INSERT OR IGNORE INTO temp.keep (k) VALUES (?1)", &ins, e)))
+    goto done;
+  int rc;
+  while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+    const char *meta = col_text(q, 3);
+    at_json *j = NULL;
+    at_err je = {0};
+    char key[65];
+    if (at_json_parse(meta, strlen(meta), &j, &je) == AT_OK) {
+      const at_json *arch = at_json_get(j, "arch");
+      if (arch && arch->kind == AT_JSON_STR &&
+          at_compile_key(col_text(q, 0), col_text(q, 1), arch->str, col_text(q, 2), key, NULL) ==
+              AT_OK) {
+        sqlite3_reset(ins);
+        sqlite3_bind_text(ins, 1, key, -1, SQLITE_TRANSIENT);
+        if ((rc = sqlite3_step(ins)) != SQLITE_DONE) {
+          at_json_free(j);
+          s = sq_fail(db, rc, e, "noting generic cubins to keep");
+          goto done;
+        }
+      }
+    }
+    at_json_free(j);
+  }
+  if (rc != SQLITE_DONE)
+    s = sq_fail(db, rc, e, "reading aligned rows");
+done:
+  sqlite3_finalize(q);
+  sqlite3_finalize(ins);
+  return s;
+}
+
 at_status at_db_prune(at_db *db, const at_prune *p, at_prune_stats *stats, at_err *e) {
   at_prune_stats local;
   at_prune_stats *st = stats ? stats : &local;
@@ -1274,9 +1319,11 @@ at_status at_db_prune(at_db *db, const at_prune *p, at_prune_stats *stats, at_er
   if (p->bad_blobs && (s = prune_bad_blobs(db, &st->blobs, e)))
     goto done;
   if (p->orphan_blobs) {
-    if ((s = exec1(db,
+    if ((s = keep_generic_twins(db, e)) ||
+        (s = exec1(db,
                    "DELETE FROM blob WHERE compile_key NOT IN"
-                   " (SELECT compile_key FROM result WHERE compile_key <> '')",
+                   " (SELECT compile_key FROM result WHERE compile_key <> '')"
+                   " AND compile_key NOT IN (SELECT k FROM temp.keep)",
                    e)))
       goto done;
     st->blobs += sqlite3_changes(db->h);

@@ -207,7 +207,8 @@ typedef struct at_prune {
   long long older_than_unix; /* > 0: rows with time_unix below it */
   bool by_status;
   at_run status;     /* with by_status: rows of this status */
-  bool orphan_blobs; /* blobs that no row points at */
+  bool orphan_blobs; /* blobs that no row points at, except the generic code of an aligned
+                        row (its key from the row and the arch of its blob's meta) */
   bool bad_blobs;    /* blobs whose size or SHA-256 does not match (checks each one) */
   bool vacuum;       /* VACUUM afterwards (needs the file to itself for a moment) */
 } at_prune;

@@ -93,6 +93,14 @@ twins="SELECT count(*) FROM blob WHERE meta LIKE '%\"variant\": \"generic\"%'
 [[ $(sql "$tmp/full.db" "$twins") == 1 ]] || fail "the winner's generic code is not stored"
 [[ $(sql "$tmp/full.db" "SELECT count(*) FROM result WHERE variant <> 'aligned'") == 0 ]] ||
   fail "a row of the aligned sweep is not marked aligned"
+# prune --orphan-blobs keeps that generic code while its aligned row lives, and drops it after
+cp "$tmp/full.db" "$tmp/prune.db"
+"$tilec" db prune --orphan-blobs --no-vacuum --db "$tmp/prune.db" >"$tmp/prune.out" || fail "prune"
+grep -q "removed 0 rows, 0 blobs" "$tmp/prune.out" || { cat "$tmp/prune.out"; fail "prune kept"; }
+[[ $(sql "$tmp/prune.db" "$twins") == 1 ]] || fail "prune dropped the winner's generic code"
+"$tilec" db prune --status ok --orphan-blobs --no-vacuum --db "$tmp/prune.db" >/dev/null ||
+  fail "prune ok rows"
+[[ $(sql "$tmp/prune.db" "$twins") == 0 ]] || fail "prune kept generic code of a deleted row"
 # --variant generic on a copy: every candidate measured again (the rows measured the other
 # code), rows now generic; the finalists re-timed are generic rows.
 cp "$tmp/full.db" "$tmp/var.db"
