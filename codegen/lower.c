@@ -1429,10 +1429,7 @@ static void gvec_access(lw *L, LLVMValueRef addr, LLVMValueRef pred, ir_kind k, 
   LLVMTypeRef wt = words > 1 ? LLVMVectorType(L->i32, (unsigned)words) : L->i32;
   static const char *const vsuf[] = {"", "", ".v2", "", ".v4"};
   char text[96], cons[64], *tp = text, *cp = cons;
-  LLVMValueRef args[8], vec = store ? vec_of(L, vals, v, k) : LLVMGetUndef(vt);
-  if (!store)
-    for (int j = 0; j < v; j++)
-      vec = LLVMBuildInsertElement(b, vec, tomem(L, vals[j], k), ci32(L, j), "");
+  LLVMValueRef args[8], vec = vec_of(L, vals, v, k); /* a load's values where pred is false */
   LLVMValueRef w = LLVMBuildBitCast(b, vec, wt, "");
   const char *open = words > 1 ? "{" : "", *close = words > 1 ? "}" : "";
   if (store) {
