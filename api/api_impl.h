@@ -11,6 +11,7 @@
 #define TILEC_API_IMPL_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -154,6 +155,13 @@ void api_lru_touch_locked(tilec_context *ctx, tilec_kernel *k);
 
 /* Starts a background sweep of the request (api/tuner.c); rkey is forgotten from the request
  * memo when it finishes. */
+/* Whether a size-versioned struct *p (its first member the caller's size) holds `field`: a
+ * caller built before a later field was added passes a smaller size. */
+#define API_HAS_FIELD(p, type, field) ((p)->size >= offsetof(type, field) + sizeof(p)->field)
+
+/* The TILEC_KERNEL_* flags this build knows. */
+#define API_KERNEL_FLAGS ((unsigned)(TILEC_KERNEL_ALIGNED | TILEC_KERNEL_NOWAIT))
+
 /* The request's flags (0 from a caller built before the field existed). */
 unsigned api_req_flags(const tilec_kernel_request *r);
 

@@ -430,7 +430,7 @@ tilec_status tilec_context_info_get(tilec_context *ctx, tilec_context_info *info
   info->compiles = ctx->compiles;
   info->db_loads = ctx->db_loads;
   info->evictions = ctx->evictions;
-  if (info->size >= offsetof(tilec_context_info, pending) + sizeof info->pending) {
+  if (API_HAS_FIELD(info, tilec_context_info, pending)) {
     int n = 0;
     for (const api_job *j = ctx->jobs; j; j = j->next)
       n += j->state != API_JOB_FAILED;

@@ -46,7 +46,7 @@ static const char *builtin_text(const char *name) {
 }
 
 unsigned api_req_flags(const tilec_kernel_request *r) {
-  return r->size >= offsetof(tilec_kernel_request, flags) + sizeof r->flags ? r->flags : 0;
+  return API_HAS_FIELD(r, tilec_kernel_request, flags) ? r->flags : 0;
 }
 
 /* The request's memo key: what identifies the kernel, then the problem and the config. */
@@ -84,10 +84,9 @@ static tilec_status check_request(const tilec_context *ctx, const tilec_kernel_r
                                   offsetof(tilec_kernel_request, flags), sizeof *r);
   if (s)
     return s;
-  unsigned known = TILEC_KERNEL_ALIGNED | TILEC_KERNEL_NOWAIT;
-  if (api_req_flags(r) & ~known)
+  if (api_req_flags(r) & ~API_KERNEL_FLAGS)
     return api_fail(TILEC_ERR_ARG, "tilec_kernel_get: unknown flags %#x",
-                    api_req_flags(r) & ~known);
+                    api_req_flags(r) & ~API_KERNEL_FLAGS);
   int n = !!r->kernel + !!r->source + !!r->ir;
   if (n != 1)
     return api_fail(TILEC_ERR_ARG,
@@ -671,7 +670,7 @@ tilec_status tilec_kernel_info_get(const tilec_kernel *k, tilec_kernel_info *inf
   info->threads = (int)k->launch.block[0];
   info->smem_bytes = (int)k->launch.smem;
   info->load_ms = k->load_ms;
-  if (info->size >= offsetof(tilec_kernel_info, flags) + sizeof info->flags)
+  if (API_HAS_FIELD(info, tilec_kernel_info, flags))
     info->flags = k->aligned ? TILEC_KERNEL_ALIGNED : 0;
   return TILEC_OK;
 }

@@ -114,10 +114,9 @@ tilec_status tilec_tuner_start(tilec_context *ctx, const tilec_kernel_request *r
                                   offsetof(tilec_kernel_request, flags), sizeof *req);
   if (s)
     return s;
-  unsigned known = TILEC_KERNEL_ALIGNED | TILEC_KERNEL_NOWAIT; /* NOWAIT: no effect here */
-  if (api_req_flags(req) & ~known)
+  if (api_req_flags(req) & ~API_KERNEL_FLAGS) /* NOWAIT has no effect on a sweep */
     return api_fail(TILEC_ERR_ARG, "tilec_tuner_start: unknown flags %#x",
-                    api_req_flags(req) & ~known);
+                    api_req_flags(req) & ~API_KERNEL_FLAGS);
   tilec_tune_opts o;
   tilec_tune_opts_init(&o);
   if (opts) {
