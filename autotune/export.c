@@ -22,6 +22,7 @@
 #include "ir/ir.h"
 #include "kernels/builtin_sources.h"
 #include "kernels/problem.h"
+#include "runtime/rt.h"
 
 enum { MAX_FIELDS = 64, MAX_C_STRING = 4000 };
 
@@ -714,9 +715,6 @@ static at_status emit_pack(gen *g, const kern *kn, int i) {
   return AT_OK;
 }
 
-/* Bytes of an element as rt_args_aligned counts them: 1, 2, 4 or 8, all dividing 16. */
-static int elem_bytes(ir_kind k) { return k == IR_I1 ? 1 : ir_kind_bits(k) / 8; }
-
 /* The image a launch of entry i takes: the row's cubin, or for an aligned entry whose
  * arguments break the promise (rt_args_aligned's test) its generic cubin, or -1. */
 static void emit_image_choice(gen *g, const kern *kn) {
@@ -735,7 +733,7 @@ static void emit_image_choice(gen *g, const kern *kn) {
       if (a->kind != ARG_TENSOR)
         continue;
       const ir_type *t = a->value->ty;
-      int es = elem_bytes(t->elem->kind), r = t->rank;
+      int es = rt_elem_bytes(t->elem->kind), r = t->rank; /* 1, 2, 4 or 8: divides 16 */
       /* stride * es % 16 == 0 written as stride % (16 / es): no overflow */
       at_buf_printf(c, "  if (a->%s.ptr %% 16 || a->%s.stride[%d] != 1 || a->%s.shape[%d] %% %d",
                     a->name, a->name, r - 1, a->name, r - 1, 16 / es);

@@ -146,6 +146,8 @@ static rt_status check_tensor(const ir_kernel *k, int a, const rt_argval *v, con
   return RT_OK;
 }
 
+int rt_elem_bytes(ir_kind k) { return k == IR_I1 ? 1 : ir_kind_bits(k) / 8; }
+
 bool rt_args_aligned(const ir_kernel *k, const rt_argval *args, int nargs, int *bad) {
   int dummy;
   bad = bad ? bad : &dummy;
@@ -162,7 +164,7 @@ bool rt_args_aligned(const ir_kernel *k, const rt_argval *args, int nargs, int *
     if (x->kind != ARG_TENSOR)
       continue;
     const ir_type *t = k->args[a].value->ty;
-    int64_t es = t->elem->kind == IR_I1 ? 1 : ir_kind_bits(t->elem->kind) / 8;
+    int64_t es = rt_elem_bytes(t->elem->kind);
     int r = x->rank;
     if (r < 1 || r > IR_MAX_RANK || x->dptr % 16 || x->stride[r - 1] != 1 ||
         x->shape[r - 1] * es % 16)

@@ -275,6 +275,9 @@ rt_status rt_params_pack(const ir_kernel *k, const rt_argval *args, int nargs, r
  * for malformed arguments (nargs or kinds not the kernel's); *bad (when not NULL) is then the
  * first argument that breaks the promise (-1 for malformed ones). Pure CPU, no allocation. */
 bool rt_args_aligned(const ir_kernel *k, const rt_argval *args, int nargs, int *bad);
+/* The bytes of one element of kind k as the promise counts them (i1: 1): 1, 2, 4 or 8.
+ * `tilec export` writes the same test into generated C. */
+int rt_elem_bytes(ir_kind k);
 
 /* Fills ptrs[0 .. p->count) with pointers into p->buf: the kernelParams of rt_launch (valid while
  * p is neither moved nor changed). */
