@@ -428,6 +428,12 @@ static xr parse_primary(parser *p) {
   err(p, t, "expected an expression");
 }
 
+/* Whether '-' before literal t folds into it: not before 0 or nan, whose negation prints without
+ * the '-' and would not read back as the same tree. */
+static bool foldsneg(const ir_token *t) {
+  return isnum(t) && !(t->kind == TK_INT && t->u == 0) && !iskw(t, "nan");
+}
+
 /* unary: ('-' | '!')* primary, with '-' directly before a number folded into the literal. */
 static xr parse_unary(parser *p) {
   struct {
@@ -438,7 +444,7 @@ static xr parse_unary(parser *p) {
     ir_token *t = tok(p, 0);
     if (t->kind != '-' && t->kind != '!')
       break;
-    if (t->kind == '-' && isnum(tok(p, 1)))
+    if (t->kind == '-' && foldsneg(tok(p, 1)))
       break;
     if (n == EXPR_MAX_HEIGHT)
       limit(p, t, "expression nested deeper than %d", EXPR_MAX_HEIGHT);

@@ -404,6 +404,12 @@ static void expressions(void) {
   expr_prints("cdiv(a + 1, max(b, -c)) * min(1, d)", "cdiv(a + 1, max(b, -c)) * min(1, d)");
   expr_prints("a*2.5", "a * 2.5");
   expr_prints("a * -inf + nan", "a * -inf + nan");
+  /* A '-' before 0 or nan stays an operator: folded, it would print without the '-'. */
+  expr_prints("-0", "-0");
+  expr_prints("- -0", "--0");
+  expr_prints("a - -0", "a - -0");
+  expr_prints("-nan", "-nan");
+  expr_prints("- - nan", "--nan");
   expr_prints("((((a))))", "a");
 }
 
