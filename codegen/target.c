@@ -20,6 +20,7 @@
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/Error.h>
+#include <llvm-c/Support.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
@@ -132,6 +133,33 @@ static void register_nvptx(void) {
   LLVMInitializeNVPTXAsmPrinter();
   tm_key_ok = pthread_key_create(&tm_key, free_tms) == 0;
   warm_llvm();
+}
+
+static char *llvm_options_text; /* cg_llvm_options' strings, alive for the process */
+
+int cg_llvm_options(const char *args, char *err, size_t errcap) {
+  enum { MAXARGS = 64 };
+  const char *argv[MAXARGS];
+  char *copy = strdup(args ? args : ""), *save = NULL;
+  int argc = 0;
+  if (!copy) {
+    seterr(err, errcap, "out of memory (LLVM options)");
+    return -1;
+  }
+  argv[argc++] = "tilec";
+  for (char *a = strtok_r(copy, " \t", &save); a; a = strtok_r(NULL, " \t", &save)) {
+    if (argc == MAXARGS) {
+      seterr(err, errcap, "more than %d LLVM options", MAXARGS - 1);
+      free(copy);
+      return -1;
+    }
+    argv[argc++] = a;
+  }
+  pthread_once(&nvptx_once, register_nvptx); /* the NVPTX back end's options exist from here */
+  LLVMParseCommandLineOptions(argc, argv, "tilec (TILEC_LLVM_ARGS)");
+  llvm_options_text = copy; /* LLVM keeps pointers into the strings of some options */
+  atexit(LLVMShutdown);     /* prints what -time-passes measured in the code generator */
+  return 0;
 }
 
 LLVMTargetMachineRef cg_target_machine(const struct cg_target *t, char *err, size_t errcap) {

@@ -722,6 +722,10 @@ int main(int argc, char **argv) {
   if (argc < 2)
     return usage(stderr);
   const char *cmd = argv[1];
+  const char *llvm_args = getenv("TILEC_LLVM_ARGS"); /* developers: docs/codegen.md */
+  char err[256];
+  if (llvm_args && *llvm_args && cg_llvm_options(llvm_args, err, sizeof err))
+    return cli_die(EXIT_FAIL, "TILEC_LLVM_ARGS: %s", err);
   if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help"))
     return usage(stdout);
   if (!strcmp(cmd, "__worker")) /* the autotuner's measuring process (hidden) */
