@@ -102,10 +102,8 @@ typedef struct miss {
   kn_shape shape;
   ir_config fixed, cfg;
   char *bucket;
-  char tun[512];        /* the tunables' config text (the database's config column) */
-  char compile_key[65]; /* the database row's cubin when the row measured the requested
-                           variant, else "" */
-  bool aligned;         /* TILEC_KERNEL_ALIGNED: the aligned variant */
+  char tun[512]; /* the tunables' config text (the database's config column) */
+  bool aligned;  /* TILEC_KERNEL_ALIGNED: the aligned variant */
   tilec_kernel_origin origin;
   ir_kernel *spec;
   char kkey[2048];
@@ -210,11 +208,6 @@ static tilec_status db_winner(tilec_context *ctx, miss *m, bool *found) {
   if (st)
     return api_fail(TILEC_ERR_DB, "database lookup: %s", e.msg);
   snprintf(m->tun, sizeof m->tun, "%s", rows.r[0].config);
-  /* The row's cubin is the code variant it measured; a request for the other variant looks
-   * its own up by compile key. */
-  bool row_aligned = rows.r[0].variant && !strcmp(rows.r[0].variant, "aligned");
-  snprintf(m->compile_key, sizeof m->compile_key, "%s",
-           rows.r[0].compile_key && row_aligned == m->aligned ? rows.r[0].compile_key : "");
   at_rows_free(&rows);
   *found = true;
   return TILEC_OK;
@@ -356,18 +349,17 @@ static bool parse_meta(const char *meta, char *entry, size_t cap, int *threads, 
          *threads > 0;
 }
 
-/* The cubin: the database's (by the row's compile key, else by the compile key of this config
- * from an earlier miss), else compiled now and, on a writable database, stored for the next
- * process. */
+/* The cubin: the database's under the compile key of this code (the whole binding and the
+ * variant: what `tilec tune` stored for the row, or an earlier miss), else compiled now and, on
+ * a writable database, stored for the next process. */
 static tilec_status get_image(tilec_context *ctx, miss *m, tilec_kernel *k, void **image,
                               size_t *size, int *threads, int *smem, bool *compiled) {
   at_err e = {0};
-  char key[65] = "";
+  char key[65] = "", code[1024];
   *compiled = false;
-  if (m->compile_key[0]) /* the row's cubin, of the requested variant */
-    snprintf(key, sizeof key, "%s", m->compile_key);
-  else if (at_compile_key_variant(m->hash, m->tun, ctx->arch, ctx->toolchain,
-                                  m->aligned ? "aligned" : NULL, key, &e))
+  if (at_code_config(m->k, &m->cfg, code, sizeof code, &e) ||
+      at_compile_key_variant(m->hash, code, ctx->arch, ctx->toolchain,
+                             m->aligned ? "aligned" : NULL, key, &e))
     return api_fail(api_from_at(e.status), "%s", e.msg);
   if (ctx->db) {
     char *meta = NULL;

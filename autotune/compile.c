@@ -155,6 +155,48 @@ at_status at_kernel_hash(const ir_kernel *k, char out[65], at_err *e) {
   return AT_OK;
 }
 
+/* The item of cfg that binds name: the last one, as in ir_specialize; NULL when none does. */
+static const ir_config_item *bound(const ir_config *cfg, const char *name) {
+  for (int i = cfg ? cfg->n - 1 : -1; i >= 0; i--)
+    if (!strcmp(cfg->items[i].name, name))
+      return &cfg->items[i];
+  return NULL;
+}
+
+at_status at_code_config(const ir_kernel *k, const ir_config *cfg, char *out, size_t cap,
+                         at_err *e) {
+  if (!k || !out || cap == 0)
+    return at_fail(e, AT_ERR_ARG, "at_code_config: a NULL argument");
+  size_t n = 0;
+  out[0] = 0;
+  for (int i = 0; i < k->ntvars && n < cap; i++) {
+    const ir_tvar *tv = &k->tvars[i];
+    const ir_config_item *it = bound(cfg, tv->name);
+    ir_kind kd = it && it->kind != IR_VOID ? it->kind : tv->choices[0];
+    n += (size_t)snprintf(out + n, cap - n, "%s%s=%s", n ? "," : "", tv->name, ir_kind_name(kd));
+  }
+  for (int i = 0; i < k->nsyms && n < cap; i++) {
+    const ir_sym *sym = &k->syms[i];
+    if (sym->kind != SYM_CONST && sym->kind != SYM_TUNABLE)
+      continue;
+    const ir_config_item *it = bound(cfg, sym->name);
+    const ir_num *v = it ? &it->value : sym->has_default ? &sym->def : NULL;
+    const char *sep = n ? "," : "";
+    if (!v)
+      n += (size_t)snprintf(out + n, cap - n, "%s%s=?", sep, sym->name);
+    else if (v->isf)
+      n += (size_t)snprintf(out + n, cap - n, "%s%s=%.17g", sep, sym->name, v->f);
+    else
+      n += (size_t)snprintf(out + n, cap - n, "%s%s=%lld", sep, sym->name, (long long)v->i);
+  }
+  if (n >= cap) {
+    out[0] = 0;
+    return at_fail(e, AT_ERR_ARG, "kernel '%s': its config text is longer than %zu bytes", k->name,
+                   cap - 1);
+  }
+  return AT_OK;
+}
+
 void at_toolchain_key(int driver_version, char *buf, size_t cap) {
   char llvm[64] = "?";
   cg_llvm_version(llvm, sizeof llvm);

@@ -48,6 +48,16 @@ void at_compiled_free(at_compiled *c); /* NULL-safe; leaves c zeroed */
  * any change to the arguments, grid or body is a new kernel. */
 at_status at_kernel_hash(const ir_kernel *k, char out[65], at_err *e);
 
+/* The canonical text of what a binding fixes in k's code (out: cap bytes): each type variable's
+ * kind, then each const parameter's and tunable's value, in declaration order, as ir_specialize
+ * binds them (the last item of a name in cfg wins; an unbound one takes its default, "?" when it
+ * has none): "TA=bf16,D=64,causal=0,BM=64,BN=64,WARPS=4,STAGES=2". A compile key covers this text,
+ * not the tunables alone: problems that differ in dtype or a const parameter (attention's D)
+ * get different code from the same tunables. Errors: AT_ERR_ARG (NULL argument, text longer
+ * than cap). */
+at_status at_code_config(const ir_kernel *k, const ir_config *cfg, char *out, size_t cap,
+                         at_err *e);
+
 /* The toolchain part of a database key: "tilec VERSION|llvm X|nvjitlink A.B|driver C.D" for the
  * driver version driver_version (13000 for 13.0; 0 when no driver is involved). Loads nvJitLink
  * to read its version (0.0 when absent). Every writer and reader of the database builds its key

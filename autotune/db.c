@@ -282,7 +282,7 @@ fail:
 
 /* ---- schema ------------------------------------------------------------------------------- */
 
-static const char *const schema_v3[] = {
+static const char *const schema_v4[] = {
     "CREATE TABLE result ("
     " device TEXT NOT NULL, toolchain TEXT NOT NULL, kernel TEXT NOT NULL,"
     " ir_hash TEXT NOT NULL, bucket TEXT NOT NULL, config TEXT NOT NULL,"
@@ -298,7 +298,7 @@ static const char *const schema_v3[] = {
     " (device, toolchain, kernel, ir_hash, bucket, status, median_ms)",
     "CREATE INDEX result_blob ON result (compile_key) WHERE compile_key <> ''",
     "PRAGMA application_id = 1953066083",
-    "PRAGMA user_version = 3",
+    "PRAGMA user_version = 4",
     NULL,
 };
 
@@ -323,6 +323,16 @@ static const char *const migrate_v1_v2[] = {
 static const char *const migrate_v2_v3[] = {
     "ALTER TABLE result ADD COLUMN variant TEXT NOT NULL DEFAULT ''",
     "PRAGMA user_version = 3",
+    NULL,
+};
+
+/* From v3: compile keys of version 2 (at_compile_key). A v1 key covered the tunables without
+ * the problem's dtype and const parameters, so the blob a row names may hold another problem's
+ * code; every row forgets its key (the blobs become orphans for `db prune --orphan-blobs`), and
+ * the next compile or `tilec tune` stores the code under its v2 key. */
+static const char *const migrate_v3_v4[] = {
+    "UPDATE result SET compile_key = '' WHERE compile_key <> ''",
+    "PRAGMA user_version = 4",
     NULL,
 };
 
@@ -389,12 +399,14 @@ static at_status setup_schema(at_db *db, at_err *e) {
     return s;
   s = read_version(db, &v, &empty, e);
   if (!s && v == 0 && empty)
-    s = exec_all(db, schema_v3, e);
-  else if (!s && (v == 1 || v == 2)) {
+    s = exec_all(db, schema_v4, e);
+  else if (!s && v >= 1 && v <= 3) {
     if (v == 1)
       s = exec_all(db, migrate_v1_v2, e);
-    if (!s)
+    if (!s && v <= 2)
       s = exec_all(db, migrate_v2_v3, e);
+    if (!s)
+      s = exec_all(db, migrate_v3_v4, e);
   }
   return finish(db, s, e);
 }
@@ -964,7 +976,7 @@ at_status at_compile_key_variant(const char *ir_hash, const char *config, const 
   out[0] = 0;
   if (!ir_hash || !config || !arch || !toolchain)
     return at_fail(e, AT_ERR_ARG, "at_compile_key: a NULL argument");
-  static const char tag[] = "tilec compile key v1";
+  static const char tag[] = "tilec compile key v2";
   const char *parts[] = {tag, ir_hash, config, arch, toolchain, variant};
   int n = variant && variant[0] ? 6 : 5;
   at_sha256_ctx c;
@@ -1247,33 +1259,30 @@ static at_status prune_bad_blobs(at_db *db, int *removed, at_err *e) {
 }
 
 /* Fills temp.keep with the compile keys of the generic code stored beside aligned rows (by
- * `tilec tune` after a sweep of the aligned variant; no row points at it): the row's IR hash,
- * config and toolchain and the target its aligned blob's meta records. Such blobs are the
- * fallback of an exported aligned entry, so prune keeps them while their aligned row lives. */
+ * `tilec tune` after a sweep of the aligned variant; no row points at it), which the aligned
+ * blob's meta names ("generic_key"). Such blobs are the fallback of an exported aligned entry,
+ * so prune keeps them while their aligned row lives. */
 static at_status keep_generic_twins(at_db *db, at_err *e) {
   sqlite3_stmt *q = NULL, *ins = NULL;
   at_status s;
   if ((s = exec1(db, "CREATE TEMP TABLE IF NOT EXISTS keep (k TEXT PRIMARY KEY)", e)) ||
       (s = exec1(db, "DELETE FROM temp.keep", e)) ||
       (s = prep(db,
-                "SELECT r.ir_hash, r.config, r.toolchain, b.meta FROM result r JOIN blob b"
+                "SELECT b.meta FROM result r JOIN blob b"
                 " ON b.compile_key = r.compile_key WHERE r.variant = 'aligned'",
                 &q, e)) ||
       (s = prep(db, "INSERT OR IGNORE INTO temp.keep (k) VALUES (?1)", &ins, e)))
     goto done;
   int rc;
   while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-    const char *meta = col_text(q, 3);
+    const char *meta = col_text(q, 0);
     at_json *j = NULL;
     at_err je = {0};
-    char key[65];
     if (at_json_parse(meta, strlen(meta), &j, &je) == AT_OK) {
-      const at_json *arch = at_json_get(j, "arch");
-      if (arch && arch->kind == AT_JSON_STR &&
-          at_compile_key(col_text(q, 0), col_text(q, 1), arch->str, col_text(q, 2), key, NULL) ==
-              AT_OK) {
+      const at_json *twin = at_json_get(j, "generic_key");
+      if (twin && twin->kind == AT_JSON_STR) {
         sqlite3_reset(ins);
-        sqlite3_bind_text(ins, 1, key, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(ins, 1, twin->str, -1, SQLITE_TRANSIENT);
         if ((rc = sqlite3_step(ins)) != SQLITE_DONE) {
           at_json_free(j);
           s = sq_fail(db, rc, e, "noting generic cubins to keep");

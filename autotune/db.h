@@ -26,7 +26,7 @@
 typedef struct at_db at_db;
 
 /* The schema this build writes; files with a higher user_version are refused (AT_ERR_SCHEMA). */
-enum { AT_DB_SCHEMA_VERSION = 3 };
+enum { AT_DB_SCHEMA_VERSION = 4 };
 
 enum {
   /* Never writes: the file is opened with SQLITE_OPEN_READONLY; nothing is created, migrated
@@ -167,13 +167,17 @@ at_status at_db_commit(at_db *db, at_err *e);
 void at_db_rollback(at_db *db);
 
 /* The compile key of a cubin: hex SHA-256 over a versioned, NUL-separated encoding of the IR
- * hash, the config text, the target arch ("sm_90a") and the toolchain key (tilec, LLVM,
- * nvJitLink and driver versions). AT_ERR_ARG for a NULL argument. */
+ * hash, the code's config text, the target arch ("sm_90a") and the toolchain key (tilec, LLVM,
+ * nvJitLink and driver versions). config must be at_code_config's text (every type variable,
+ * const parameter and tunable: the whole binding, not a row's tunables). Version 2 of the
+ * encoding; version 1 covered the tunables alone, so one key could name the code of two
+ * problems (attention D=64 and D=128), and schema 4 dropped every row's v1 key. AT_ERR_ARG for a
+ * NULL argument. */
 at_status at_compile_key(const char *ir_hash, const char *config, const char *arch,
                          const char *toolchain, char out[65], at_err *e);
 
 /* The compile key of a variant of the code ("aligned": CG_ALIGNED); NULL or "" is the generic
- * code, whose key is at_compile_key's (so stored cubins keep their keys). */
+ * code, whose key is at_compile_key's. */
 at_status at_compile_key_variant(const char *ir_hash, const char *config, const char *arch,
                                  const char *toolchain, const char *variant, char out[65],
                                  at_err *e);
@@ -226,8 +230,9 @@ at_status at_db_check(at_db *db, bool quick, at_err *e);
 /* Export files: one JSON file per (kernel, device), rows in at_db_rows' order, one row per
  * line, numbers in their shortest exact form, so that exports diff well and re-exporting an
  * import gives the same bytes. docs/tuning.md shows the format. Blobs are not exported (they
- * are a compile cache; `tilec db merge` carries them). */
-enum { AT_DB_EXPORT_VERSION = 1 };
+ * are a compile cache; `tilec db merge` carries them). Version 2: rows name cubins by compile
+ * keys of version 2 (at_compile_key); an import of a version 1 file drops the rows' keys. */
+enum { AT_DB_EXPORT_VERSION = 2 };
 
 /* The export text of the rows of (pattern->kernel, pattern->device), both required, appended
  * to out (see json.h for at_buf); the other pattern fields filter when not NULL. AT_MISS when

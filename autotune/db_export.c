@@ -287,8 +287,9 @@ at_status at_db_import_json(at_db *db, const char *name, const char *text, size_
     s = bad(&c, "format", "is not \"tilec-tuning-export\"");
     goto done;
   }
-  if (!version || version->kind != AT_JSON_NUM || version->num != AT_DB_EXPORT_VERSION) {
-    s = bad(&c, "version", "is not 1 (written by another tilec version?)");
+  if (!version || version->kind != AT_JSON_NUM ||
+      (version->num != AT_DB_EXPORT_VERSION && version->num != 1)) {
+    s = bad(&c, "version", "is not 1 or 2 (written by another tilec version?)");
     goto done;
   }
   if ((s = get_str(&c, root, "kernel", &kernel)) || (s = get_str(&c, root, "device", &device)))
@@ -309,6 +310,8 @@ at_status at_db_import_json(at_db *db, const char *name, const char *text, size_
     keys[i].device = device;
     if ((s = read_row(&c, &list->items[i], &keys[i], &rows[i])))
       goto done;
+    if (version->num == 1) /* v1 compile keys may name another problem's code (db.h) */
+      rows[i].compile_key = "";
   }
   if ((s = at_db_begin(db, e)))
     goto done;

@@ -331,13 +331,13 @@ static at_status parse_meta(gen *g, const entry *en, const char *meta, image *im
 /* An aligned entry's generic code: the blob of the same IR, config, target and toolchain
  * without the variant (`tilec tune` stores the winner's; an API miss stores what it compiled).
  * None stored is not an error: the entry then refuses arguments that break the promise. */
-static at_status load_generic(gen *g, at_db *db, entry *en, const char *arch) {
+static at_status load_generic(gen *g, at_db *db, entry *en, const char *code, const char *arch) {
   const at_result *r = en->row;
   char key[65], arch2[16];
   void *data = NULL;
   char *meta = NULL;
   at_err be = {0};
-  at_status s = at_compile_key(r->key.ir_hash, r->config, arch, r->key.toolchain, key, g->err);
+  at_status s = at_compile_key(r->key.ir_hash, code, arch, r->key.toolchain, key, g->err);
   if (s)
     return s;
   s = at_db_get_blob(db, key, &data, &en->generic.size, &meta, &be);
@@ -365,9 +365,12 @@ static at_status load_entry(gen *g, at_db *db, const kern *kn, entry *en) {
   if (!cfg)
     return at_fail(g->err, AT_ERR_OOM, "out of memory");
   ir_diag d;
+  char code[1024];
   if (!(s = entry_config(g, kn, en, cfg)) && ir_specialize(kn->k, cfg, &en->spec, &d))
     s = at_fail(g->err, AT_ERR_ARG, "kernel '%s' bucket '%s' config '%s': %s", kn->name,
                 r->key.bucket, r->config, d.msg);
+  if (!s)
+    s = at_code_config(kn->k, cfg, code, sizeof code, g->err);
   free(cfg);
   if (s)
     return s;
@@ -393,7 +396,19 @@ static at_status load_entry(gen *g, at_db *db, const kern *kn, entry *en) {
   if ((s = check_text(g, "a bucket", r->key.bucket)) || (s = check_text(g, "a config", r->config)))
     return s;
   en->aligned = r->variant && !strcmp(r->variant, "aligned");
-  return en->aligned && arch[0] ? load_generic(g, db, en, arch) : AT_OK;
+  if (!arch[0])
+    return AT_OK;
+  /* The cubin must be this problem's code: its key is the whole binding's (at_code_config). */
+  char key[65];
+  if ((s = at_compile_key_variant(r->key.ir_hash, code, arch, r->key.toolchain,
+                                  en->aligned ? "aligned" : NULL, key, g->err)))
+    return s;
+  if (strcmp(key, r->compile_key))
+    return at_fail(g->err, AT_ERR_CORRUPT,
+                   "kernel '%s' bucket '%s' config '%s': the stored cubin is not the code of "
+                   "this problem (its compile key differs); run tilec tune on it again",
+                   kn->name, r->key.bucket, r->config);
+  return en->aligned ? load_generic(g, db, en, code, arch) : AT_OK;
 }
 
 /* ---- the fields of a kernel's problem struct ------------------------------------------------- */

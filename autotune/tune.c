@@ -201,24 +201,47 @@ static void full_config(const tune *t, int ci, char *buf, size_t cap) {
   }
 }
 
+static bool row_config(const tune *t, const char *config, ir_config *cfg);
+
+/* The compile key of a row's config text in variant (NULL or "": the generic code): over the
+ * whole binding, the problem's items included (at_code_config). */
+static at_status code_key(const tune *t, const char *config, const char *variant, char out[65],
+                          at_err *e) {
+  ir_config cfg;
+  char text[1024];
+  if (!row_config(t, config, &cfg))
+    return at_fail(e, AT_ERR_ARG, "the config '%.300s' does not parse", config);
+  at_status st = at_code_config(t->k, &cfg, text, sizeof text, e);
+  return st ? st
+            : at_compile_key_variant(t->r->ir_hash, text, t->arch, t->r->toolchain, variant, out,
+                                     e);
+}
+
 static bool compile_key(tune *t, const char *config, char out[65]) {
   at_err e = {0};
-  if (at_compile_key_variant(t->r->ir_hash, config, t->arch, t->r->toolchain, t->variant, out,
-                             &e)) {
+  if (code_key(t, config, t->variant, out, &e)) {
     fatal(t, &e);
     return false;
   }
   return true;
 }
 
-/* The meta JSON stored with an image: what a loader needs (entry, threads, smem_bytes), the
- * resources, and the target and variant it was compiled for. */
-static void image_meta(const tune *t, const at_compiled *c, bool aligned, char *buf, size_t cap) {
-  snprintf(buf, cap,
-           "{\"entry\": \"%s\", \"threads\": %d, \"smem_bytes\": %d, \"regs\": %d, "
-           "\"spills\": %d, \"arch\": \"%s\", \"variant\": \"%s\"}",
-           c->entry, c->threads, c->smem_bytes, c->regs, c->spills, t->arch,
-           aligned ? "aligned" : "generic");
+/* The meta JSON stored with the image of config: what a loader needs (entry, threads,
+ * smem_bytes), the resources, the target and variant it was compiled for, and for aligned code
+ * the compile key of its generic twin (`db prune` keeps that blob while the aligned row lives). */
+static void image_meta(const tune *t, const at_compiled *c, const char *config, bool aligned,
+                       char *buf, size_t cap) {
+  char twin[65] = "";
+  if (aligned && code_key(t, config, NULL, twin, NULL))
+    twin[0] = 0;
+  int n = snprintf(buf, cap,
+                   "{\"entry\": \"%s\", \"threads\": %d, \"smem_bytes\": %d, \"regs\": %d, "
+                   "\"spills\": %d, \"arch\": \"%s\", \"variant\": \"%s\"",
+                   c->entry, c->threads, c->smem_bytes, c->regs, c->spills, t->arch,
+                   aligned ? "aligned" : "generic");
+  if (n > 0 && (size_t)n < cap)
+    snprintf(buf + n, cap - (size_t)n, "%s%s%s}", twin[0] ? ", \"generic_key\": \"" : "", twin,
+             twin[0] ? "\"" : "");
 }
 
 /* Stores the row, and with it (same transaction: never a row pointing at a missing or partial
@@ -229,7 +252,7 @@ static bool store(tune *t, at_result *row, const at_compiled *c) {
   if (c && c->cubin) {
     if (!compile_key(t, row->config, key))
       return false;
-    image_meta(t, c, t->aligned, meta, sizeof meta);
+    image_meta(t, c, row->config, t->aligned, meta, sizeof meta);
     row->compile_key = key;
     if (at_db_begin(t->db, &e) || at_db_put_blob(t->db, key, c->cubin, c->cubin_size, meta, &e) ||
         at_db_put(t->db, &t->key, row, &e) || at_db_commit(t->db, &e)) {
@@ -387,6 +410,7 @@ static int measure(void *ctx, const at_space *s, const int *idx, int n, at_measu
 static bool row_config(const tune *t, const char *config, ir_config *cfg) {
   ir_diag d;
   ir_config row_cfg;
+  row_cfg.n = 0; /* ir_config_parse appends */
   *cfg = t->fixed;
   if (ir_config_parse(&row_cfg, config, &d) || cfg->n + row_cfg.n > IR_MAX_SYMS)
     return false;
@@ -482,7 +506,7 @@ static void store_generic_twin(tune *t, const char *config) {
   at_err e = {0};
   void *img = NULL;
   size_t size = 0;
-  if (at_compile_key(t->r->ir_hash, config, t->arch, t->r->toolchain, key, &e))
+  if (code_key(t, config, NULL, key, &e))
     return;
   if (!at_db_get_blob(t->db, key, &img, &size, NULL, &e)) { /* already there */
     free(img);
@@ -496,7 +520,7 @@ static void store_generic_twin(tune *t, const char *config) {
   }
   if (!at_compile_flags(t->k, &cfg, t->arch, t->dev.smem_per_block, 0, &c, &e) &&
       c.status == AT_RUN_COMPILED) {
-    image_meta(t, &c, false, meta, sizeof meta);
+    image_meta(t, &c, config, false, meta, sizeof meta);
     if (at_db_put_blob(t->db, key, c.cubin, c.cubin_size, meta, &e))
       snprintf(t->r->note, sizeof t->r->note, "the winner's generic code was not stored: %.400s",
                e.msg);

@@ -157,6 +157,21 @@ for i in 0 1 2 3 4 5 6 7; do
 done
 "$tilec" db check --db "$tmp/conc.db" >/dev/null || fail "db check after concurrent tunes"
 
+# One config, two problems that differ in dtype: two rows, two cubins (the compile key covers
+# the problem's items, not the tunables alone), and each row's blob says its own dtype's code.
+one=(matmul --shape M=256,N=256,K=256 --set BM=64,BN=128,BK=32,STAGES=2,GROUP_M=8,WARPS=4
+  --jobs 1 --timeout 2 --reps 5 --retime 0 --strategy exhaustive --db "$tmp/dt.db")
+run dtb "${one[@]}" --dtype bf16
+run dtf "${one[@]}" --dtype f16
+[[ $(cat "$tmp/dtb.rc") == 0 && $(cat "$tmp/dtf.rc") == 0 ]] ||
+  { cat "$tmp/dtb.err" "$tmp/dtf.err"; fail "dtype sweeps"; }
+[[ $(sql "$tmp/dt.db" "SELECT count(*) FROM result WHERE compile_key <> ''") == 2 ]] ||
+  fail "dtype sweeps: rows without cubins"
+[[ $(sql "$tmp/dt.db" "SELECT count(DISTINCT compile_key) FROM result") == 2 ]] ||
+  fail "bf16 and f16 rows share a cubin"
+[[ $(sql "$tmp/dt.db" "SELECT count(DISTINCT b.sha256) FROM result r JOIN blob b
+  ON b.compile_key = r.compile_key") == 2 ]] || fail "bf16 and f16 rows name the same code"
+
 # The model strategy with a budget finds the fastest here too (it is also the model's kind of
 # config); the budget is honoured.
 run model "${common[@]}" --strategy model --budget 8 --db "$tmp/model.db"

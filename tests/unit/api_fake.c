@@ -460,7 +460,15 @@ static void test_db_winner(void) {
   static const char meta[] = "{\"entry\": \"aligned_marker\", \"threads\": 128, "
                              "\"smem_bytes\": 1024}";
   row.config = "BM=128,BN=64,BK=32,WARPS=4,STAGES=3,GROUP_M=8";
-  row.median_ms = 0.125, row.variant = "aligned", row.compile_key = "test-aligned-cubin";
+  /* stored under the key of the whole binding (the problem's items and the row's), as the
+   * tuner stores it */
+  ir_config cfg = {0};
+  char code[1024], ckey[65];
+  REQUIRE(!kn_problem_config("matmul", &shape, NULL, &cfg, err, sizeof err));
+  REQUIRE(!ir_config_parse(&cfg, row.config, &d));
+  REQUIRE(!at_code_config(k, &cfg, code, sizeof code, NULL));
+  REQUIRE(!at_compile_key_variant(hash, code, ci.arch, toolchain, "aligned", ckey, NULL));
+  row.median_ms = 0.125, row.variant = "aligned", row.compile_key = ckey;
   static const char image[] = ".version 8.0\n.target sm_90a\n.address_size 64\n"
                               ".visible .entry aligned_marker(.param .u64 p)\n{\n  ret;\n}\n";
   CHECK_EQ_INT(AT_OK, at_db_put_blob(h, row.compile_key, image, sizeof image, meta, NULL));
@@ -489,6 +497,47 @@ static void test_db_winner(void) {
 }
 
 /* Capacity 2: the third kernel evicts the least recently used, which stays valid while held. */
+/* Problems that share the tunables but not the code (attention's D, matmul's dtype) never share
+ * a stored cubin: the compile key covers the whole binding. (With keys over the tunables alone,
+ * D=128 loaded the D=64 code the first context stored.) */
+static void test_problem_items(void) {
+  static const char *const kernels[2] = {"attention", "matmul"};
+  static const char *const shapes[2][2] = {{"B=1,H=2,S=256,D=64", "B=1,H=2,S=256,D=128"},
+                                           {"M=256,N=256,K=256", "M=256,N=256,K=256"}};
+  static const char *const dtypes[2][2] = {{NULL, NULL}, {"bf16", "f16"}};
+  static const char *const configs[2] = {"BM=64,BN=64,WARPS=4,STAGES=2",
+                                         "BM=64,BN=64,BK=32,WARPS=4,STAGES=2,GROUP_M=8"};
+  for (int i = 0; i < 2; i++) {
+    for (int j = 0; j < 2; j++) { /* each in a fresh context: only the database is shared */
+      tilec_context *c = open_ctx(0, 0);
+      if (!c)
+        return;
+      tilec_kernel_request r;
+      tilec_kernel_request_init(&r);
+      r.kernel = kernels[i], r.shape = shapes[i][j], r.dtype = dtypes[i][j], r.config = configs[i];
+      tilec_kernel *k = NULL;
+      CHECK_STATUS(TILEC_OK, tilec_kernel_get(c, &r, &k));
+      if (!CHECK(info_of(c).compiles == 1))
+        fprintf(stderr, "  %s %s %s: no compile (another problem's cubin?)\n", kernels[i],
+                shapes[i][j], dtypes[i][j] ? dtypes[i][j] : "");
+      tilec_kernel_release(k);
+      tilec_context_destroy(c);
+    }
+    tilec_context *c = open_ctx(0, 0); /* the first problem again: its own stored cubin */
+    if (!c)
+      return;
+    tilec_kernel_request r;
+    tilec_kernel_request_init(&r);
+    r.kernel = kernels[i], r.shape = shapes[i][0], r.dtype = dtypes[i][0], r.config = configs[i];
+    tilec_kernel *k = NULL;
+    CHECK_STATUS(TILEC_OK, tilec_kernel_get(c, &r, &k));
+    CHECK_EQ_INT(0, (int)info_of(c).compiles);
+    CHECK_EQ_INT(1, (int)info_of(c).db_loads);
+    tilec_kernel_release(k);
+    tilec_context_destroy(c);
+  }
+}
+
 static void test_lru(void) {
   tilec_context *c = open_ctx(TILEC_CONTEXT_NO_DB, 2);
   if (!c)
@@ -679,6 +728,7 @@ int main(void) {
   test_nowait();
   test_readonly();
   test_db_winner();
+  test_problem_items();
   test_lru();
   test_attention_layout();
   test_tuners();

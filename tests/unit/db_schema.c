@@ -136,7 +136,7 @@ static void test_v2_migration(void) {
   CHECK_EQ_INT(AT_OK, at_db_winner(db, &key, &rows, &e));
   if (CHECK(rows.n == 1)) {
     CHECK_EQ_STR("BM=32", rows.r[0].config);
-    CHECK_EQ_STR("ck1", rows.r[0].compile_key);
+    CHECK_EQ_STR("", rows.r[0].compile_key); /* a v1 compile key is dropped (v3 -> v4) */
     CHECK_EQ_STR("", rows.r[0].variant);
   }
   at_rows_free(&rows);
@@ -154,6 +154,45 @@ static void test_v2_migration(void) {
     CHECK_EQ_STR("BM=64", rows.r[0].config);
     CHECK_EQ_STR("aligned", rows.r[0].variant);
   }
+  at_rows_free(&rows);
+  at_db_close(db);
+}
+
+/* A v3 file: rows forget their version-1 compile keys (which may name another problem's
+ * code); the blobs stay, as orphans, and rows written after the migration keep theirs. */
+static void test_v3_migration(void) {
+  char path[300];
+  path_of(path, "v3.db");
+  at_err e;
+  at_db *db;
+  REQUIRE(at_db_open(path, 0, &db, &e) == AT_OK);
+  at_result r = db_test_row("BM=32", AT_RUN_OK, 0.25, 0);
+  r.compile_key = "ck3";
+  CHECK_EQ_INT(AT_OK, at_db_put_blob(db, "ck3", "abc", 3, NULL, &e));
+  CHECK_EQ_INT(AT_OK, at_db_put(db, &key, &r, &e));
+  at_db_close(db);
+  raw_sql(path, "PRAGMA user_version = 3;");
+  CHECK_EQ_INT(AT_ERR_SCHEMA, at_db_open(path, AT_DB_READONLY, &db, &e));
+  REQUIRE(at_db_open(path, 0, &db, &e) == AT_OK);
+  at_rows rows;
+  CHECK_EQ_INT(AT_OK, at_db_winner(db, &key, &rows, &e));
+  if (CHECK(rows.n == 1)) {
+    CHECK_EQ_STR("BM=32", rows.r[0].config);
+    CHECK_EQ_STR("", rows.r[0].compile_key);
+  }
+  at_rows_free(&rows);
+  void *data = NULL;
+  size_t n = 0;
+  CHECK_EQ_INT(AT_OK, at_db_get_blob(db, "ck3", &data, &n, NULL, &e));
+  free(data);
+  r = db_test_row("BM=64", AT_RUN_OK, 0.125, 0);
+  r.compile_key = "ck3";
+  CHECK_EQ_INT(AT_OK, at_db_put(db, &key, &r, &e));
+  at_db_close(db);
+  REQUIRE(at_db_open(path, AT_DB_READONLY, &db, &e) == AT_OK); /* migrated once */
+  CHECK_EQ_INT(AT_OK, at_db_winner(db, &key, &rows, &e));
+  if (CHECK(rows.n == 1))
+    CHECK_EQ_STR("ck3", rows.r[0].compile_key);
   at_rows_free(&rows);
   at_db_close(db);
 }
@@ -358,6 +397,7 @@ int main(void) {
   db_test_dir(dir);
   test_v1_migration();
   test_v2_migration();
+  test_v3_migration();
   test_v0_and_foreign();
   test_newer();
   test_flipped_blob();

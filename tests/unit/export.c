@@ -94,6 +94,30 @@ static size_t fake_cubin(const char *config, unsigned char *out, size_t cap) {
   return n;
 }
 
+/* The text a row's compile key covers (at_code_config), built as the tuner builds it: the items
+ * of the problem it measured (prob: "M=..,dtype=bf16"; built-in kernels) and the row's config. */
+static void code_of(const char *kernel, const char *prob, const char *config, char out[1024]) {
+  ir_kernel *k = builtin(kernel);
+  ir_config cfg = {0};
+  char text[256], err[256];
+  const char *dtype = NULL;
+  snprintf(text, sizeof text, "%s", prob);
+  char *dt = strstr(text, "dtype=");
+  if (dt) {
+    dtype = dt + 6;
+    dt[dt > text ? -1 : 0] = 0;
+  }
+  if (kn_is_builtin(kernel)) {
+    kn_shape shape;
+    REQUIRE(!kn_shape_parse(text, &shape, err, sizeof err));
+    REQUIRE(!kn_problem_config(kernel, &shape, dtype, &cfg, err, sizeof err));
+  }
+  ir_diag d;
+  REQUIRE(!ir_config_parse(&cfg, config, &d));
+  REQUIRE(!at_code_config(k, &cfg, out, 1024, NULL));
+  ir_kernel_free(k);
+}
+
 /* How a row's code was stored: the generic code; the aligned variant with the generic code of
  * the same config beside it (as `tilec tune` stores a winner); the aligned variant alone. */
 typedef enum { V_GENERIC, V_ALIGNED_TWIN, V_ALIGNED_ONLY } variant;
@@ -107,16 +131,17 @@ static void put_variant_row(at_db *db, const problem *p, const char *ir_hash, co
   snprintf(prob, sizeof prob, "%s%s%s", p->shape, p->dtype ? ",dtype=" : "",
            p->dtype ? p->dtype : "");
   r.problem = prob;
-  char ck[65], gk[65], meta[256];
+  char ck[65], gk[65], meta[256], code[1024];
   unsigned char cubin[600];
   at_err e = {0};
-  REQUIRE(at_compile_key_variant(ir_hash, config, "sm_90a", TC, v ? "aligned" : NULL, ck, &e) ==
+  code_of(p->kernel, prob, config, code);
+  REQUIRE(at_compile_key_variant(ir_hash, code, "sm_90a", TC, v ? "aligned" : NULL, ck, &e) ==
           AT_OK);
   size_t n = fake_cubin(config, cubin, sizeof cubin);
   snprintf(meta, sizeof meta,
            "{\"entry\": \"%s_%d\", \"threads\": %d, \"smem_bytes\": %d, \"regs\": 128, "
-           "\"spills\": 0%s}",
-           p->kernel, (int)n, threads, smem, v ? ", \"arch\": \"sm_90a\"" : "");
+           "\"spills\": 0, \"arch\": \"sm_90a\"}",
+           p->kernel, (int)n, threads, smem);
   r.compile_key = ck;
   r.variant = v ? "aligned" : "";
   REQUIRE(at_db_begin(db, &e) == AT_OK);
@@ -130,7 +155,7 @@ static void put_variant_row(at_db *db, const problem *p, const char *ir_hash, co
              "{\"entry\": \"generic_%d\", \"threads\": %d, \"smem_bytes\": %d, \"arch\": "
              "\"sm_90a\"}",
              (int)n, threads, smem + 16);
-    REQUIRE(at_compile_key(ir_hash, config, "sm_90a", TC, gk, &e) == AT_OK);
+    REQUIRE(at_compile_key(ir_hash, code, "sm_90a", TC, gk, &e) == AT_OK);
     REQUIRE(at_db_put_blob(db, gk, cubin, n, meta, &e) == AT_OK);
   }
   REQUIRE(at_db_commit(db, &e) == AT_OK);
@@ -389,9 +414,10 @@ static const char *launched_image(int entry, const char *line) {
   const at_result *r = &winners.r[entry];
   at_db *db = NULL;
   at_err e;
-  char gk[65], want[64];
+  char gk[65], want[64], code[1024];
   REQUIRE(at_db_open(dbpath, AT_DB_READONLY, &db, &e) == AT_OK);
-  REQUIRE(at_compile_key(r->key.ir_hash, r->config, "sm_90a", TC, gk, &e) == AT_OK);
+  code_of(r->key.kernel, r->problem, r->config, code);
+  REQUIRE(at_compile_key(r->key.ir_hash, code, "sm_90a", TC, gk, &e) == AT_OK);
   const char *keys[2] = {r->compile_key, gk}, *names[2] = {"row", "generic"}, *res = "?";
   for (int i = 0; i < 2 && !strcmp(res, "?"); i++) { /* a generic row's key is gk itself */
     void *blob = NULL;
@@ -699,6 +725,22 @@ static void test_refusals(const char *mm_hash, const char *at_hash) {
   c = (at_buf){0}, h = (at_buf){0};
   CHECK_EQ_INT(AT_MISS, at_export(db, &o, &c, &h, NULL, &e));
   CHECK_CONTAINS(e.msg, "the cubin");
+  at_buf_free(&c), at_buf_free(&h);
+  at_db_close(db);
+
+  /* a row naming another problem's code (what compile keys over the tunables alone allowed:
+   * D=64's winner with the config of a D=128 row and that row's cubin) is never exported */
+  snprintf(sql, sizeof sql,
+           "UPDATE result SET config = 'BM=64,BN=64,WARPS=4,STAGES=2', compile_key = (SELECT "
+           "compile_key FROM result WHERE kernel = 'attention' AND bucket LIKE '%%D=128%%' AND "
+           "config = 'BM=64,BN=64,WARPS=4,STAGES=2') WHERE kernel = 'attention' AND bucket LIKE "
+           "'%%D=64%%' AND ir_hash = '%s';",
+           at_hash);
+  raw_sql(sql);
+  REQUIRE(at_db_open(dbpath, AT_DB_READONLY, &db, &e) == AT_OK);
+  c = (at_buf){0}, h = (at_buf){0};
+  CHECK_EQ_INT(AT_ERR_CORRUPT, at_export(db, &o, &c, &h, NULL, &e));
+  CHECK_CONTAINS(e.msg, "not the code of this problem");
   at_buf_free(&c), at_buf_free(&h);
   at_db_close(db);
   (void)mm_hash;
