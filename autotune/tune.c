@@ -530,6 +530,47 @@ static void store_generic_twin(tune *t, const char *config) {
   at_compiled_free(&c);
 }
 
+/* After a sweep: the winner's code, stored under its compile key and named by its row, when the
+ * row names none (a row from before schema v4, or merged or imported without its cubin): what
+ * the API loads and `tilec export` embeds. Best effort, reported as a note. Returns whether the
+ * row changed. */
+static bool store_winner_code(tune *t, const at_result *w) {
+  char key[65], meta[512];
+  at_err e = {0};
+  if ((w->compile_key && w->compile_key[0]) || strcmp(w->variant, t->variant) ||
+      code_key(t, w->config, t->variant, key, &e))
+    return false;
+  void *img = NULL;
+  size_t size = 0;
+  at_compiled c = {0};
+  bool have = !at_db_get_blob(t->db, key, &img, &size, NULL, &e);
+  free(img);
+  ir_config cfg;
+  if (!have && (!row_config(t, w->config, &cfg) ||
+                at_compile_flags(t->k, &cfg, t->arch, t->dev.smem_per_block,
+                                 t->aligned ? CG_ALIGNED : 0, &c, &e) ||
+                c.status != AT_RUN_COMPILED)) {
+    snprintf(t->r->note, sizeof t->r->note, "the winner's code did not compile: %.400s",
+             e.msg[0] ? e.msg : c.detail);
+    at_compiled_free(&c);
+    return false;
+  }
+  at_result row = *w;
+  row.compile_key = key;
+  if (!have)
+    image_meta(t, &c, w->config, t->aligned, meta, sizeof meta);
+  if (at_db_begin(t->db, &e) ||
+      (!have && at_db_put_blob(t->db, key, c.cubin, c.cubin_size, meta, &e)) ||
+      at_db_put(t->db, &t->key, &row, &e) || at_db_commit(t->db, &e)) {
+    at_db_rollback(t->db);
+    snprintf(t->r->note, sizeof t->r->note, "the winner's code was not stored: %.400s", e.msg);
+    at_compiled_free(&c);
+    return false;
+  }
+  at_compiled_free(&c);
+  return true;
+}
+
 /* Which code the sweep measures: o->variant against what the worker said of the arguments. */
 static at_status choose_variant(tune *t, at_err *e) {
   const at_tune_opts *o = t->o;
@@ -756,6 +797,11 @@ at_status at_tune(const at_tune_opts *o, at_tune_report *r, at_err *e) {
   else {
     st = at_db_list(t.db, &t.key, &r->top, e);
     r->have_winner = !st && r->top.n > 0 && r->top.r[0].status == AT_RUN_OK;
+    if (r->have_winner && store_winner_code(&t, &r->top.r[0])) {
+      at_rows_free(&r->top);
+      st = at_db_list(t.db, &t.key, &r->top, e);
+      r->have_winner = !st && r->top.n > 0 && r->top.r[0].status == AT_RUN_OK;
+    }
     if (r->have_winner && t.aligned)
       store_generic_twin(&t, r->top.r[0].config);
   }

@@ -129,6 +129,16 @@ run again "${common[@]}" --strategy exhaustive --db "$tmp/full.db"
 [[ $(cat "$tmp/again.rc") == 0 ]] || { cat "$tmp/again.err"; fail "resume exit code"; }
 [[ $(field again 'd["measured"]') == 0 ]] || fail "resume measured again"
 [[ $(field again 'd["winner"]') == "$best" ]] || fail "resume winner"
+# Rows that name no cubin (a file migrated to schema 4, a merge without blobs): the next sweep
+# measures nothing and stores the winner's code under its key, named by its row.
+cp "$tmp/full.db" "$tmp/nokey.db"
+python3 -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("UPDATE result SET compile_key = \x27\x27"); c.commit()' "$tmp/nokey.db"
+run nokey "${common[@]}" --strategy exhaustive --db "$tmp/nokey.db"
+[[ $(cat "$tmp/nokey.rc") == 0 ]] || { cat "$tmp/nokey.err"; fail "sweep over rows without cubins"; }
+[[ $(field nokey 'd["measured"]') == 0 ]] || fail "rows without cubins measured again"
+[[ $(sql "$tmp/nokey.db" "SELECT count(*) FROM result r JOIN blob b ON b.compile_key = r.compile_key
+  WHERE r.config = '$best'") == 1 ]] || fail "the winner's cubin is not stored and named"
+
 # --restart measures again.
 run restart "${common[@]}" --strategy exhaustive --db "$tmp/full.db" --restart
 [[ $(field restart 'd["measured"]') == $(field full 'd["measured"]') ]] || fail "restart"
