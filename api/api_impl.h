@@ -24,6 +24,7 @@
 #include "tilec/tilec.h"
 
 enum { API_BUCKETS = 4096, API_DEFAULT_CAPACITY = 256, API_DEFAULT_TUNE_BUDGET = 16 };
+#define API_DEFAULT_NEAREST 2.0
 
 struct tilec_ir {
   ir_kernel *k; /* verified, not specialized */
@@ -81,7 +82,8 @@ struct tilec_context {
   unsigned flags;
   tilec_tune_policy tune;
   int tune_budget;
-  rt_ctx *rt; /* NULL with TILEC_CONTEXT_NO_GPU */
+  double nearest; /* opts.nearest: the largest bucket distance of a stand-in winner; < 0 none */
+  rt_ctx *rt;     /* NULL with TILEC_CONTEXT_NO_GPU */
   void *stream;
   rt_device_info dev;
   at_device model; /* for the heuristic config */

@@ -6,6 +6,7 @@
  * kernel, whose entries form the LRU. Kernels are reference-counted; so is the context (one
  * reference per live kernel), so eviction and destroy never free what a caller still holds.
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -184,11 +185,14 @@ tilec_status tilec_context_create(const tilec_context_opts *opts, tilec_context 
   tilec_context_opts_init(&def);
   tilec_context_opts o = def;
   if (opts) {
-    tilec_status s = api_check_size("tilec_context_opts", opts->size, sizeof o, sizeof o);
+    tilec_status s = api_check_size("tilec_context_opts", opts->size,
+                                    offsetof(tilec_context_opts, nearest), sizeof o);
     if (s)
       return s;
-    o = *opts;
+    memcpy(&o, opts, opts->size); /* a struct from before a later field keeps its default */
   }
+  if (isnan(o.nearest))
+    return api_fail(TILEC_ERR_ARG, "tilec_context_create: nearest is NaN");
   if (o.cache_capacity < 0 || o.tune_budget < 0)
     return api_fail(TILEC_ERR_ARG,
                     "tilec_context_create: cache_capacity %d and tune_budget %d must be >= 0",
@@ -213,6 +217,7 @@ tilec_status tilec_context_create(const tilec_context_opts *opts, tilec_context 
   c->flags = o.flags;
   c->tune = o.tune;
   c->tune_budget = o.tune_budget > 0 ? o.tune_budget : API_DEFAULT_TUNE_BUDGET;
+  c->nearest = o.nearest == 0 ? API_DEFAULT_NEAREST : o.nearest;
   c->capacity = o.cache_capacity ? o.cache_capacity : API_DEFAULT_CAPACITY;
   pthread_mutex_init(&c->mu, NULL);
   pthread_mutex_init(&c->db_mu, NULL);

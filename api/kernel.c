@@ -213,25 +213,61 @@ static tilec_status db_winner(tilec_context *ctx, miss *m, bool *found) {
   return TILEC_OK;
 }
 
-/* The model's best live point of the space (tilec tune's prior); the kernel's defaults when
- * the space has no live point or cannot be built. */
-static void heuristic(tilec_context *ctx, miss *m) {
-  at_space sp = {0};
+/* The model's best live point of sp (tilec tune's prior); the kernel's defaults (an empty
+ * config text) when sp is NULL (it could not be built) or has no live point. */
+static void heuristic(const at_space *sp, miss *m) {
   m->tun[0] = 0;
-  if (at_space_build(m->k, &m->fixed, &m->shape, &ctx->model, &sp, NULL))
-    return;
   int best = -1;
-  for (int i = 0; i < sp.n; i++) {
-    const at_cand *c = &sp.c[i];
+  for (int i = 0; sp && i < sp->n; i++) {
+    const at_cand *c = &sp->c[i];
     if (c->pruned || isinf(c->prior_ms))
       continue;
-    if (best < 0 ||
-        (!isnan(c->prior_ms) && (isnan(sp.c[best].prior_ms) || c->prior_ms < sp.c[best].prior_ms)))
+    if (best < 0 || (!isnan(c->prior_ms) &&
+                     (isnan(sp->c[best].prior_ms) || c->prior_ms < sp->c[best].prior_ms)))
       best = i;
   }
   if (best >= 0)
-    snprintf(m->tun, sizeof m->tun, "%s", sp.c[best].config);
-  at_space_free(&sp);
+    snprintf(m->tun, sizeof m->tun, "%s", sp->c[best].config);
+}
+
+/* Configs of the nearest tuned buckets a miss considers. */
+enum { API_NEAREST_MAX = 8 };
+
+/* A stand-in for a missing winner: the winner of the nearest tuned bucket of the same kernel
+ * (device, toolchain and IR as the request) within ctx->nearest (at_bucket_distance) whose
+ * config is a live point of this problem's space sp. Database errors only mean no stand-in. */
+static bool nearest_winner(tilec_context *ctx, miss *m, const at_space *sp) {
+  if (!ctx->db || ctx->nearest < 0 || !sp)
+    return false;
+  at_key pat = {ctx->device_key, ctx->toolchain, m->k->name, m->hash, NULL};
+  at_rows rows = {0};
+  pthread_mutex_lock(&ctx->db_mu);
+  at_status st = at_db_winners(ctx->db, &pat, &rows, NULL);
+  pthread_mutex_unlock(&ctx->db_mu);
+  at_bucket_winner *pairs = !st && rows.n > 0 ? calloc((size_t)rows.n, sizeof *pairs) : NULL;
+  const char *out[API_NEAREST_MAX];
+  int np = 0, nout = 0;
+  bool found = false;
+  for (int i = 0; pairs && i < rows.n; i++)
+    pairs[np++] = (at_bucket_winner){rows.r[i].key.bucket, rows.r[i].config};
+  if (np > 0 && !at_bucket_nearest(m->bucket, pairs, np, API_NEAREST_MAX, out, &nout, NULL)) {
+    for (int i = 0; i < nout && !found; i++) {
+      double d = INFINITY; /* of the nearest bucket this config won */
+      for (int j = 0; j < np; j++)
+        if (!strcmp(pairs[j].config, out[i]))
+          d = fmin(d, at_bucket_distance(m->bucket, pairs[j].bucket));
+      if (d > ctx->nearest)
+        break; /* out is ordered by that distance */
+      int c = at_space_find(sp, out[i]);
+      if (c >= 0 && !sp->c[c].pruned && !isinf(sp->c[c].prior_ms)) {
+        snprintf(m->tun, sizeof m->tun, "%s", out[i]);
+        found = true;
+      }
+    }
+  }
+  free(pairs);
+  at_rows_free(&rows);
+  return found;
 }
 
 /* Whether a background sweep of this request was started already (running or done: one per
@@ -292,8 +328,15 @@ static tilec_status choose_config(tilec_context *ctx, const tilec_kernel_request
       pthread_mutex_unlock(&ctx->mu);
     }
   }
-  heuristic(ctx, m);
-  m->origin = TILEC_ORIGIN_HEURISTIC;
+  at_space sp = {0};
+  bool have_space = !at_space_build(m->k, &m->fixed, &m->shape, &ctx->model, &sp, NULL);
+  if (nearest_winner(ctx, m, have_space ? &sp : NULL)) {
+    m->origin = TILEC_ORIGIN_NEAREST;
+  } else {
+    heuristic(have_space ? &sp : NULL, m);
+    m->origin = TILEC_ORIGIN_HEURISTIC;
+  }
+  at_space_free(&sp);
   return TILEC_OK;
 }
 

@@ -129,7 +129,8 @@ static int run(tilec_context *ctx, void *stream, const work *w, int reps, bool n
   tilec_kernel_release(again);
   tilec_kernel_info ki = {.size = sizeof ki};
   tilec_kernel_info_get(k, &ki);
-  static const char *const origin[] = {"db", "db+compile", "heuristic", "explicit", "tuned"};
+  static const char *const origin[] = {"db",       "db+compile", "heuristic",
+                                       "explicit", "tuned",      "nearest"};
 
   tilec_arg args[6];
   uint64_t bufs[6] = {0};
@@ -175,7 +176,9 @@ static int run(tilec_context *ctx, void *stream, const work *w, int reps, bool n
            first, steps);
   printf("%-10s %-28s %-10s miss %8.1f ms  hit %6.2f us  launch %5.2f us  kernel %8.4f ms  "
          "%7.1f TFLOP/s  [%s]\n",
-         w->kernel, w->shape, origin[ki.origin], (t1 - t0) / 1e3, t2 - t1, (h1 - h0) / reps, per,
+         w->kernel, w->shape,
+         (unsigned)ki.origin < sizeof origin / sizeof *origin ? origin[ki.origin] : "?",
+         (t1 - t0) / 1e3, t2 - t1, (h1 - h0) / reps, per,
          per > 0 ? w->flops / (per * 1e-3) / 1e12 : 0.0, ki.config);
 done:
   for (int i = 0; i < w->nargs; i++)

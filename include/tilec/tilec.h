@@ -116,11 +116,14 @@ typedef struct tilec_context_opts {
   tilec_tune_policy tune; /* what a DB miss does */
   const char *arch;       /* NULL: the device's ("sm_90"); required with NO_GPU */
   int tune_budget;        /* candidates per sweep of the tune policy; 0: 16 */
+  /* Later field (a struct from before it, by its size, reads as 0): */
+  double nearest; /* a problem without a winner takes the winner of the nearest tuned bucket of
+                     the same kernel within this bucket distance (TILEC_ORIGIN_NEAREST; distance:
+                     docs/api.md); 0: 2.0; negative: never (the heuristic config) */
 } tilec_context_opts;
 
 /* Fills o with the defaults (device 0, no flags, default database, capacity 256, never tune,
- * 16 candidates per policy sweep)
- * and o->size. */
+ * 16 candidates per policy sweep, nearest bucket within 2.0) and o->size. */
 TILEC_API void tilec_context_opts_init(tilec_context_opts *o);
 
 /* Creates a context: opens the driver and the device (or adopts the caller's context), reads
@@ -337,6 +340,8 @@ typedef enum tilec_kernel_origin {
   TILEC_ORIGIN_HEURISTIC,   /* no winner: the model's best guess, compiled here or loaded */
   TILEC_ORIGIN_EXPLICIT,    /* the request's config */
   TILEC_ORIGIN_TUNED,       /* a sweep made for this request (TILEC_TUNE_SYNC) */
+  TILEC_ORIGIN_NEAREST,     /* no winner: the winner of the nearest tuned bucket (opts.nearest),
+                               its cubin loaded when the database holds this binding's */
 } tilec_kernel_origin;
 
 typedef struct tilec_kernel_info {

@@ -34,7 +34,7 @@ class _ContextOpts(ctypes.Structure):
                 ("cu_context", ctypes.c_void_p), ("cu_stream", ctypes.c_void_p),
                 ("db_path", ctypes.c_char_p), ("cache_capacity", ctypes.c_int),
                 ("tune", ctypes.c_int), ("arch", ctypes.c_char_p),
-                ("tune_budget", ctypes.c_int)]
+                ("tune_budget", ctypes.c_int), ("nearest", ctypes.c_double)]
 
 
 class _ContextInfo(ctypes.Structure):
@@ -94,7 +94,7 @@ class _DLManagedTensorVersioned(ctypes.Structure):
 
 _STATUS = ["ok", "arg", "not_found", "shape", "no_driver", "no_device", "no_toolchain",
            "compile", "launch", "cuda", "db", "readonly", "busy", "oom", "internal"]
-_ORIGIN = ["db", "db_compiled", "heuristic", "explicit", "tuned"]
+_ORIGIN = ["db", "db_compiled", "heuristic", "explicit", "tuned", "nearest"]
 
 
 class TilecError(RuntimeError):
@@ -242,7 +242,7 @@ class Kernel:
         i = _KernelInfo(size=ctypes.sizeof(_KernelInfo))
         _check(library().tilec_kernel_info_get(self._h, ctypes.byref(i)))
         return {"name": i.name.decode(), "config": i.config.decode(), "bucket": i.bucket.decode(),
-                "entry": i.entry.decode(), "origin": _ORIGIN[i.origin], "nargs": i.nargs,
+                "entry": i.entry.decode(), "origin": _ORIGIN[i.origin] if i.origin < len(_ORIGIN) else str(i.origin), "nargs": i.nargs,
                 "threads": i.threads, "smem_bytes": i.smem_bytes, "load_ms": i.load_ms,
                 "aligned": bool(i.flags & KERNEL_ALIGNED)}
 
@@ -274,7 +274,7 @@ class Context:
     """A tilec context on a device (or adopting the current CUDA context with adopt=True)."""
 
     def __init__(self, device=0, db=None, readonly=False, no_db=False, adopt=False, stream=None,
-                 cache_capacity=0, arch=None, no_gpu=False):
+                 cache_capacity=0, arch=None, no_gpu=False, nearest=0.0):
         lib = library()
         o = _ContextOpts()
         lib.tilec_context_opts_init(ctypes.byref(o))
@@ -288,6 +288,7 @@ class Context:
         o.arch = self._arch
         if cache_capacity:
             o.cache_capacity = cache_capacity
+        o.nearest = nearest
         h = ctypes.c_void_p()
         _check(lib.tilec_context_create(ctypes.byref(o), ctypes.byref(h)))
         self._h = h

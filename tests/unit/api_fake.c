@@ -6,6 +6,8 @@
  * Prints the host costs docs/api.md records (hit lookup, launch, miss).
  */
 #include <dlfcn.h>
+#include <math.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -497,6 +499,51 @@ static void test_db_winner(void) {
 }
 
 /* Capacity 2: the third kernel evicts the least recently used, which stays valid while held. */
+/* A problem without a winner takes the winner of the nearest tuned bucket within opts.nearest
+ * (test_db_winner's rows: M=pow2:1024, winner BM=128,BN=64, its generic code stored): M=2000 is
+ * one bucket away and loads that code without compiling; M=64 is four away and gets the
+ * heuristic; nearest < 0 turns the stand-in off; an options struct from before the field gets
+ * the default. */
+static void test_nearest(void) {
+  tilec_context_opts o;
+  for (int v = 0; v < 3; v++) {
+    tilec_context_opts_init(&o);
+    o.db_path = db;
+    o.cu_stream = stream;
+    o.flags = TILEC_CONTEXT_READONLY;
+    if (v == 1)
+      o.nearest = -1;
+    if (v == 2)
+      o.size = offsetof(tilec_context_opts, nearest), o.nearest = -1; /* not read */
+    tilec_context *c = NULL;
+    CHECK_STATUS(TILEC_OK, tilec_context_create(&o, &c));
+    if (!c)
+      return;
+    tilec_kernel *k = get(c, "matmul", "M=2000,N=1024,K=1024", NULL);
+    tilec_kernel_info ki = kinfo(k);
+    if (v == 1) {
+      CHECK_EQ_INT(TILEC_ORIGIN_HEURISTIC, ki.origin);
+    } else {
+      CHECK_EQ_INT(TILEC_ORIGIN_NEAREST, ki.origin);
+      CHECK_CONTAINS(ki.config, "BM=128,BN=64,BK=32,WARPS=4,STAGES=3,GROUP_M=8");
+      CHECK_EQ_INT(0, (int)info_of(c).compiles);
+      CHECK_EQ_INT(1, (int)info_of(c).db_loads);
+    }
+    tilec_kernel_release(k);
+    if (v == 0) {
+      k = get(c, "matmul", "M=64,N=1024,K=1024", NULL);
+      CHECK_EQ_INT(TILEC_ORIGIN_HEURISTIC, kinfo(k).origin);
+      tilec_kernel_release(k);
+    }
+    tilec_context_destroy(c);
+  }
+  tilec_context_opts_init(&o);
+  o.flags = TILEC_CONTEXT_NO_DB;
+  o.nearest = NAN;
+  tilec_context *c = NULL;
+  CHECK_STATUS(TILEC_ERR_ARG, tilec_context_create(&o, &c));
+}
+
 /* Problems that share the tunables but not the code (attention's D, matmul's dtype) never share
  * a stored cubin: the compile key covers the whole binding. (With keys over the tunables alone,
  * D=128 loaded the D=64 code the first context stored.) */
@@ -728,6 +775,7 @@ int main(void) {
   test_nowait();
   test_readonly();
   test_db_winner();
+  test_nearest();
   test_problem_items();
   test_lru();
   test_attention_layout();
