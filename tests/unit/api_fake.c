@@ -429,6 +429,8 @@ static void test_db_winner(void) {
   at_db *h = NULL;
   REQUIRE(!at_db_open(db, 0, &h, NULL));
   char *device = strdup(ci.device), *toolchain = strdup(ci.toolchain); /* c's, till destroyed */
+  char arch[16];
+  snprintf(arch, sizeof arch, "%s", ci.arch);
   REQUIRE(device && toolchain);
   at_key key = {device, toolchain, "matmul", hash, bucket};
   at_result row = at_result_empty();
@@ -469,7 +471,7 @@ static void test_db_winner(void) {
   REQUIRE(!kn_problem_config("matmul", &shape, NULL, &cfg, err, sizeof err));
   REQUIRE(!ir_config_parse(&cfg, row.config, &d));
   REQUIRE(!at_code_config(k, &cfg, code, sizeof code, NULL));
-  REQUIRE(!at_compile_key_variant(hash, code, ci.arch, toolchain, "aligned", ckey, NULL));
+  REQUIRE(!at_compile_key_variant(hash, code, arch, toolchain, "aligned", ckey, NULL));
   row.median_ms = 0.125, row.variant = "aligned", row.compile_key = ckey;
   static const char image[] = ".version 8.0\n.target sm_90a\n.address_size 64\n"
                               ".visible .entry aligned_marker(.param .u64 p)\n{\n  ret;\n}\n";
