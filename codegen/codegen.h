@@ -30,9 +30,10 @@ int cg_llvm_version(char *buf, size_t cap);
 
 /* Passes LLVM's own command-line options (space-separated, e.g. "-time-passes") to the linked
  * LLVM, for developers measuring or experimenting with the compiler (the CLI reads them from
- * TILEC_LLVM_ARGS; docs/codegen.md). Call it at most once, before any compilation. LLVM prints
- * a message and EXITS THE PROCESS on an option it does not know, so the library never calls
- * this itself. Returns 0, or -1 with a message in err when args has more than 63 options. */
+ * TILEC_LLVM_ARGS; docs/codegen.md). Call it at most once, before any compilation. The options
+ * are process-wide and LLVM's C API ignores, without a word, one it does not know ("-help"
+ * prints and exits), so the library never calls this itself. Returns 0, or -1 with a message in
+ * err when args has more than 63 options. */
 int cg_llvm_options(const char *args, char *err, size_t errcap);
 
 /* Builds a one-store probe kernel `tilec_probe(ptr addrspace(1))` with the LLVM C API, verifies
