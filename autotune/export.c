@@ -250,7 +250,8 @@ static bool has_item(const ir_config *c, const char *name) {
 }
 
 /* The full config of an entry: the row's, then --set items it lacks, then what the bucket
- * fixes (dtype, const parameters) for built-in kernels. */
+ * fixes: type variables and file kernels' const parameters it names, and for built-in kernels
+ * what kn_problem_config makes of it (dtype, const parameters). */
 static at_status entry_config(gen *g, const kern *kn, entry *en, ir_config *cfg) {
   ir_diag d;
   const at_result *r = en->row;
@@ -275,7 +276,36 @@ static at_status entry_config(gen *g, const kern *kn, entry *en, ir_config *cfg)
     }
     free(set);
   }
-  if (!kn_is_builtin(kn->name))
+  /* Bucket keys that name a type variable, or a const parameter of a file kernel, bind it: the
+   * tuner puts --set items that fix them in the bucket (built-in kernels take their const
+   * parameters from the bucket through kn_problem_config below). */
+  bool builtin = kn_is_builtin(kn->name);
+  for (int i = 0; i < en->nkeys; i++) {
+    const char *nm = en->keys[i], *val = en->vals[i].text;
+    int sym = ir_sym_find(kn->k, nm, strlen(nm));
+    bool tvar = ir_tvar_find(kn->k, nm, strlen(nm)) >= 0;
+    bool cnst = !builtin && sym >= 0 && kn->k->syms[sym].kind == SYM_CONST;
+    if ((!tvar && !cnst) || has_item(cfg, nm))
+      continue;
+    if (cfg->n == IR_MAX_SYMS)
+      return at_fail(g->err, AT_ERR_ARG, "kernel '%s' bucket '%s': too many items", kn->name,
+                     r->key.bucket);
+    ir_config_item *it = &cfg->items[cfg->n];
+    memset(it, 0, sizeof *it);
+    snprintf(it->name, sizeof it->name, "%s", nm);
+    char *end = NULL;
+    if (tvar)
+      it->kind = ir_kind_from_name(val, strlen(val));
+    else if (ir_kind_is_float(kn->k->syms[sym].ty))
+      it->value = (ir_num){.isf = true, .f = strtod(val, &end)};
+    else
+      it->value = (ir_num){.i = strtoll(val, &end, 10)};
+    if (tvar ? it->kind == IR_VOID : (!end || end == val || *end))
+      return at_fail(g->err, AT_ERR_ARG, "kernel '%s' bucket '%s': '%s=%s' is not a value of %s",
+                     kn->name, r->key.bucket, nm, val, nm);
+    cfg->n++;
+  }
+  if (!builtin)
     return AT_OK;
   kn_shape shape = {0};
   const char *dtype = NULL;

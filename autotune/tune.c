@@ -57,6 +57,7 @@ typedef struct tune {
   at_tune_report *r;
   ir_kernel *k;
   ir_config fixed;
+  char pinned[1024]; /* the --set items naming const parameters or type variables ("D=32") */
   at_space space;
   at_device dev;
   at_db *db;
@@ -643,17 +644,50 @@ static at_status problem(tune *t, kn_shape *shape, at_err *e) {
   t->fixed.n = 0;
   if (o->set && ir_config_parse(&t->fixed, o->set, &d))
     return at_fail(e, AT_ERR_ARG, "--set: %s", d.msg);
+  /* --set items that fix a const parameter or a type variable define another problem, not a
+   * narrower space: the worker specializes every candidate with them (t->pinned), and the
+   * bucket and the problem text name them, so sweeps that differ in them never share rows. */
+  kn_shape keyed = *shape;
+  size_t np = 0;
+  t->pinned[0] = 0;
+  for (int i = 0; i < t->fixed.n; i++) {
+    const ir_config_item *it = &t->fixed.items[i];
+    size_t len = strlen(it->name);
+    int sym = ir_sym_find(t->k, it->name, len);
+    bool tvar = ir_tvar_find(t->k, it->name, len) >= 0;
+    if (!tvar && (sym < 0 || t->k->syms[sym].kind != SYM_CONST))
+      continue;
+    char val[64];
+    if (tvar)
+      snprintf(val, sizeof val, "%s", ir_kind_name(it->kind));
+    else if (it->value.isf)
+      snprintf(val, sizeof val, "%.17g", it->value.f);
+    else
+      snprintf(val, sizeof val, "%lld", (long long)it->value.i);
+    for (int j = 0; j < shape->n; j++)
+      if (!strcmp(shape->kv[j].key, it->name))
+        return at_fail(e, AT_ERR_ARG, "'%s' is given by both --shape and --set", it->name);
+    if (keyed.n == KN_MAX_KEYS)
+      return at_fail(e, AT_ERR_ARG, "--shape and --set: more than %d problem keys", KN_MAX_KEYS);
+    snprintf(keyed.kv[keyed.n].key, sizeof keyed.kv[keyed.n].key, "%s", it->name);
+    snprintf(keyed.kv[keyed.n].val, sizeof keyed.kv[keyed.n].val, "%s", val);
+    keyed.n++;
+    np += (size_t)snprintf(t->pinned + np, np < sizeof t->pinned ? sizeof t->pinned - np : 0,
+                           "%s%s=%s", np ? "," : "", it->name, val);
+    if (np >= sizeof t->pinned)
+      return at_fail(e, AT_ERR_ARG, "--set: too long");
+  }
   if (kn_is_builtin(t->k->name) &&
       kn_problem_config(t->k->name, shape, o->dtype, &t->fixed, err, sizeof err))
     return at_fail(e, AT_ERR_ARG, "%s", err);
   char *bucket = NULL;
-  at_status st = at_bucket_key(t->k, shape, o->dtype, &bucket, e);
+  at_status st = at_bucket_key(t->k, &keyed, o->dtype, &bucket, e);
   if (st)
     return st;
   t->r->bucket = bucket;
-  char prob[1024];
-  snprintf(prob, sizeof prob, "%s%s%s", o->shape, o->dtype ? ",dtype=" : "",
-           o->dtype ? o->dtype : "");
+  char prob[2048];
+  snprintf(prob, sizeof prob, "%s%s%s%s%s", o->shape, o->dtype ? ",dtype=" : "",
+           o->dtype ? o->dtype : "", t->pinned[0] ? "," : "", t->pinned);
   t->r->problem = sdup(prob);
   return t->r->problem ? AT_OK : at_fail(e, AT_ERR_OOM, "out of memory");
 }
@@ -677,6 +711,7 @@ static at_status device(tune *t, at_err *e) {
                           .source = o->source,
                           .shape = o->shape,
                           .dtype = o->dtype,
+                          .set = t->pinned,
                           .arch = o->arch,
                           .seed = o->seed ? o->seed : 1,
                           .reps = o->reps > 0 ? o->reps : 50,

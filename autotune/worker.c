@@ -547,6 +547,7 @@ static at_status start(at_worker *w, at_err *e) {
       (p->source && (s = at_msg_add(&m, "source", p->source, strlen(p->source), e))) ||
       (p->shape && (s = at_msg_add(&m, "shape", p->shape, strlen(p->shape), e))) ||
       (p->dtype && (s = at_msg_add(&m, "dtype", p->dtype, strlen(p->dtype), e))) ||
+      (p->set && p->set[0] && (s = at_msg_add(&m, "set", p->set, strlen(p->set), e))) ||
       (p->arch && (s = at_msg_add(&m, "arch", p->arch, strlen(p->arch), e))) ||
       (s = at_msg_addf(&m, e, "seed", "%llu", (unsigned long long)p->seed)) ||
       (s = at_msg_addf(&m, e, "reps", "%d", p->reps)) ||
@@ -632,6 +633,7 @@ at_status at_worker_start(const at_worker_opts *o, const at_problem_desc *p, at_
     w->p.shape = w->strs[2] = dup_or_null(p->shape, &oom);
     w->p.dtype = w->strs[3] = dup_or_null(p->dtype, &oom);
     w->p.arch = w->strs[4] = dup_or_null(p->arch, &oom);
+    w->p.set = w->strs[5] = dup_or_null(p->set, &oom);
     if (w->p.reps <= 0)
       w->p.reps = 50;
     if (w->p.reps > AT_MAX_SAMPLES)

@@ -33,6 +33,8 @@ typedef struct at_problem_desc {
   const char *source;               /* kernel text for file kernels, else NULL */
   const char *shape, *dtype, *arch; /* --shape text; dtype (NULL: default); target arch (NULL:
                                        the device's own, sm_90a on compute capability 9.0) */
+  const char *set; /* items every candidate is specialized with before its config (the --set
+                      items that name const parameters or type variables), or NULL */
   uint64_t seed;
   int reps, warmup;       /* timed repetitions (<= 0: 50), warm-up launches (< 0: 5) */
   bool no_flush;          /* do not flush the L2 between repetitions */

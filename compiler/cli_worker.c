@@ -64,6 +64,7 @@ typedef struct worker {
   bool has_problem, builtin, check, flush, rotate;
   ir_kernel *k;
   char kernel[64], dtype[32], arch[16];
+  char set[1024]; /* PROBLEM's set: items every candidate is specialized with first */
   kn_shape shape;
   uint64_t seed;
   int reps, warmup;
@@ -658,6 +659,8 @@ static int load_kernel(worker *w, const char *name, const char *source, char *er
 static int specialize(worker *w, const char *config, ir_kernel **spec, char *err, size_t cap) {
   ir_config cfg = {0};
   ir_diag d;
+  if (w->set[0] && ir_config_parse(&cfg, w->set, &d))
+    return put(err, cap, "set '%s': %s", w->set, d.msg), -1;
   if (config[0] && ir_config_parse(&cfg, config, &d))
     return put(err, cap, "config '%s': %s", config, d.msg), -1;
   if (kn_problem_config(w->builtin ? w->kernel : "", &w->shape, w->dtype[0] ? w->dtype : NULL, &cfg,
@@ -756,19 +759,23 @@ static void on_problem(worker *w, const at_msg *m) {
   int aligned = 0;
   const char *kernel = at_msg_get(m, "kernel", NULL), *shape = at_msg_get(m, "shape", NULL);
   const char *dtype = at_msg_get(m, "dtype", NULL), *arch = at_msg_get(m, "arch", NULL);
+  const char *set = at_msg_get(m, "set", NULL);
   if (w->has_problem) {
     reply_error(AT_ERR_ARG, "this worker has a problem already (one PROBLEM per worker)");
     return;
   }
   if (!kernel || strlen(kernel) >= sizeof w->kernel ||
-      (dtype && strlen(dtype) >= sizeof w->dtype) || (arch && strlen(arch) >= sizeof w->arch)) {
-    reply_error(AT_ERR_ARG, "PROBLEM: missing kernel, or a kernel, dtype or arch name too long");
+      (dtype && strlen(dtype) >= sizeof w->dtype) || (arch && strlen(arch) >= sizeof w->arch) ||
+      (set && strlen(set) >= sizeof w->set)) {
+    reply_error(AT_ERR_ARG,
+                "PROBLEM: missing kernel, or a kernel, dtype, arch or set text too long");
     return;
   }
   w->has_problem = true;
   put(w->kernel, sizeof w->kernel, "%s", kernel);
   put(w->dtype, sizeof w->dtype, "%s", dtype ? dtype : "");
   put(w->arch, sizeof w->arch, "%s", arch ? arch : "");
+  put(w->set, sizeof w->set, "%s", set ? set : "");
   w->seed = (uint64_t)at_msg_int(m, "seed", 1);
   w->reps = (int)at_msg_int(m, "reps", 50);
   w->warmup = (int)at_msg_int(m, "warmup", 5);

@@ -182,6 +182,26 @@ run dtf "${one[@]}" --dtype f16
 [[ $(sql "$tmp/dt.db" "SELECT count(DISTINCT b.sha256) FROM result r JOIN blob b
   ON b.compile_key = r.compile_key") == 2 ]] || fail "bf16 and f16 rows name the same code"
 
+# A file kernel's const parameter pinned with --set: another problem (its own bucket), and the
+# worker specializes with it. D=3 makes rows of 12 bytes, which break the aligned variant's
+# promise (so the worker, building D=3's problem, answers generic); D=16 keeps it.
+krows=$(dirname "$0")/const_rows.tile
+printf 'BLOCK=16\tok 1.0\nBLOCK=32\tok 2.0\n' >"$tmp/rows.tsv"
+for d in 16 3; do
+  TILEC_WORKER_FAKE=$tmp/rows.tsv run rows$d "$krows" --shape N=4096 --set D=$d --jobs 1 \
+    --timeout 2 --reps 5 --retime 0 --strategy exhaustive --db "$tmp/rows.db"
+  [[ $(cat "$tmp/rows$d.rc") == 0 ]] || { cat "$tmp/rows$d.err"; fail "file kernel D=$d"; }
+  [[ $(field rows$d 'd["bucket"]') == "D=$d,N=4096" ]] || fail "file kernel D=$d: bucket"
+  [[ $(field rows$d 'd["measured"]') == 2 ]] || fail "file kernel D=$d: rows of D=16 answered"
+done
+[[ $(field rows16 'd["variant"]') == aligned ]] || fail "file kernel D=16: variant"
+[[ $(field rows3 'd["variant"]') == generic ]] || fail "file kernel D=3: the worker ignored --set"
+# tilec export binds D from each bucket: both entries' cubins are their own problems' code (the
+# export refuses a cubin whose compile key is not its binding's).
+"$tilec" export --db "$tmp/rows.db" --device "fake|sm_90a|132sm|141GiB" --kernel-file rows="$krows" \
+  -o "$tmp/rows_tuned.c" >"$tmp/rows_export.out" 2>&1 || { cat "$tmp/rows_export.out"; fail "export of D=16 and D=3"; }
+grep -q "2 entries" "$tmp/rows_export.out" || { cat "$tmp/rows_export.out"; fail "export entries"; }
+
 # The model strategy with a budget finds the fastest here too (it is also the model's kind of
 # config); the budget is honoured.
 run model "${common[@]}" --strategy model --budget 8 --db "$tmp/model.db"
