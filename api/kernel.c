@@ -233,11 +233,23 @@ static void heuristic(const at_space *sp, miss *m) {
 /* Configs of the nearest tuned buckets a miss considers. */
 enum { API_NEAREST_MAX = 8 };
 
+/* Whether config (a row's tunables) specializes for this problem: its constraints hold with the
+ * problem's items. (A winner ran on this device, so its resources fit; only the problem
+ * changed.) Cheaper than the space, which the nearest bucket's miss then never builds. */
+static bool config_fits(const miss *m, const char *config) {
+  ir_config cfg = m->fixed;
+  ir_diag d;
+  ir_kernel *spec = NULL;
+  bool ok = !ir_config_parse(&cfg, config, &d) && !ir_specialize(m->k, &cfg, &spec, &d);
+  ir_kernel_free(spec);
+  return ok;
+}
+
 /* A stand-in for a missing winner: the winner of the nearest tuned bucket of the same kernel
  * (device, toolchain and IR as the request) within ctx->nearest (at_bucket_distance) whose
- * config is a live point of this problem's space sp. Database errors only mean no stand-in. */
-static bool nearest_winner(tilec_context *ctx, miss *m, const at_space *sp) {
-  if (!ctx->db || ctx->nearest < 0 || !sp)
+ * config specializes for this problem. Database errors only mean no stand-in. */
+static bool nearest_winner(tilec_context *ctx, miss *m) {
+  if (!ctx->db || ctx->nearest < 0)
     return false;
   at_key pat = {ctx->device_key, ctx->toolchain, m->k->name, m->hash, NULL};
   at_rows rows = {0};
@@ -258,8 +270,7 @@ static bool nearest_winner(tilec_context *ctx, miss *m, const at_space *sp) {
           d = fmin(d, at_bucket_distance(m->bucket, pairs[j].bucket));
       if (d > ctx->nearest)
         break; /* out is ordered by that distance */
-      int c = at_space_find(sp, out[i]);
-      if (c >= 0 && !sp->c[c].pruned && !isinf(sp->c[c].prior_ms)) {
+      if (config_fits(m, out[i])) {
         snprintf(m->tun, sizeof m->tun, "%s", out[i]);
         found = true;
       }
@@ -328,14 +339,14 @@ static tilec_status choose_config(tilec_context *ctx, const tilec_kernel_request
       pthread_mutex_unlock(&ctx->mu);
     }
   }
+  if (nearest_winner(ctx, m)) {
+    m->origin = TILEC_ORIGIN_NEAREST;
+    return TILEC_OK;
+  }
   at_space sp = {0};
   bool have_space = !at_space_build(m->k, &m->fixed, &m->shape, &ctx->model, &sp, NULL);
-  if (nearest_winner(ctx, m, have_space ? &sp : NULL)) {
-    m->origin = TILEC_ORIGIN_NEAREST;
-  } else {
-    heuristic(have_space ? &sp : NULL, m);
-    m->origin = TILEC_ORIGIN_HEURISTIC;
-  }
+  heuristic(have_space ? &sp : NULL, m);
+  m->origin = TILEC_ORIGIN_HEURISTIC;
   at_space_free(&sp);
   return TILEC_OK;
 }
