@@ -654,8 +654,10 @@ static at_status problem(tune *t, kn_shape *shape, at_err *e) {
     const ir_config_item *it = &t->fixed.items[i];
     size_t len = strlen(it->name);
     int sym = ir_sym_find(t->k, it->name, len);
-    bool tvar = ir_tvar_find(t->k, it->name, len) >= 0;
-    if (!tvar && (sym < 0 || t->k->syms[sym].kind != SYM_CONST))
+    bool tvar = ir_tvar_find(t->k, it->name, len) >= 0, later = false;
+    for (int j = i + 1; j < t->fixed.n; j++) /* the last item of a name binds it */
+      later |= !strcmp(t->fixed.items[j].name, it->name);
+    if (later || (!tvar && (sym < 0 || t->k->syms[sym].kind != SYM_CONST)))
       continue;
     char val[64];
     if (tvar)
