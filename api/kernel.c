@@ -173,17 +173,8 @@ static tilec_status problem(const tilec_kernel_request *r, miss *m) {
       if (*end || end == v)
         return api_fail(TILEC_ERR_SHAPE, "shape key '%s': '%s' is not a number", key, v);
     }
-    if (r->dtype) {
-      if (k->ntvars == 0)
-        return api_fail(TILEC_ERR_SHAPE, "kernel '%s' has no type variable for dtype %s", k->name,
-                        r->dtype);
-      ir_kind kd = ir_kind_from_name(r->dtype, strlen(r->dtype));
-      if (kd == IR_VOID)
-        return api_fail(TILEC_ERR_SHAPE, "dtype '%s' is not a scalar type", r->dtype);
-      ir_config_item *it = &m->fixed.items[m->fixed.n++];
-      snprintf(it->name, sizeof it->name, "%s", k->tvars[0].name);
-      it->kind = kd;
-    }
+    if (r->dtype && kn_file_dtype(k, r->dtype, &m->fixed, err, sizeof err))
+      return api_fail(TILEC_ERR_SHAPE, "%s", err);
   }
   at_err e = {0};
   at_status st = at_bucket_key(k, &m->shape, r->dtype, &m->bucket, &e);

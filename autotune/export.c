@@ -305,8 +305,16 @@ static at_status entry_config(gen *g, const kern *kn, entry *en, ir_config *cfg)
                      kn->name, r->key.bucket, nm, val, nm);
     cfg->n++;
   }
-  if (!builtin)
+  if (!builtin) { /* a file kernel's dtype is its first type variable (kn_file_dtype) */
+    char msg[256];
+    for (int i = 0; i < en->nkeys; i++)
+      if (!strcmp(en->keys[i], "dtype") && kn->k->ntvars > 0 &&
+          !has_item(cfg, kn->k->tvars[0].name) &&
+          kn_file_dtype(kn->k, en->vals[i].text, cfg, msg, sizeof msg))
+        return at_fail(g->err, AT_ERR_ARG, "kernel '%s' bucket '%s': %s", kn->name, r->key.bucket,
+                       msg);
     return AT_OK;
+  }
   kn_shape shape = {0};
   const char *dtype = NULL;
   for (int i = 0; i < en->nkeys; i++) {

@@ -679,9 +679,21 @@ static at_status problem(tune *t, kn_shape *shape, at_err *e) {
     if (np >= sizeof t->pinned)
       return at_fail(e, AT_ERR_ARG, "--set: too long");
   }
-  if (kn_is_builtin(t->k->name) &&
-      kn_problem_config(t->k->name, shape, o->dtype, &t->fixed, err, sizeof err))
+  bool builtin = !o->source && kn_is_builtin(t->k->name); /* as the worker decides it */
+  if (builtin && kn_problem_config(t->k->name, shape, o->dtype, &t->fixed, err, sizeof err))
     return at_fail(e, AT_ERR_ARG, "%s", err);
+  if (!builtin && o->dtype) { /* the first type variable, as the API binds it */
+    int before = t->fixed.n;
+    if (kn_file_dtype(t->k, o->dtype, &t->fixed, err, sizeof err))
+      return at_fail(e, AT_ERR_ARG, "--dtype: %s", err);
+    if (t->fixed.n == before)
+      return at_fail(e, AT_ERR_ARG, "--dtype and --set both bind %s", t->k->tvars[0].name);
+    const ir_config_item *it = &t->fixed.items[before]; /* the worker gets it as a pinned item */
+    if (np + strlen(it->name) + 24 >= sizeof t->pinned)
+      return at_fail(e, AT_ERR_ARG, "--set: too long");
+    np += (size_t)snprintf(t->pinned + np, sizeof t->pinned - np, "%s%s=%s", np ? "," : "",
+                           it->name, ir_kind_name(it->kind));
+  }
   char *bucket = NULL;
   at_status st = at_bucket_key(t->k, &keyed, o->dtype, &bucket, e);
   if (st)
@@ -712,7 +724,7 @@ static at_status device(tune *t, at_err *e) {
     at_problem_desc pd = {.kernel = o->kernel,
                           .source = o->source,
                           .shape = o->shape,
-                          .dtype = o->dtype,
+                          .dtype = !o->source && kn_is_builtin(o->kernel) ? o->dtype : NULL,
                           .set = t->pinned,
                           .arch = o->arch,
                           .seed = o->seed ? o->seed : 1,

@@ -297,7 +297,9 @@ static int specialize(const opts *o, const ir_kernel *k, const kn_shape *shape, 
     fprintf(stderr, "%s\n", d.msg);
     return EXIT_FAIL;
   }
-  if (kn_problem_config(kn_is_builtin(o->kernel) ? o->kernel : "", shape, o->dtype, cfg, err,
+  bool builtin = kn_is_builtin(o->kernel);
+  if ((!builtin && o->dtype && kn_file_dtype(k, o->dtype, cfg, err, sizeof err)) ||
+      kn_problem_config(builtin ? o->kernel : "", shape, builtin ? o->dtype : NULL, cfg, err,
                         sizeof err))
     return cli_die(EXIT_FAIL, "%s", err);
   if (ir_specialize(k, cfg, spec, &d)) {

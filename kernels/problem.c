@@ -534,6 +534,17 @@ static int add_item(ir_config *cfg, const char *name, ir_num v, ir_kind kind) {
   return 0;
 }
 
+int kn_file_dtype(const ir_kernel *k, const char *dtype, ir_config *cfg, char *err, size_t errcap) {
+  if (k->ntvars == 0)
+    return kn_fail(err, errcap, "kernel '%s' has no type variable for dtype %s", k->name, dtype);
+  ir_kind kd = ir_kind_from_name(dtype, strlen(dtype));
+  if (kd == IR_VOID)
+    return kn_fail(err, errcap, "dtype '%s' is not a scalar type", dtype);
+  if (add_item(cfg, k->tvars[0].name, (ir_num){0}, kd))
+    return kn_fail(err, errcap, "too many settings");
+  return 0;
+}
+
 int kn_problem_config(const char *kernel, const kn_shape *shape, const char *dtype, ir_config *cfg,
                       char *err, size_t errcap) {
   ir_kind dt = IR_VOID;

@@ -81,6 +81,11 @@ bool kn_is_builtin(const char *name);
 int kn_problem_config(const char *kernel, const kn_shape *shape, const char *dtype, ir_config *cfg,
                       char *err, size_t errcap);
 
+/* A file kernel's dtype (the public API's `dtype`, `--dtype` of the CLI): binds k's first type
+ * variable to the scalar type named dtype, appending to cfg. Returns 0, or nonzero with a
+ * message when k has no type variable or dtype names no scalar type. */
+int kn_file_dtype(const ir_kernel *k, const char *dtype, ir_config *cfg, char *err, size_t errcap);
+
 /* Allocates and fills every argument of the specialized kernel k for the problem: random
  * inputs from seed (never all zero), outputs poisoned with NaN (integers with -1), layouts and
  * BSR data built on the host. p is overwritten; free it with kn_problem_free (also on error). */

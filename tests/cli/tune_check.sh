@@ -202,6 +202,24 @@ done
   -o "$tmp/rows_tuned.c" >"$tmp/rows_export.out" 2>&1 || { cat "$tmp/rows_export.out"; fail "export of D=16 and D=3"; }
 grep -q "2 entries" "$tmp/rows_export.out" || { cat "$tmp/rows_export.out"; fail "export entries"; }
 
+# A file kernel's --dtype binds its first type variable, as the API's dtype does: the bucket is
+# the API's (dtype=f16), the worker builds f16 data (N=4100 f16 breaks the aligned promise,
+# f32 keeps it), `db best --dtype` finds it, and export binds it from the bucket.
+ktyped=$(dirname "$0")/typed_scale.tile
+printf 'BLOCK=128\tok 1.0\nBLOCK=256\tok 2.0\n' >"$tmp/typed.tsv"
+for dt in f32 f16; do
+  TILEC_WORKER_FAKE=$tmp/typed.tsv run typed$dt "$ktyped" --shape N=4100 --dtype $dt --jobs 1 \
+    --timeout 2 --reps 5 --retime 0 --strategy exhaustive --db "$tmp/typed.db"
+  [[ $(cat "$tmp/typed$dt.rc") == 0 ]] || { cat "$tmp/typed$dt.err"; fail "file kernel --dtype $dt"; }
+  [[ $(field typed$dt 'd["bucket"]') == "N=4100,dtype=$dt" ]] || fail "file kernel $dt: bucket"
+done
+[[ $(field typedf32 'd["variant"]') == aligned ]] || fail "file kernel f32: variant"
+[[ $(field typedf16 'd["variant"]') == generic ]] || fail "file kernel f16: the worker's dtype"
+"$tilec" db best "$ktyped" --shape N=4100 --dtype f16 --db "$tmp/typed.db" | grep -q "^best  *BLOCK=128" ||
+  fail "db best of a file kernel's dtype"
+"$tilec" export --db "$tmp/typed.db" --device "fake|sm_90a|132sm|141GiB" --kernel-file scale="$ktyped" \
+  -o "$tmp/typed_tuned.c" >"$tmp/typed_export.out" 2>&1 || { cat "$tmp/typed_export.out"; fail "export of f32 and f16"; }
+
 # The model strategy with a budget finds the fastest here too (it is also the model's kind of
 # config); the budget is honoured.
 run model "${common[@]}" --strategy model --budget 8 --db "$tmp/model.db"
