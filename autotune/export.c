@@ -72,6 +72,7 @@ typedef struct entry {
 typedef struct kern {
   const char *name;
   ir_kernel *k;
+  bool file; /* its text came from --kernel-file, even under a built-in's name */
   int first, n;
   field f[MAX_FIELDS];
   int nf;
@@ -202,10 +203,12 @@ static at_status split_bucket(gen *g, entry *en) {
 /* ---- loading: kernels, specialization, cubins -------------------------------------------------
  */
 
-static const char *kernel_text(gen *g, const char *name, const char **file) {
+static const char *kernel_text(gen *g, const char *name, const char **file, bool *given) {
+  *given = false;
   for (int i = 0; i < g->o->nsources; i++)
     if (g->o->sources[i].name && g->o->sources[i].text && !strcmp(g->o->sources[i].name, name)) {
       *file = g->o->sources[i].file ? g->o->sources[i].file : name;
+      *given = true;
       return g->o->sources[i].text;
     }
   for (const struct tilec_builtin_source *s = tilec_builtin_sources; s->name; s++)
@@ -217,7 +220,7 @@ static const char *kernel_text(gen *g, const char *name, const char **file) {
 }
 
 static at_status load_kernel(gen *g, kern *kn) {
-  const char *file = NULL, *text = kernel_text(g, kn->name, &file);
+  const char *file = NULL, *text = kernel_text(g, kn->name, &file, &kn->file);
   if (!text)
     return at_fail(g->err, AT_ERR_ARG,
                    "kernel '%s' is not built in: give its text with --kernel-file %s=PATH",
@@ -279,7 +282,7 @@ static at_status entry_config(gen *g, const kern *kn, entry *en, ir_config *cfg)
   /* Bucket keys that name a type variable, or a const parameter of a file kernel, bind it: the
    * tuner puts --set items that fix them in the bucket (built-in kernels take their const
    * parameters from the bucket through kn_problem_config below). */
-  bool builtin = kn_is_builtin(kn->name);
+  bool builtin = !kn->file && kn_is_builtin(kn->name); /* as tilec tune and its worker decide */
   for (int i = 0; i < en->nkeys; i++) {
     const char *nm = en->keys[i], *val = en->vals[i].text;
     int sym = ir_sym_find(kn->k, nm, strlen(nm));
