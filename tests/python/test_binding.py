@@ -32,6 +32,17 @@ def raises(status, fn, needle=""):
     check(False, f"expected TilecError {status}")
 
 
+# The binding's structs are the library's: what the library's *_init writes as the size (into a
+# buffer larger than any of them) is the ctypes struct's size. A smaller ctypes struct would let
+# the library write past it.
+for init, struct in (("tilec_context_opts_init", tilec._ContextOpts),
+                     ("tilec_kernel_request_init", tilec._Request)):
+    buf = (ctypes.c_size_t * 64)()
+    fn = getattr(tilec.library(), init)
+    fn.restype, fn.argtypes = None, [ctypes.c_void_p]
+    fn(ctypes.byref(buf))
+    check(buf[0] == ctypes.sizeof(struct), f"{init}: size {buf[0]} != {ctypes.sizeof(struct)}")
+
 check(tilec.version() == "0.1.0", "version")
 raises("arg", lambda: tilec.Context(no_gpu=True, no_db=True), "arch")
 ctx = tilec.Context(no_db=True)
