@@ -155,25 +155,11 @@ static tilec_status problem(const tilec_kernel_request *r, miss *m) {
   } else {
     for (int i = 0; i < m->shape.n; i++) {
       const char *key = m->shape.kv[i].key;
-      int s = ir_sym_find(k, key, strlen(key));
-      if (s < 0)
+      if (ir_sym_find(k, key, strlen(key)) < 0)
         return api_fail(TILEC_ERR_SHAPE, "shape key '%s' names nothing in kernel '%s'", key,
                         k->name);
-      if (k->syms[s].kind != SYM_CONST)
-        continue;
-      char *end;
-      ir_config_item *it = &m->fixed.items[m->fixed.n++];
-      snprintf(it->name, sizeof it->name, "%s", key);
-      const char *v = m->shape.kv[i].val;
-      it->value.i = strtoll(v, &end, 10);
-      if (*end) {
-        it->value.isf = true;
-        it->value.f = strtod(v, &end);
-      }
-      if (*end || end == v)
-        return api_fail(TILEC_ERR_SHAPE, "shape key '%s': '%s' is not a number", key, v);
     }
-    if (r->dtype && kn_file_dtype(k, r->dtype, &m->fixed, err, sizeof err))
+    if (kn_file_config(k, &m->shape, r->dtype, &m->fixed, err, sizeof err))
       return api_fail(TILEC_ERR_SHAPE, "%s", err);
   }
   at_err e = {0};

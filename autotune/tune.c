@@ -682,6 +682,10 @@ static at_status problem(tune *t, kn_shape *shape, at_err *e) {
   bool builtin = !o->source && kn_is_builtin(t->k->name); /* as the worker decides it */
   if (builtin && kn_problem_config(t->k->name, shape, o->dtype, &t->fixed, err, sizeof err))
     return at_fail(e, AT_ERR_ARG, "%s", err);
+  /* A file kernel's const parameters named by --shape keys are bound from them (the bucket has
+   * them already; the worker binds them from the shape it gets). */
+  if (!builtin && kn_file_config(t->k, shape, NULL, &t->fixed, err, sizeof err))
+    return at_fail(e, AT_ERR_ARG, "--shape: %s", err);
   if (!builtin && o->dtype) { /* the first type variable, as the API binds it */
     int before = t->fixed.n;
     if (kn_file_dtype(t->k, o->dtype, &t->fixed, err, sizeof err))

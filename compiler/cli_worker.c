@@ -663,7 +663,8 @@ static int specialize(worker *w, const char *config, ir_kernel **spec, char *err
     return put(err, cap, "set '%s': %s", w->set, d.msg), -1;
   if (config[0] && ir_config_parse(&cfg, config, &d))
     return put(err, cap, "config '%s': %s", config, d.msg), -1;
-  if (kn_problem_config(w->builtin ? w->kernel : "", &w->shape, w->dtype[0] ? w->dtype : NULL, &cfg,
+  if ((!w->builtin && kn_file_config(w->k, &w->shape, NULL, &cfg, err, cap)) ||
+      kn_problem_config(w->builtin ? w->kernel : "", &w->shape, w->dtype[0] ? w->dtype : NULL, &cfg,
                         err, cap))
     return -1;
   if (ir_specialize(w->k, &cfg, spec, &d))

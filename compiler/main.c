@@ -298,7 +298,7 @@ static int specialize(const opts *o, const ir_kernel *k, const kn_shape *shape, 
     return EXIT_FAIL;
   }
   bool builtin = kn_is_builtin(o->kernel);
-  if ((!builtin && o->dtype && kn_file_dtype(k, o->dtype, cfg, err, sizeof err)) ||
+  if ((!builtin && kn_file_config(k, shape, o->dtype, cfg, err, sizeof err)) ||
       kn_problem_config(builtin ? o->kernel : "", shape, builtin ? o->dtype : NULL, cfg, err,
                         sizeof err))
     return cli_die(EXIT_FAIL, "%s", err);

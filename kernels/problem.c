@@ -458,6 +458,13 @@ static void ref_bsmatmul(kn_problem *p) {
 
 static int setup_generic(setup *s) {
   const ir_kernel *k = s->k;
+  for (int i = 0; i < k->nsyms; i++) { /* const keys bound the specialization (kn_file_config) */
+    const ir_sym *sym = &k->syms[i];
+    const char *txt = sym->kind == SYM_CONST ? key(s, sym->name) : NULL;
+    if (txt && !sym->def.isf && strtoll(txt, NULL, 10) != sym->def.i)
+      return kn_fail(s->err, s->cap, "--shape %s=%s, but the kernel was specialized with %s=%lld",
+                     sym->name, txt, sym->name, (long long)sym->def.i);
+  }
   for (int i = 0; i < k->nargs; i++) {
     const ir_arg *a = &k->args[i];
     if (a->kind == ARG_PTR)
@@ -543,6 +550,27 @@ int kn_file_dtype(const ir_kernel *k, const char *dtype, ir_config *cfg, char *e
   if (add_item(cfg, k->tvars[0].name, (ir_num){0}, kd))
     return kn_fail(err, errcap, "too many settings");
   return 0;
+}
+
+int kn_file_config(const ir_kernel *k, const kn_shape *shape, const char *dtype, ir_config *cfg,
+                   char *err, size_t errcap) {
+  for (int i = 0; shape && i < shape->n; i++) {
+    const char *name = shape->kv[i].key, *txt = shape->kv[i].val;
+    int sym = ir_sym_find(k, name, strlen(name));
+    if (sym < 0 || k->syms[sym].kind != SYM_CONST)
+      continue;
+    char *end;
+    ir_num v = {.isf = ir_kind_is_float(k->syms[sym].ty)};
+    if (v.isf)
+      v.f = strtod(txt, &end);
+    else
+      v.i = strtoll(txt, &end, 10);
+    if (end == txt || *end)
+      return kn_fail(err, errcap, "shape key '%s': '%s' is not a number", name, txt);
+    if (add_item(cfg, name, v, IR_VOID))
+      return kn_fail(err, errcap, "too many settings");
+  }
+  return dtype ? kn_file_dtype(k, dtype, cfg, err, errcap) : 0;
 }
 
 int kn_problem_config(const char *kernel, const kn_shape *shape, const char *dtype, ir_config *cfg,

@@ -81,6 +81,15 @@ bool kn_is_builtin(const char *name);
 int kn_problem_config(const char *kernel, const kn_shape *shape, const char *dtype, ir_config *cfg,
                       char *err, size_t errcap);
 
+/* What a problem fixes in a kernel from a file (or built with the IR builder): every shape key
+ * that names a const parameter binds it (`D=32`; a float parameter takes a float), and dtype
+ * (may be NULL) binds the first type variable (kn_file_dtype). Items already in cfg win. Keys
+ * that name other things are left to the problem builder. Returns 0, or nonzero with a message
+ * (a value that is not a number, no type variable, an unknown dtype). The CLI, the tuner, its
+ * worker and the C API all bind a file kernel's problem through this. */
+int kn_file_config(const ir_kernel *k, const kn_shape *shape, const char *dtype, ir_config *cfg,
+                   char *err, size_t errcap);
+
 /* A file kernel's dtype (the public API's `dtype`, `--dtype` of the CLI): binds k's first type
  * variable to the scalar type named dtype, appending to cfg. Returns 0, or nonzero with a
  * message when k has no type variable or dtype names no scalar type. */

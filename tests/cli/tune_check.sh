@@ -196,6 +196,14 @@ for d in 16 3; do
 done
 [[ $(field rows16 'd["variant"]') == aligned ]] || fail "file kernel D=16: variant"
 [[ $(field rows3 'd["variant"]') == generic ]] || fail "file kernel D=3: the worker ignored --set"
+# The same problem written as the API writes it (the const in the shape): the same bucket, so
+# its rows are found (nothing measured), and the worker binds D from the shape (generic again).
+TILEC_WORKER_FAKE=$tmp/rows.tsv run rowsshape "$krows" --shape N=4096,D=3 --jobs 1 --timeout 2 \
+  --reps 5 --retime 0 --strategy exhaustive --db "$tmp/rows.db"
+[[ $(cat "$tmp/rowsshape.rc") == 0 ]] || { cat "$tmp/rowsshape.err"; fail "file kernel --shape D=3"; }
+[[ $(field rowsshape 'd["bucket"]') == "D=3,N=4096" ]] || fail "file kernel --shape D=3: bucket"
+[[ $(field rowsshape 'd["measured"]') == 0 ]] || fail "file kernel --shape D=3: not the --set rows"
+[[ $(field rowsshape 'd["variant"]') == generic ]] || fail "file kernel --shape D=3: the worker's D"
 # tilec export binds D from each bucket: both entries' cubins are their own problems' code (the
 # export refuses a cubin whose compile key is not its binding's).
 "$tilec" export --db "$tmp/rows.db" --device "fake|sm_90a|132sm|141GiB" --kernel-file rows="$krows" \
