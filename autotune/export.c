@@ -253,8 +253,8 @@ static bool has_item(const ir_config *c, const char *name) {
 }
 
 /* The full config of an entry: the row's, then --set items it lacks, then what the bucket
- * fixes: type variables and file kernels' const parameters it names, and for built-in kernels
- * what kn_problem_config makes of it (dtype, const parameters). */
+ * fixes: the type variables it names, and what kn_problem_config (built-in kernels) or
+ * kn_file_config (file kernels: const parameters, dtype) makes of it. */
 static at_status entry_config(gen *g, const kern *kn, entry *en, ir_config *cfg) {
   ir_diag d;
   const at_result *r = en->row;
@@ -279,60 +279,35 @@ static at_status entry_config(gen *g, const kern *kn, entry *en, ir_config *cfg)
     }
     free(set);
   }
-  /* Bucket keys that name a type variable, or a const parameter of a file kernel, bind it: the
-   * tuner puts --set items that fix them in the bucket (built-in kernels take their const
-   * parameters from the bucket through kn_problem_config below). */
-  bool builtin = !kn->file && kn_is_builtin(kn->name); /* as tilec tune and its worker decide */
-  for (int i = 0; i < en->nkeys; i++) {
-    const char *nm = en->keys[i], *val = en->vals[i].text;
-    int sym = ir_sym_find(kn->k, nm, strlen(nm));
-    bool tvar = ir_tvar_find(kn->k, nm, strlen(nm)) >= 0;
-    bool cnst = !builtin && sym >= 0 && kn->k->syms[sym].kind == SYM_CONST;
-    if ((!tvar && !cnst) || has_item(cfg, nm))
-      continue;
-    if (cfg->n == IR_MAX_SYMS)
-      return at_fail(g->err, AT_ERR_ARG, "kernel '%s' bucket '%s': too many items", kn->name,
-                     r->key.bucket);
-    ir_config_item *it = &cfg->items[cfg->n];
-    memset(it, 0, sizeof *it);
-    snprintf(it->name, sizeof it->name, "%s", nm);
-    char *end = NULL;
-    if (tvar)
-      it->kind = ir_kind_from_name(val, strlen(val));
-    else if (ir_kind_is_float(kn->k->syms[sym].ty))
-      it->value = (ir_num){.isf = true, .f = strtod(val, &end)};
-    else
-      it->value = (ir_num){.i = strtoll(val, &end, 10)};
-    if (tvar ? it->kind == IR_VOID : (!end || end == val || *end))
-      return at_fail(g->err, AT_ERR_ARG, "kernel '%s' bucket '%s': '%s=%s' is not a value of %s",
-                     kn->name, r->key.bucket, nm, val, nm);
-    cfg->n++;
-  }
-  if (!builtin) { /* a file kernel's dtype is its first type variable (kn_file_dtype) */
-    char msg[256];
-    for (int i = 0; i < en->nkeys; i++)
-      if (!strcmp(en->keys[i], "dtype") && kn->k->ntvars > 0 &&
-          !has_item(cfg, kn->k->tvars[0].name) &&
-          kn_file_dtype(kn->k, en->vals[i].text, cfg, msg, sizeof msg))
-        return at_fail(g->err, AT_ERR_ARG, "kernel '%s' bucket '%s': %s", kn->name, r->key.bucket,
-                       msg);
-    return AT_OK;
-  }
+  /* The bucket as the problem it was made from (keys and dtype). Keys that name a type variable
+   * bind it (the tuner puts --set items that fix one in the bucket); the rest is the problem's,
+   * bound as tilec tune and its worker bind it. */
   kn_shape shape = {0};
   const char *dtype = NULL;
   for (int i = 0; i < en->nkeys; i++) {
-    if (!strcmp(en->keys[i], "dtype")) {
-      dtype = en->vals[i].text;
+    const char *nm = en->keys[i], *val = en->vals[i].text;
+    if (!strcmp(nm, "dtype")) {
+      dtype = val;
       continue;
+    }
+    if (ir_tvar_find(kn->k, nm, strlen(nm)) >= 0 && !has_item(cfg, nm)) {
+      ir_kind kd = ir_kind_from_name(val, strlen(val));
+      if (kd == IR_VOID || cfg->n == IR_MAX_SYMS)
+        return at_fail(g->err, AT_ERR_ARG, "kernel '%s' bucket '%s': '%s=%s' binds no type",
+                       kn->name, r->key.bucket, nm, val);
+      cfg->items[cfg->n] = (ir_config_item){.kind = kd};
+      snprintf(cfg->items[cfg->n++].name, sizeof cfg->items[0].name, "%s", nm);
     }
     if (shape.n == KN_MAX_KEYS)
       break;
-    snprintf(shape.kv[shape.n].key, sizeof shape.kv[shape.n].key, "%s", en->keys[i]);
-    snprintf(shape.kv[shape.n].val, sizeof shape.kv[shape.n].val, "%s", en->vals[i].text);
+    snprintf(shape.kv[shape.n].key, sizeof shape.kv[shape.n].key, "%s", nm);
+    snprintf(shape.kv[shape.n].val, sizeof shape.kv[shape.n].val, "%s", val);
     shape.n++;
   }
+  bool builtin = !kn->file && kn_is_builtin(kn->name); /* as tilec tune and its worker decide */
   char msg[512];
-  if (kn_problem_config(kn->name, &shape, dtype, cfg, msg, sizeof msg))
+  if (builtin ? kn_problem_config(kn->name, &shape, dtype, cfg, msg, sizeof msg)
+              : kn_file_config(kn->k, &shape, dtype, cfg, msg, sizeof msg))
     return at_fail(g->err, AT_ERR_ARG, "kernel '%s' bucket '%s': %s", kn->name, r->key.bucket, msg);
   return AT_OK;
 }

@@ -674,8 +674,8 @@ static at_status problem(tune *t, kn_shape *shape, at_err *e) {
     snprintf(keyed.kv[keyed.n].key, sizeof keyed.kv[keyed.n].key, "%s", it->name);
     snprintf(keyed.kv[keyed.n].val, sizeof keyed.kv[keyed.n].val, "%s", val);
     keyed.n++;
-    np += (size_t)snprintf(t->pinned + np, np < sizeof t->pinned ? sizeof t->pinned - np : 0,
-                           "%s%s=%s", np ? "," : "", it->name, val);
+    np += (size_t)snprintf(t->pinned + np, sizeof t->pinned - np, "%s%s=%s", np ? "," : "",
+                           it->name, val);
     if (np >= sizeof t->pinned)
       return at_fail(e, AT_ERR_ARG, "--set: too long");
   }
